@@ -2,7 +2,8 @@
 // test-only parent, and all state lives in a temp dir: all of it is removed even on failure.
 import { test, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, readdir, rename, access, stat } from 'node:fs/promises';
+import { readFile, readdir, rename, access, stat, rm } from 'node:fs/promises';
+import { isAlive } from '../../src/actors/monitor/process-tree.js';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ContainerRuntime } from '../../src/actors/monitor/container-runtime.js';
@@ -383,3 +384,71 @@ async function waitUntil(cond: () => Promise<boolean>, ms = 5000): Promise<void>
   }
   throw new Error('condition not met in time');
 }
+
+test('a create cut short before its record (crash mid-launch) is undone by delete and by a retried create', async (t) => {
+  const m = await run(t, 'cutshort', ['sleep', '1000']);
+  // What a crash between conmon's launch and the record leaves: runc state, conmon, the cgroup,
+  // the create intent, but no meta.json.
+  await rm(join(work, 'run', m.id, 'meta.json'));
+  assert.equal(await rt.record(m.id), null);
+  assert.ok((await newRuntime().list()).includes(m.id), 'list() names an id with only a create intent');
+  const again = await newRuntime().create({ id: m.id, bundle: m.bundle, logPath: m.logPath });
+  assert.notEqual(again.pid, m.pid, 'the half-made container was replaced, not adopted');
+  assert.equal(await isAlive(m.conmonPid), false, 'the first attempt\'s conmon is gone');
+  assert.equal(await isAlive(m.pid), false, 'the first attempt\'s process is gone');
+  // And delete alone undoes an intent-only leftover, cgroup included.
+  await rm(join(work, 'run', m.id, 'meta.json'));
+  await newRuntime().delete(m.id);
+  assert.equal(await rt.state(m.id), null);
+  for (const dir of cgroupDirs(m.cgroup)) assert.equal(await pathExists(dir), false, `no cgroup ${dir}`);
+});
+
+test('conmon gone, process alive: inspect says orphaned, adoptOrphan watches it and settles an unknown exit', async (t) => {
+  const m = await run(t, 'orphan', ['sleep', '1000']);
+  process.kill(m.conmonPid, 'SIGKILL');
+  await waitUntil(async () => !(await isAlive(m.conmonPid)));
+  const reborn = newRuntime();
+  assert.deepEqual(await reborn.inspect(m.id), { status: 'orphaned', pid: m.pid, conmonPid: m.conmonPid });
+  const notices: string[] = [];
+  reborn.orphaned$.subscribe((o) => notices.push(o.id));
+  t.after(() => reborn.close());
+  assert.equal(await reborn.adoptOrphan(m.id), true);
+  assert.deepEqual(notices, [m.id]);
+  const waiting = reborn.waitExit(m.id, AbortSignal.timeout(20_000));
+  process.kill(m.pid, 'SIGKILL');
+  const exit = await waiting;
+  assert.equal(exit.exitCode, 255);
+  assert.equal(exit.reason, 'Unknown');
+  // whichever looks first — the orphan watch or the waiter seeing runc's stopped state — says why
+  assert.match(exit.message ?? '', /conmon (was|is) gone/);
+  assert.deepEqual(await reborn.inspect(m.id), { status: 'exited', exit });
+});
+
+test('conmon gone and runc says stopped with no exit file: the exit is settled as unknown (255)', async (t) => {
+  const m = await run(t, 'lost', ['sleep', '1000']);
+  process.kill(m.conmonPid, 'SIGKILL');
+  await waitUntil(async () => !(await isAlive(m.conmonPid)));
+  process.kill(m.pid, 'SIGKILL');
+  await waitUntil(async () => (await rt.state(m.id))?.status === 'stopped');
+  assert.equal(await pathExists(join(work, 'exits', m.id)), false, 'no exit file was written');
+  const check = await newRuntime().inspect(m.id);
+  assert.equal(check.status, 'exited');
+  if (check.status !== 'exited') return;
+  assert.equal(check.exit.exitCode, 255);
+  assert.equal(check.exit.reason, 'Unknown');
+  assert.match(check.exit.message ?? '', /no exit file/);
+});
+
+test('conmon dying while the runtime waits: the waiter adopts the process instead of giving up', async (t) => {
+  const m = await run(t, 'orphan-live', ['sleep', '1000']);
+  const notices: string[] = [];
+  const sub = rt.orphaned$.subscribe((o) => notices.push(o.id));
+  t.after(() => sub.unsubscribe());
+  const waiting = rt.waitExit(m.id, AbortSignal.timeout(20_000));
+  process.kill(m.conmonPid, 'SIGKILL');
+  await waitUntil(async () => notices.includes(m.id));
+  process.kill(m.pid, 'SIGKILL');
+  const exit = await waiting;
+  assert.equal(exit.exitCode, 255);
+  assert.equal(exit.reason, 'Unknown');
+});

@@ -2,11 +2,12 @@
 // in files (runc's state dir, conmon's pid/exit/oom files, our meta.json and exit.json), so a
 // new ContainerRuntime over the same directories re-adopts containers started by an earlier
 // process: that is how crisp survives its own restarts.
-import { mkdir, open, readFile, readdir, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rename, stat, writeFile } from 'node:fs/promises';
 import { constants as fsConstants } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
+import { Subject } from 'rxjs';
 import {
   alreadyExists,
   deadlineExceeded,
@@ -22,7 +23,7 @@ import { isConmonFor, launchConmon } from './conmon.js';
 import { DEFAULT_MAX_EXEC_OUTPUT, execSyncWithRunc } from './exec-sync.js';
 import { errCode, exists, readJsonFile, removePath, waitForFile, WaitAborted, writeJsonFileAtomic } from './files.js';
 import { readOomScoreAdj } from './oom-score.js';
-import { readPidFile } from './process-tree.js';
+import { readPidFile, processIdentity } from './process-tree.js';
 import { Runc, runcErrorText, isNotExist } from './runc.js';
 import { parseSignal } from './signals.js';
 import type { ExitInfo, ExitReason, ExecSyncResult, LinuxResources, RuntimeState } from './types.js';
@@ -53,6 +54,14 @@ export interface CreateOptions {
   logSizeMax?: number;
 }
 
+/** What create() is about to make: enough for delete() to undo an attempt cut short. */
+interface CreateIntent {
+  version: 1;
+  id: string;
+  bundle: string;
+  cgroupsPath?: string;
+}
+
 /** What create() records about a container, so any later process can find it again. */
 export interface ContainerRecord {
   version: 1;
@@ -79,14 +88,33 @@ const ATTACH_DIR = 'attach';
 const REOPEN_LOGS_MESSAGE = '2 0 0\n';
 const REOPEN_WAIT_MS = 10_000;
 const DELETE_EXIT_WAIT_MS = 10_000;
-// exit status we report when conmon vanished without writing one (CRI-O does the same)
+// exit status we report when conmon vanished without writing one (CRI-O and containerd do the same)
 const UNKNOWN_EXIT_CODE = 255;
+// How often crisp looks at a process whose conmon is gone (see adoptOrphan).
+const ORPHAN_POLL_MS = 500;
+
+/** What start-up finds when it looks at a container the log says has a process. */
+export type MonitorCheck =
+  | { status: 'exited'; exit: ExitInfo }
+  | { status: 'monitored' }
+  | { status: 'orphaned'; pid: number; conmonPid: number | null }
+  | { status: 'unknown-id' };
+
+/** A container whose conmon died while its process lives on; crisp watches it from then on. */
+export interface OrphanNotice {
+  id: string;
+  pid: number;
+  conmonPid: number | null;
+}
 
 export class ContainerRuntime {
   private readonly runc: Runc;
   private readonly logger: Logger;
   private readonly lifelines = new Map<string, Socket>();
+  private readonly orphans = new Map<string, NodeJS.Timeout>();
   private layout?: Promise<CgroupLayout>;
+  /** Each time crisp takes over watching a process whose conmon is gone. */
+  readonly orphaned$ = new Subject<OrphanNotice>();
 
   constructor(private readonly o: ContainerRuntimeOptions) {
     for (const key of ['runtimePath', 'runtimeRoot', 'conmonPath', 'runDir', 'exitsDir'] as const) {
@@ -103,6 +131,10 @@ export class ContainerRuntime {
   }
   private recordFile(id: string): string {
     return join(this.containerDir(id), 'meta.json');
+  }
+  /** Written before conmon is launched, so a create cut short still names what it may have made. */
+  private intentFile(id: string): string {
+    return join(this.containerDir(id), 'intent.json');
   }
   private storedExitFile(id: string): string {
     return join(this.containerDir(id), 'exit.json');
@@ -126,7 +158,7 @@ export class ContainerRuntime {
     return readJsonFile<ContainerRecord>(this.recordFile(id));
   }
 
-  /** Ids of every container this run dir holds a record for (for reconciliation at start-up). */
+  /** Ids of every container this run dir holds a record or a create intent for (for reconciliation at start-up). */
   async list(): Promise<string[]> {
     let entries: string[];
     try {
@@ -137,7 +169,8 @@ export class ContainerRuntime {
     }
     const ids: string[] = [];
     for (const entry of entries) {
-      if (entry !== ATTACH_DIR && ID_PATTERN.test(entry) && (await exists(join(this.o.runDir, entry, 'meta.json')))) ids.push(entry);
+      if (entry === ATTACH_DIR || !ID_PATTERN.test(entry)) continue;
+      if ((await exists(join(this.o.runDir, entry, 'meta.json'))) || (await exists(join(this.o.runDir, entry, 'intent.json')))) ids.push(entry);
     }
     return ids.sort();
   }
@@ -177,9 +210,16 @@ export class ContainerRuntime {
     const cgroupsPath = spec.linux?.cgroupsPath;
     const cgroup = cgroupsPath ? resolveCgroupPaths(await this.cgroupLayout(), cgroupsPath) : undefined;
 
-    // runc keeps each container's state in <root>/<id>/state.json: looking for it costs a stat,
-    // where asking `runc state` costs a process spawn on every create.
-    if ((await exists(this.recordFile(c.id))) || (await exists(join(this.o.runtimeRoot, c.id, 'state.json')))) {
+    if (await exists(this.recordFile(c.id))) throw alreadyExists(`container ${c.id} already exists`);
+    const interrupted = await readJsonFile<CreateIntent>(this.intentFile(c.id));
+    if (interrupted) {
+      // An earlier create of this id died before it could record the container (crisp was
+      // killed mid-launch): undo whatever it made (runc state, conmon, cgroup) and start over.
+      this.logger.warn({ id: c.id }, 'undoing a create that was cut short before it recorded the container');
+      await this.delete(c.id);
+    } else if (await exists(join(this.o.runtimeRoot, c.id, 'state.json'))) {
+      // runc keeps each container's state in <root>/<id>/state.json: looking for it costs a
+      // stat, where asking `runc state` costs a process spawn on every create.
       throw alreadyExists(`container ${c.id} already exists`);
     }
     const dir = this.containerDir(c.id);
@@ -188,6 +228,8 @@ export class ContainerRuntime {
     await removePath(dir); // leftovers of an earlier, half-cleaned attempt with this id
     await removePath(this.exitFile(c.id));
     await mkdir(dir, { recursive: true });
+    const intent: CreateIntent = { version: 1, id: c.id, bundle: c.bundle, ...(cgroup && { cgroupsPath: cgroup.cgroupsPath }) };
+    await writeJsonFileAtomic(this.intentFile(c.id), intent);
     const logExisted = await exists(c.logPath);
 
     const log = this.logger.child({ id: c.id });
@@ -323,6 +365,8 @@ export class ContainerRuntime {
     if (!(await exists(this.recordFile(id)))) throw notFound(`container ${id} not found`);
     const gone = await this.exitIfConmonGone(id);
     if (gone) return gone;
+    const rec = await this.record(id);
+    if (rec && !(await isConmonFor(rec.conmonPid, id, this.o.conmonPath))) await this.adoptOrphan(id);
 
     const local = new AbortController();
     const onOuterAbort = () => local.abort();
@@ -340,7 +384,8 @@ export class ContainerRuntime {
         // conmon writes the exit file before it exits, so its absence now is final
         const exit = (await this.readExit(id)) ?? (await this.exitIfConmonGone(id));
         if (exit) return exit;
-        throw failedPrecondition(`container ${id}: conmon exited but the container is still running unmonitored`);
+        if (!(await this.adoptOrphan(id))) throw failedPrecondition(`container ${id}: conmon exited and the container's process cannot be watched`);
+        await waitForFile(this.exitFile(id), local.signal);
       }
       const exit = await this.readExit(id);
       if (!exit) throw internal(`container ${id}: exit file vanished while being read`);
@@ -370,13 +415,92 @@ export class ContainerRuntime {
       exitCode: UNKNOWN_EXIT_CODE,
       finishedAt: BigInt(Date.now()) * 1_000_000n,
       oomKilled: await this.sawOomKill(id),
-      reason: 'Error',
-      message: 'conmon exited without writing an exit file; the exit status is unknown',
+      reason: 'Unknown',
+      message: 'conmon is gone and runc says the container stopped, but no exit file was written; the exit status is unknown',
     };
-    info.reason = info.oomKilled ? 'OOMKilled' : 'Error';
+    if (info.oomKilled) info.reason = 'OOMKilled';
     this.logger.warn({ id }, info.message);
     await this.storeExit(id, info);
     return info;
+  }
+
+  /**
+   * Start-up's look at a container the log says has a process: its exit if one was written
+   * (or, with conmon gone and runc saying stopped, the unknown exit settled now), whether conmon
+   * still watches it, or whether the process outlived its conmon.
+   */
+  async inspect(id: string): Promise<MonitorCheck> {
+    validateId(id);
+    const exit = await this.readExit(id);
+    if (exit) return { status: 'exited', exit };
+    const rec = await this.record(id);
+    if (!rec) return { status: 'unknown-id' };
+    if (await isConmonFor(rec.conmonPid, id, this.o.conmonPath)) return { status: 'monitored' };
+    const lost = await this.exitIfConmonGone(id);
+    if (lost) return { status: 'exited', exit: lost };
+    const st = await this.state(id);
+    return { status: 'orphaned', pid: st?.pid || rec.pid, conmonPid: rec.conmonPid || null };
+  }
+
+  /**
+   * conmon is gone but the container's process lives: nobody will write its exit file, so crisp
+   * watches the process itself (by pid and start time, so a reused pid is not mistaken for it)
+   * and, when it ends, writes the exit conmon would have written, with the status unknown
+   * (nobody could reap it). Waiters on the exit file then see it like any other exit.
+   */
+  async adoptOrphan(id: string): Promise<boolean> {
+    validateId(id);
+    if (this.orphans.has(id)) return true;
+    const rec = await this.record(id);
+    const st = rec && (await this.state(id));
+    if (!rec || !st || st.status === 'stopped' || !st.pid) return false;
+    const identity = await processIdentity(st.pid);
+    if (identity === null) return false;
+    const log = this.logger.child({ id, pid: st.pid });
+    log.warn({ conmonPid: rec.conmonPid }, 'conmon is gone but the container runs on; crisp watches the process itself');
+    let looking = false;
+    const timer = setInterval(() => {
+      if (looking) return;
+      looking = true;
+      processIdentity(st.pid)
+        .then(async (now) => {
+          if (now === identity) return;
+          clearInterval(timer);
+          this.orphans.delete(id);
+          await this.settleOrphanExit(id);
+        })
+        .catch((err: unknown) => log.error({ err }, 'watching a container without its conmon failed'))
+        .finally(() => {
+          looking = false;
+        });
+    }, ORPHAN_POLL_MS);
+    timer.unref();
+    this.orphans.set(id, timer);
+    this.orphaned$.next({ id, pid: st.pid, conmonPid: rec.conmonPid || null });
+    return true;
+  }
+
+  private async settleOrphanExit(id: string): Promise<void> {
+    if (await exists(this.exitFile(id))) return;
+    const oomKilled = await this.sawOomKill(id);
+    const info: ExitInfo = {
+      exitCode: UNKNOWN_EXIT_CODE,
+      finishedAt: BigInt(Date.now()) * 1_000_000n,
+      oomKilled,
+      reason: oomKilled ? 'OOMKilled' : 'Unknown',
+      message: 'the process ended after its conmon was gone; nobody could collect its exit status',
+    };
+    await this.storeExit(id, info);
+    // The file conmon would have written, last, so whoever waits for it finds the record first.
+    await writeFile(`${this.exitFile(id)}.tmp`, String(UNKNOWN_EXIT_CODE));
+    await rename(`${this.exitFile(id)}.tmp`, this.exitFile(id));
+  }
+
+  /** Stops watching orphans (the daemon is shutting down; the next start adopts them again). */
+  close(): void {
+    for (const timer of this.orphans.values()) clearInterval(timer);
+    this.orphans.clear();
+    this.orphaned$.complete();
   }
 
   // ---- stop / delete ---------------------------------------------------------------------------
@@ -436,8 +560,9 @@ export class ContainerRuntime {
   async delete(id: string): Promise<void> {
     validateId(id);
     const rec = await readJsonFile<ContainerRecord>(this.recordFile(id));
-    const cgroup = rec?.cgroupsPath ? resolveCgroupPaths(await this.cgroupLayout(), rec.cgroupsPath) : undefined;
-    await this.removeEverything(id, { bundle: rec?.bundle, cgroup, conmonPid: rec?.conmonPid });
+    const made = rec ?? (await readJsonFile<CreateIntent>(this.intentFile(id)));
+    const cgroup = made?.cgroupsPath ? resolveCgroupPaths(await this.cgroupLayout(), made.cgroupsPath) : undefined;
+    await this.removeEverything(id, { bundle: made?.bundle, cgroup, conmonPid: rec?.conmonPid });
     this.logger.info({ id }, 'container deleted');
   }
 

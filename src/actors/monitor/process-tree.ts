@@ -25,6 +25,22 @@ async function procStat(pid: number): Promise<{ state: string; ppid: number } | 
   }
 }
 
+/**
+ * The process's identity — pid plus start time in clock ticks since boot — or null once it is
+ * gone or a zombie. Comparing identities tells "still that process" from "pid reused".
+ */
+export async function processIdentity(pid: number): Promise<string | null> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // after the comm field: state is field 3 of proc(5), starttime field 22
+    if (fields[0] === 'Z' || fields[0] === 'X') return null;
+    return `${pid}@${fields[19]}`;
+  } catch {
+    return null;
+  }
+}
+
 /** True while /proc/<pid> exists and is not a zombie. */
 export async function isAlive(pid: number): Promise<boolean> {
   const s = await procStat(pid);
