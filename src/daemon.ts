@@ -94,6 +94,7 @@ export async function runDaemon(config: CrispConfig, logger: Logger): Promise<Da
     await metricsServer?.close();
     metrics.stop();
     for (const service of [...services].reverse()) await service.close?.();
+    runtime.close();
     await layers.close();
   };
   let server: CriServer;

@@ -15,6 +15,7 @@ import { stateOf, type EntityState } from '../machines/index.js';
 import { isCrispError, messageOf } from '../errors.js';
 import type { Logger } from '../log.js';
 import { crashPoint } from '../crash-points.js';
+import { within } from './recovery.js';
 
 export interface Step<K extends StreamKind> {
   /** A short name, recorded in failure events and logs ("cni-add", "rootfs-mount"). */
@@ -51,10 +52,20 @@ export class StreamDriver<K extends StreamKind> {
       .subscribe((e) => this.kick(e.streamId));
   }
 
-  /** Drives every live stream of this kind: what start-up recovery calls. */
-  driveAll(): Promise<void> {
-    for (const [id] of this.store.liveStreams(this.kind)) this.kick(id);
-    return this.idleAll();
+  /**
+   * Drives every live stream of this kind: what start-up recovery calls. With `boundMs`, it
+   * resolves once each stream is idle or has been driven that long, returning the ids still busy
+   * (they go on in the background); without, it waits for all.
+   */
+  async driveAll(boundMs?: number): Promise<string[]> {
+    const ids = this.store.liveStreams(this.kind).map(([id]) => id);
+    for (const id of ids) this.kick(id);
+    if (boundMs === undefined) {
+      await this.idleAll();
+      return [];
+    }
+    const busy = await Promise.all(ids.map(async (id) => ((await within(this.idle(id), boundMs)) ? null : id)));
+    return busy.filter((id): id is string => id !== null);
   }
 
   /** Plans the stream again: now if it is idle, after the current step if one is running. */

@@ -24,6 +24,7 @@ export interface CrispConfig {
   metricsAddress: string;
   shutdownTimeoutMs: number;
   eventRetentionMs: number;
+  recoveryItemTimeoutMs: number;
 }
 
 type ValueType = 'string' | 'path' | 'int' | 'bool' | 'duration' | 'paths' | 'level' | 'address' | 'cgroup-driver';
@@ -59,6 +60,7 @@ export const DEFAULTS: CrispConfig = {
   metricsAddress: '127.0.0.1:9090',
   shutdownTimeoutMs: 10_000,
   eventRetentionMs: 24 * 3_600_000,
+  recoveryItemTimeoutMs: 30_000,
 };
 
 export const KEYS: KeySpec[] = [
@@ -70,6 +72,8 @@ export const KEYS: KeySpec[] = [
     doc: 'Log level: trace, debug, info, warn, error, fatal or silent.' },
   { prop: 'eventRetentionMs', section: 'crisp', key: 'event_retention', type: 'duration',
     doc: 'History of ended streams (removed pods and containers, finished pulls) is compacted this long after it ends; "0s" keeps it forever.' },
+  { prop: 'recoveryItemTimeoutMs', section: 'crisp', key: 'recovery_item_timeout', type: 'duration', flag: 'recovery-item-timeout',
+    doc: 'At start-up, how long the server waits for any one container or pod to recover before it opens anyway (that item goes on in the background).' },
   { prop: 'shutdownTimeoutMs', section: 'crisp', key: 'shutdown_timeout', type: 'duration',
     doc: 'How long a SIGTERM waits for calls in flight before closing them (containers keep running).' },
   { prop: 'socket', section: 'crisp.api', key: 'listen', type: 'path', flag: 'socket',

@@ -21,6 +21,8 @@ export interface ContainerContext {
   exit: ExitFacts | null;
   failure: { step: string; message: string } | null;
   unknownReason: string | null;
+  /** Set when conmon was lost and crisp watches the process itself (its exit code will be unknown). */
+  monitorLost: string | null;
   /** The resources last applied by UpdateContainerResources; null means those of the config. */
   resources: LinuxContainerResources__Output | null;
   // Releases are facts of their own: "never acquired" and "released" look alike otherwise, and
@@ -32,6 +34,11 @@ export interface ContainerContext {
 const exits = {
   ContainerExited: { target: 'exited', actions: 'recordExit' },
   ContainerExitObserved: { target: 'exited', actions: 'recordExit' },
+} as const;
+
+// conmon gone, process alive: an observation that changes who watches, not the state.
+const monitorLoss = {
+  ContainerMonitorLost: { actions: 'recordMonitorLost' },
 } as const;
 
 const resourceUpdate = {
@@ -58,6 +65,9 @@ export const containerMachine = setup({
           }
         : {}),
     recordUnknown: assign(({ event }) => (event.type === 'ContainerStateUnknownObserved' ? { unknownReason: event.reason } : {})),
+    // Kept in the log for `crisp replay`; the state has nothing to change.
+    observe: assign(() => ({})),
+    recordMonitorLost: assign(({ event }) => (event.type === 'ContainerMonitorLost' ? { monitorLost: event.message } : {})),
     recordStopRequest: assign(({ event }) =>
       event.type === 'ContainerStopRequested' ? { stopTimeoutSeconds: event.timeoutSeconds } : {}),
     recordResources: assign(({ event }) => (event.type === 'ContainerResourcesUpdated' ? { resources: event.resources } : {})),
@@ -67,6 +77,10 @@ export const containerMachine = setup({
 }).createMachine({
   id: 'container',
   initial: 'new',
+  // An observation, not a transition: whatever the state, the log keeps what was found.
+  on: {
+    ContainerRootfsMountMissingObserved: { actions: 'observe' },
+  },
   context: ({ input }) => ({
     id: input.id,
     sandboxId: '',
@@ -85,6 +99,7 @@ export const containerMachine = setup({
     exit: null,
     failure: null,
     unknownReason: null,
+    monitorLost: null,
     resources: null,
     runtimeDeleted: false,
     rootfsReleased: false,
@@ -121,6 +136,7 @@ export const containerMachine = setup({
     },
     created: {
       on: {
+        ...monitorLoss,
         ContainerStartRequested: { target: 'starting' },
         ContainerStopRequested: { target: 'stopping', actions: 'recordStopRequest' },
         ContainerRemoveRequested: { target: 'removing' },
@@ -131,6 +147,7 @@ export const containerMachine = setup({
     },
     starting: {
       on: {
+        ...monitorLoss,
         ContainerStarted: { target: 'running', actions: assign(({ event }) => ({ startedAt: event.startedAt })) },
         ContainerStartFailed: {
           target: 'exited',
@@ -144,6 +161,7 @@ export const containerMachine = setup({
     },
     running: {
       on: {
+        ...monitorLoss,
         ContainerStopRequested: { target: 'stopping', actions: 'recordStopRequest' },
         ContainerStateUnknownObserved: { target: 'unknown', actions: 'recordUnknown' },
         ...exits,
@@ -152,6 +170,7 @@ export const containerMachine = setup({
     },
     stopping: {
       on: {
+        ...monitorLoss,
         // kubelet may ask again with a shorter grace period while a stop is under way.
         ContainerStopRequested: { actions: 'recordStopRequest' },
         ContainerStateUnknownObserved: { target: 'unknown', actions: 'recordUnknown' },
@@ -166,6 +185,7 @@ export const containerMachine = setup({
     },
     unknown: {
       on: {
+        ...monitorLoss,
         ContainerStopRequested: { target: 'stopping', actions: 'recordStopRequest' },
         ContainerRemoveRequested: { target: 'removing' },
         ...exits,

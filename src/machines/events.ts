@@ -37,6 +37,8 @@ export type SandboxEvent =
   | { type: 'SandboxNetworkDetached' }
   | { type: 'SandboxStopped' }
   | { type: 'SandboxNotReadyObserved'; reason: string }
+  /** A mount the log says the pod holds (its shm, the infra rootfs) was not mounted at start-up. */
+  | { type: 'SandboxMountMissingObserved'; path: string; what: string }
   | { type: 'SandboxResourcesUpdated'; overhead: LinuxContainerResources__Output | null; resources: LinuxContainerResources__Output | null }
   | { type: 'SandboxRemoveRequested' }
   | { type: 'SandboxFilesRemoved' }
@@ -74,6 +76,10 @@ export type ContainerEvent =
   | ({ type: 'ContainerExited' } & ExitFacts)
   | ({ type: 'ContainerExitObserved' } & ExitFacts)
   | { type: 'ContainerStateUnknownObserved'; reason: string }
+  /** conmon is gone while the process lives on: crisp itself watches the process from now on. */
+  | { type: 'ContainerMonitorLost'; conmonPid: number | null; message: string }
+  /** The rootfs the log says is mounted was not, at start-up. */
+  | { type: 'ContainerRootfsMountMissingObserved'; path: string }
   | { type: 'ContainerResourcesUpdated'; resources: LinuxContainerResources__Output }
   | { type: 'ContainerRemoveRequested' }
   | { type: 'ContainerRuntimeDeleted' }
@@ -135,13 +141,14 @@ export interface EventsByKind {
 export const SCHEMA_VERSIONS: Record<DomainEventType, number> = {
   SandboxRunRequested: 1, SandboxNamespacesPinned: 1, SandboxFilesPrepared: 1, SandboxNetworkAttached: 1,
   SandboxInfraStarted: 1, SandboxReady: 1, SandboxRunFailed: 1, SandboxStopRequested: 1, SandboxInfraStopped: 1,
-  SandboxNetworkDetached: 1, SandboxStopped: 1, SandboxNotReadyObserved: 1, SandboxResourcesUpdated: 1, SandboxRemoveRequested: 1,
+  SandboxNetworkDetached: 1, SandboxStopped: 1, SandboxNotReadyObserved: 1, SandboxMountMissingObserved: 1, SandboxResourcesUpdated: 1, SandboxRemoveRequested: 1,
   SandboxFilesRemoved: 1, SandboxNamespacesUnpinned: 1, SandboxRemoved: 1,
   SandboxInfraImageResolved: 1, SandboxInfraRootfsMounted: 1, SandboxInfraSpecWritten: 1, SandboxInfraDeleted: 1,
   SandboxInfraRootfsUnmounted: 1,
   ContainerCreateRequested: 1, ContainerRootfsMounted: 1, ContainerSpecWritten: 1, ContainerCreated: 1,
   ContainerCreateFailed: 1, ContainerStartRequested: 1, ContainerStarted: 1, ContainerStartFailed: 1,
   ContainerStopRequested: 1, ContainerExited: 1, ContainerExitObserved: 1, ContainerStateUnknownObserved: 1,
+  ContainerMonitorLost: 1, ContainerRootfsMountMissingObserved: 1,
   ContainerResourcesUpdated: 1,
   ContainerRemoveRequested: 1, ContainerRuntimeDeleted: 1, ContainerRootfsUnmounted: 1, ContainerRemoved: 1,
   ImagePulled: 1, ImageTagged: 1, ImageUntagged: 1, ImagePinned: 1, ImageRemoved: 1,

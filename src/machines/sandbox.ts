@@ -48,6 +48,8 @@ export const sandboxMachine = setup({
     input: {} as { id: string },
   },
   actions: {
+    // Kept in the log for `crisp replay`; the state has nothing to change.
+    observe: assign(() => ({})),
     recordNamespaces: assign(({ event }) => (event.type === 'SandboxNamespacesPinned' ? { namespaces: event.paths } : {})),
     recordFiles: assign(({ event }) =>
       event.type === 'SandboxFilesPrepared' ? { filesDir: event.dir, shmPath: event.shmPath ?? null } : {}),
@@ -72,6 +74,10 @@ export const sandboxMachine = setup({
 }).createMachine({
   id: 'sandbox',
   initial: 'new',
+  // An observation, not a transition: whatever the state, the log keeps what was found.
+  on: {
+    SandboxMountMissingObserved: { actions: 'observe' },
+  },
   context: ({ input }) => ({
     id: input.id,
     config: null,

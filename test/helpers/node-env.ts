@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { startRegistry, type TestRegistry } from './registry.js';
 import { pushFixtures } from './oci-images.js';
-import { startDaemon, testDirs, type TestDaemon } from './daemon.js';
+import { startDaemon, testDirs, type DaemonOptions, type TestDaemon } from './daemon.js';
 import { call } from './cri-client.js';
 import type { PodSandboxConfig } from '../../src/cri/proto/gen/runtime/v1/PodSandboxConfig.js';
 
@@ -30,7 +30,7 @@ export interface TestNode {
    * Stops the daemon if it still runs (SIGTERM) and starts a new one on the same dirs, with
    * `extraArgs` in place of the node's first ones (startTestNode's and prepare's).
    */
-  restartDaemon(extraArgs?: string[]): Promise<TestDaemon>;
+  restartDaemon(extraArgs?: string[], options?: DaemonOptions): Promise<TestDaemon>;
   cleanup(): Promise<void>;
 }
 
@@ -109,13 +109,13 @@ export async function startTestNode(extraArgs: string[] = [], options: TestNodeO
         pods.add(id);
         return id;
       },
-      async restartDaemon(args = firstArgs) {
+      async restartDaemon(args = firstArgs, daemonOptions = {}) {
         if (running(node.daemon)) {
           node.daemon.clients.close();
           await node.daemon.stop('SIGTERM');
         }
         daemon = undefined; // a start that fails leaves nothing for cleanup to talk to
-        daemon = node.daemon = await startDaemon([...baseArgs, ...args], dirs);
+        daemon = node.daemon = await startDaemon([...baseArgs, ...args], dirs, daemonOptions);
         return daemon;
       },
     };

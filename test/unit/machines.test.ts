@@ -228,6 +228,21 @@ test('container machine: resource updates are kept, releases are remembered apar
   assert.equal(accepts(exitedOne, { type: 'ContainerResourcesUpdated', resources: criResources() }), false);
 });
 
+test('container machine: a lost conmon is noted without a transition; a missing rootfs mount is an observation in any state', () => {
+  const running = fold('container', 'c', [containerCreate('s'), { type: 'ContainerCreated', pid: 10, conmonPid: 9 },
+    { type: 'ContainerStartRequested' }, { type: 'ContainerStarted', startedAt: '5' }]);
+  const lost = next('container', running, { type: 'ContainerMonitorLost', conmonPid: 9, message: 'conmon (pid 9) is gone' });
+  assert.deepEqual([lost.value, lost.context.monitorLost, lost.context.pid], ['running', 'conmon (pid 9) is gone', 10]);
+  const ended = next('container', lost, exited(0));
+  assert.equal(accepts(ended, { type: 'ContainerMonitorLost', conmonPid: 9, message: 'x' }), false, 'nothing left to monitor');
+  for (const state of [running, ended]) {
+    const seen = next('container', state, { type: 'ContainerRootfsMountMissingObserved', path: '/r' });
+    assert.equal(seen.value, state.value);
+  }
+  const ready = fold('sandbox', 's', [sandboxRun()]);
+  assert.ok(accepts(ready, { type: 'SandboxMountMissingObserved', path: '/shm', what: 'shm' }));
+});
+
 test('image machine: names come and go, removal forgets them', () => {
   const [pulled, tagged, untagged, pinned, removed] = IMAGE_EVENTS;
   const s = fold('image', 'sha256:x', [pulled!, tagged!, pinned!]);

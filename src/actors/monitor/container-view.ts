@@ -83,7 +83,7 @@ export function toCriStatus(id: string, state: ContainerState): ContainerStatus 
     image_ref: c.image?.ref ?? '',
     image_id: c.image?.id ?? '',
     reason: exit?.reason ?? (state.value === 'unknown' ? 'Unknown' : ''),
-    message: exit?.message ?? c.unknownReason ?? '',
+    message: exit?.message ?? c.unknownReason ?? c.monitorLost ?? '',
     labels: c.config?.labels ?? {},
     annotations: c.config?.annotations ?? {},
     mounts: c.config?.mounts ?? [],

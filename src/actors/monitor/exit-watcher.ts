@@ -10,6 +10,11 @@ import { nowNs } from '../../events/clock.js';
 import { containerLayout } from './container-layout.js';
 import { exitFacts } from './container-exits.js';
 import type { ContainerDeps } from './container-deps.js';
+import type { OrphanNotice } from './container-runtime.js';
+import type { ContainerContext } from '../../machines/container.js';
+import { recoverEach } from '../recovery.js';
+import { isMountPoint } from '../network/mounts.js';
+import { appendIfAccepted } from '../../events/append-if-accepted.js';
 
 // States in which a conmon runs for the container and its exit is still news.
 const MONITORED = new Set(['created', 'starting', 'running', 'stopping', 'unknown']);
@@ -25,26 +30,63 @@ export class ExitWatcher {
     this.subscription = this.deps.ctx.store.committed$
       .pipe(filter((e) => e.kind === 'container' && e.event.type === 'ContainerCreated'))
       .subscribe((e) => this.watch(e.streamId));
+    this.subscription.add(this.deps.runtime.orphaned$.subscribe((o) => this.markOrphaned(o)));
   }
 
-  /** Start-up: settle exits that happened while crisp was down, watch the rest. */
-  async recover(): Promise<void> {
-    const { store } = this.deps.ctx;
-    for (const [id, live] of store.liveStreams('container')) {
-      const state = stateOf('container', live.snapshot);
-      if (!MONITORED.has(state.value) || !state.context.runtimeCreated) continue;
-      let exit: ExitFacts | null;
-      try {
-        const info = await this.deps.runtime.readExit(id);
-        exit = info && (await exitFacts(info, containerLayout(this.deps.ctx.config.root, id).terminationLog));
-        if (!exit && !(await this.deps.runtime.record(id))) exit = vanished('its monitor state is gone (was the node rebooted?)');
-      } catch (err) {
-        this.deps.ctx.logger.warn({ container: id, error: messageOf(err) }, 'cannot read the exit of a container at start-up');
-        continue;
-      }
-      if (exit) this.record(id, { type: 'ContainerExitObserved', ...exit });
-      else this.watch(id);
+  /**
+   * Start-up: settle exits that happened while crisp was down, watch the rest (re-adopting
+   * processes whose conmon is gone), and check the rootfs mounts the log says are there.
+   * Containers are looked at in parallel, each within the recovery bound.
+   */
+  async recover(): Promise<string[]> {
+    const { store, config, logger } = this.deps.ctx;
+    const ids = store.liveStreams('container').map(([id]) => id);
+    return recoverEach(ids, { itemTimeoutMs: config.recoveryItemTimeoutMs, logger, what: 'container' }, (id) => this.recoverOne(id));
+  }
+
+  private async recoverOne(id: string): Promise<void> {
+    const live = this.deps.ctx.store.stream(id);
+    if (!live) return;
+    const state = stateOf('container', live.snapshot);
+    await this.checkRootfs(id, state.context);
+    if (!MONITORED.has(state.value) || !state.context.runtimeCreated) return;
+    const check = await this.deps.runtime.inspect(id);
+    const terminationLog = containerLayout(this.deps.ctx.config.root, id).terminationLog;
+    switch (check.status) {
+      case 'exited':
+        this.record(id, { type: 'ContainerExitObserved', ...(await exitFacts(check.exit, terminationLog)) });
+        return;
+      case 'unknown-id':
+        this.record(id, { type: 'ContainerExitObserved', ...vanished('its monitor state is gone (was the node rebooted?)') });
+        return;
+      case 'orphaned':
+        await this.deps.runtime.adoptOrphan(id);
+        this.watch(id);
+        return;
+      case 'monitored':
+        this.watch(id);
+        return;
     }
+  }
+
+  /** The log's word that conmon is gone and crisp watches the process (once per loss). */
+  private markOrphaned(o: OrphanNotice): void {
+    const live = this.deps.ctx.store.stream(o.id);
+    if (!live || live.kind !== 'container') return;
+    const message = `conmon${o.conmonPid ? ` (pid ${o.conmonPid})` : ''} is gone; crisp watches process ${o.pid} itself, so its exit status will be unknown`;
+    if (stateOf('container', live.snapshot).context.monitorLost === message) return;
+    const event: ContainerEvent = { type: 'ContainerMonitorLost', conmonPid: o.conmonPid, message };
+    if (!accepts(live.snapshot, event)) return;
+    this.deps.ctx.store.append({ kind: 'container', streamId: o.id, expectedVersion: live.version, events: [event] });
+    this.deps.ctx.logger.warn({ container: o.id, pid: o.pid, conmonPid: o.conmonPid }, 'conmon is gone; crisp monitors the container itself');
+  }
+
+  /** A rootfs the log holds as mounted but that is not is recorded (before anything relies on it). */
+  private async checkRootfs(id: string, c: ContainerContext): Promise<void> {
+    if (c.rootfs === null || c.rootfsReleased || (await isMountPoint(c.rootfs))) return;
+    const { store, logger } = this.deps.ctx;
+    logger.warn({ container: id, path: c.rootfs }, 'the container rootfs the log says is mounted is not');
+    appendIfAccepted(store, 'container', id, { type: 'ContainerRootfsMountMissingObserved', path: c.rootfs });
   }
 
   watch(id: string): void {

@@ -44,8 +44,12 @@ export const containerService: ServiceFactory = (ctx) => {
     async recover() {
       exits.start();
       deps.driver.start();
-      await exits.recover();
-      await deps.driver.driveAll();
+      const bound = ctx.config.recoveryItemTimeoutMs;
+      const unsettled = await exits.recover();
+      const busy = await deps.driver.driveAll(bound);
+      if (unsettled.length || busy.length) {
+        ctx.logger.warn({ unsettled, busy, boundMs: bound }, 'containers still recovering in the background; the server opens without them');
+      }
     },
     async close() {
       exits.stop();

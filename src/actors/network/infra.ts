@@ -25,7 +25,7 @@ import type { ExitInfo } from '../monitor/types.js';
 import { bundleLayout, runtimeDirs } from '../monitor/container-layout.js';
 import { waitForFile, WaitAborted } from '../monitor/files.js';
 import { effectiveHostname } from '../../machines/sandbox-config.js';
-import { appendIfAccepted, liveSandboxes, sandboxDir, sandboxState } from './sandbox-streams.js';
+import { appendIfAccepted, sandboxDir, sandboxState } from './sandbox-streams.js';
 
 type SandboxState = EntityState<'sandbox'>;
 
@@ -212,21 +212,21 @@ export class InfraExitWatcher {
       });
   }
 
-  async recover(): Promise<void> {
-    for (const [id, state] of liveSandboxes(this.deps.store)) {
-      if (state.value !== 'ready' || !state.context.infra) continue;
-      const runtime = this.deps.runtime();
-      try {
-        if (!(await runtime.record(id))) {
-          this.notReady(id, 'its infra container is gone (was the node rebooted?)');
-          continue;
-        }
-        const exit = await runtime.readExit(id);
-        if (exit) this.notReady(id, exitReason(exit));
-        else this.watch(id);
-      } catch (err) {
-        (this.deps.logger ?? silentLogger).warn({ sandbox: id, error: messageOf(err) }, 'cannot read the infra container at start-up');
+  /** Start-up, for one pod: notice an infra that died while crisp was down, else watch it. */
+  async recoverOne(id: string): Promise<void> {
+    const state = sandboxState(this.deps.store, id);
+    if (state?.value !== 'ready' || !state.context.infra) return;
+    const runtime = this.deps.runtime();
+    try {
+      if (!(await runtime.record(id))) {
+        this.notReady(id, 'its infra container is gone (was the node rebooted?)');
+        return;
       }
+      const exit = await runtime.readExit(id);
+      if (exit) this.notReady(id, exitReason(exit));
+      else this.watch(id);
+    } catch (err) {
+      (this.deps.logger ?? silentLogger).warn({ sandbox: id, error: messageOf(err) }, 'cannot read the infra container at start-up');
     }
   }
 

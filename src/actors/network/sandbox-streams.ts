@@ -3,6 +3,7 @@
 // streams: the container service does the work, this side only appends requests and waits).
 import { join } from 'node:path';
 import { waitForState } from '../driver.js';
+import { appendIfAccepted } from '../../events/append-if-accepted.js';
 import type { EventStore } from '../../events/store.js';
 import { accepts, stateOf, type EntityState } from '../../machines/index.js';
 import type { EventsByKind, StreamKind } from '../../machines/events.js';
@@ -42,13 +43,7 @@ export function sandboxByNameKey(store: EventStore, nameKey: string): [string, E
   return liveSandboxes(store).find(([, s]) => s.context.nameKey === nameKey && s.value !== 'failed' && s.value !== 'removing');
 }
 
-/** Appends one event to a stream if its machine takes it now; false when it does not. */
-export function appendIfAccepted<K extends StreamKind>(store: EventStore, kind: K, id: string, event: EventsByKind[K]): boolean {
-  const live = store.stream(id);
-  if (!live || !accepts(live.snapshot, event)) return false;
-  store.append({ kind, streamId: id, expectedVersion: live.version, events: [event] });
-  return true;
-}
+export { appendIfAccepted };
 
 export function podContainerIds(store: EventStore, sandboxId: string): string[] {
   return store.liveStreams('container')

@@ -1,6 +1,6 @@
 // The pod sandbox slice of the CRI: its RPCs, the driver that carries sandbox streams through
 // their steps, and start-up recovery (finish or unwind what was in flight, notice pods whose
-// namespaces vanished with a reboot).
+// namespaces or mounts vanished).
 import { basename, join } from 'node:path';
 import type { ServiceFactory } from '../../cri/context.js';
 import { StreamDriver } from '../driver.js';
@@ -20,15 +20,22 @@ import { listPodSandbox } from '../../cri/list-pod-sandbox.js';
 import { streamPodSandboxes } from '../../cri/stream-pod-sandboxes.js';
 import { updatePodSandboxResources } from '../../cri/update-pod-sandbox-resources.js';
 import { InfraExitWatcher, type InfraDeps } from './infra.js';
+import { isMountPoint } from './mounts.js';
+import { recoverEach } from '../recovery.js';
 
 export const DEFAULT_NETWORK = { name: 'crisp', bridge: 'crisp0', subnet: '10.85.0.0/16' } as const;
 const CONTAINER_WAIT_MS = 30_000;
 const CLOSE_WAIT_MS = 10_000;
 
-/** Ready pods whose pinned namespaces are gone (the node rebooted, someone unmounted them). */
-async function observeVanishedNamespaces(store: EventStore, logger: Logger): Promise<void> {
-  for (const [id, state] of liveSandboxes(store)) {
-    if (state.value !== 'ready') continue;
+/**
+ * Start-up's check of what the log says a pod holds: a ready pod whose pinned namespaces are
+ * gone (the node rebooted, someone unmounted them) is not ready; a shm or infra rootfs mount
+ * that is missing is recorded as found.
+ */
+async function reconcileSandbox(store: EventStore, id: string, logger: Logger): Promise<void> {
+  const state = liveSandboxes(store).find(([sid]) => sid === id)?.[1];
+  if (!state) return;
+  if (state.value === 'ready') {
     for (const [kind, path] of Object.entries(state.context.namespaces) as [PodNamespaceKind, string | undefined][]) {
       if (!path || (await isPinned(path, kind))) continue;
       const reason = `the pinned ${kind} namespace ${path} is gone (node rebooted?)`;
@@ -36,6 +43,12 @@ async function observeVanishedNamespaces(store: EventStore, logger: Logger): Pro
       appendIfAccepted(store, 'sandbox', id, { type: 'SandboxNotReadyObserved', reason });
       break;
     }
+  }
+  const mounts: [string, string | null][] = [['shm', state.context.shmPath], ['infra rootfs', state.context.infraRootfs]];
+  for (const [what, path] of mounts) {
+    if (!path || (await isMountPoint(path))) continue;
+    logger.warn({ sandbox: id, what, path }, 'a pod mount the log holds is not mounted');
+    appendIfAccepted(store, 'sandbox', id, { type: 'SandboxMountMissingObserved', path, what });
   }
 }
 
@@ -81,11 +94,16 @@ export const sandboxService: ServiceFactory = (ctx) => {
     async recover() {
       const { written, path } = await writeDefaultConfig(ctx.config.cniConfigDir, DEFAULT_NETWORK);
       if (written) logger.info({ path, ...DEFAULT_NETWORK }, 'the CNI config dir was empty: wrote the default pod network');
-      await observeVanishedNamespaces(ctx.store, logger);
       infraExits.start();
-      await infraExits.recover();
+      const bound = ctx.config.recoveryItemTimeoutMs;
+      const ids = liveSandboxes(ctx.store).map(([id]) => id);
+      const unsettled = await recoverEach(ids, { itemTimeoutMs: bound, logger, what: 'sandbox' }, async (id) => {
+        await reconcileSandbox(ctx.store, id, logger);
+        await infraExits.recoverOne(id);
+      });
       driver.start();
-      await driver.driveAll();
+      const busy = await driver.driveAll(bound);
+      if (unsettled.length || busy.length) logger.warn({ unsettled, busy, boundMs: bound }, 'pods still recovering in the background; the server opens without them');
     },
     async close() {
       infraExits.stop();

@@ -6,8 +6,8 @@
 import { readFile, writeFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EventStore } from '../../events/store.js';
-import { accepts, stateOf } from '../../machines/index.js';
-import type { DomainEvent, StreamKind } from '../../machines/events.js';
+import { stateOf } from '../../machines/index.js';
+import { appendIfAccepted } from '../../events/append-if-accepted.js';
 import { RUNTIME_STREAM_ID } from '../../machines/runtime.js';
 import { nowNs } from '../../events/clock.js';
 import type { Logger } from '../../log.js';
@@ -25,13 +25,6 @@ async function readMarker(path: string): Promise<string | null> {
   } catch {
     return null;
   }
-}
-
-function appendIfAccepted(store: EventStore, kind: StreamKind, id: string, event: DomainEvent): boolean {
-  const live = store.stream(id);
-  if (!live || !accepts(live.snapshot, event)) return false;
-  store.append({ kind, streamId: id, expectedVersion: live.version, events: [event] });
-  return true;
 }
 
 /**
