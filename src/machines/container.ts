@@ -1,7 +1,7 @@
 import { assign, setup } from 'xstate';
 import type { ContainerConfig__Output } from '../cri/proto/gen/runtime/v1/ContainerConfig.js';
 import type { LinuxContainerResources__Output } from '../cri/proto/gen/runtime/v1/LinuxContainerResources.js';
-import type { ContainerEvent, ExitFacts, ImageRef, NsTime } from './events.js';
+import type { CallerFault, ContainerEvent, ExitFacts, ImageRef, NsTime } from './events.js';
 
 export interface ContainerContext {
   id: string;
@@ -19,7 +19,7 @@ export interface ContainerContext {
   startedAt: NsTime | null;
   stopTimeoutSeconds: number | null;
   exit: ExitFacts | null;
-  failure: { step: string; message: string } | null;
+  failure: { step: string; message: string; kind?: CallerFault } | null;
   unknownReason: string | null;
   /** Set when conmon was lost and crisp watches the process itself (its exit code will be unknown). */
   monitorLost: string | null;
@@ -130,7 +130,7 @@ export const containerMachine = setup({
         },
         ContainerCreateFailed: {
           target: 'createFailed',
-          actions: assign(({ event }) => ({ failure: { step: event.step, message: event.message } })),
+          actions: assign(({ event }) => ({ failure: { step: event.step, message: event.message, ...(event.kind && { kind: event.kind }) } })),
         },
       },
     },

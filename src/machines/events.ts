@@ -47,6 +47,9 @@ export type SandboxEvent =
 
 // ---- containers ----------------------------------------------------------------------------
 
+/** Error kinds that blame the request rather than the node; recorded with a failure to answer with. */
+export type CallerFault = 'InvalidArgument' | 'FailedPrecondition' | 'NotFound';
+
 export interface ImageRef {
   /** What the CRI request named. */
   requested: string;
@@ -68,7 +71,8 @@ export type ContainerEvent =
   | { type: 'ContainerRootfsMounted'; path: string }
   | { type: 'ContainerSpecWritten'; bundle: string }
   | { type: 'ContainerCreated'; pid: number; conmonPid: number }
-  | { type: 'ContainerCreateFailed'; step: string; message: string }
+  /** `kind` is set when the request itself was at fault (a user not in the image, say), so the RPC answers with it. */
+  | { type: 'ContainerCreateFailed'; step: string; message: string; kind?: CallerFault }
   | { type: 'ContainerStartRequested' }
   | { type: 'ContainerStarted'; startedAt: NsTime }
   | { type: 'ContainerStartFailed'; message: string; finishedAt: NsTime }

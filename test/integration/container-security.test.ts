@@ -131,6 +131,7 @@ test('run as user, username and group, with image and supplemental groups', asyn
   assert.match(groupOnly.details, /run_as_group/);
   const unknownName = await createError(secure({ run_as_username: 'nosuchuser' }));
   assert.ok(unknownName, 'an unknown username fails the create');
+  assert.equal(unknownName.code, grpc.status.INVALID_ARGUMENT, 'the request is at fault, not the node');
   assert.match(unknownName.details, /nosuchuser/);
 });
 
@@ -170,6 +171,7 @@ test('capabilities: the default set, add and drop, ALL in either, clipped to the
 test('privileged: every capability the host has, host devices, no masks, writable /sys, unconfined', async () => {
   const refused = await createError(secure({ privileged: true }));
   assert.ok(refused, 'a privileged container in an unprivileged pod is refused');
+  assert.equal(refused.code, grpc.status.INVALID_ARGUMENT);
   assert.match(refused.details, /privileged/);
 
   const hostDevice = ['kmsg', 'mem', 'loop-control', 'fuse', 'net/tun'].find((d) => existsSync(`/dev/${d}`));

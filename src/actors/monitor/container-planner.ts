@@ -7,10 +7,10 @@ import { dirname, join } from 'node:path';
 import type { Step, Planner } from '../driver.js';
 import type { EntityState } from '../../machines/index.js';
 import { stateOf } from '../../machines/index.js';
-import type { ContainerEvent } from '../../machines/events.js';
+import type { CallerFault, ContainerEvent } from '../../machines/events.js';
 import type { ContainerContext } from '../../machines/container.js';
 import { nowNs } from '../../events/clock.js';
-import { failedPrecondition, messageOf } from '../../errors.js';
+import { failedPrecondition, isCrispError, messageOf } from '../../errors.js';
 import { mountOverlay, unmount } from '../storage/overlay.js';
 import { resolveImage } from '../image-pull/image-index.js';
 import { generateSpec, loadLocalhostSeccompProfile, prepareMounts, releasePreparedMounts, resolveUser, writeSpecFile } from '../spec/index.js';
@@ -51,7 +51,8 @@ function createStep(name: string, run: () => Promise<ContainerEvent[]>): Step<'c
   return {
     name,
     run,
-    failed: (err) => [{ type: 'ContainerCreateFailed', step: name, message: messageOf(err) }],
+    // Only the steps that read the request can blame it; runtime-create errors are the node's.
+    failed: (err) => [{ type: 'ContainerCreateFailed', step: name, message: messageOf(err), ...(name !== 'runtime-create' && callerFault(err)) }],
   };
 }
 
@@ -228,6 +229,12 @@ function releaseStep(deps: ContainerDeps, id: string, c: ContainerContext): Step
     };
   }
   return { name: 'forget', run: async () => [{ type: 'ContainerRemoved' }] };
+}
+
+/** The request's own fault, kept with the failure so CreateContainer answers INVALID_ARGUMENT rather than INTERNAL. */
+function callerFault(err: unknown): { kind?: CallerFault } {
+  for (const kind of ['InvalidArgument', 'FailedPrecondition', 'NotFound'] as const) if (isCrispError(err, kind)) return { kind };
+  return {};
 }
 
 export type { ContainerState };

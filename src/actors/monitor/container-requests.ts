@@ -4,6 +4,7 @@ import { waitForState } from '../driver.js';
 import { appendIfAccepted } from '../network/sandbox-streams.js';
 import { CrispError, failedPrecondition } from '../../errors.js';
 import type { ContainerStateName } from '../../machines/container.js';
+import type { CallerFault } from '../../machines/events.js';
 import type { ContainerDeps } from './container-deps.js';
 import type { ContainerState } from './container-view.js';
 
@@ -17,12 +18,12 @@ export async function awaitCreated(deps: ContainerDeps, id: string, signal: Abor
   if (settled && settled.value !== 'createFailed') return;
   const failure = settled?.context.failure ?? lastFailure(deps, id);
   await waitForState(store, 'container', id, () => false, signal);
-  throw new CrispError('Internal', `creating container ${id} failed at step ${failure?.step ?? 'unknown'}: ${failure?.message ?? 'no reason recorded'}`);
+  throw new CrispError(failure?.kind ?? 'Internal', `creating container ${id} failed at step ${failure?.step ?? 'unknown'}: ${failure?.message ?? 'no reason recorded'}`);
 }
 
-function lastFailure(deps: ContainerDeps, id: string): { step: string; message: string } | undefined {
+function lastFailure(deps: ContainerDeps, id: string): { step: string; message: string; kind?: CallerFault } | undefined {
   for (const stored of deps.ctx.store.readStream(id).reverse()) {
-    if (stored.event.type === 'ContainerCreateFailed') return { step: stored.event.step, message: stored.event.message };
+    if (stored.event.type === 'ContainerCreateFailed') return { step: stored.event.step, message: stored.event.message, ...(stored.event.kind && { kind: stored.event.kind }) };
   }
   return undefined;
 }
