@@ -13,7 +13,8 @@ import type { ContainerDeps } from './container-deps.js';
 import type { OrphanNotice } from './container-runtime.js';
 import type { ContainerContext } from '../../machines/container.js';
 import { recoverEach } from '../recovery.js';
-import { isMountPoint } from '../network/mounts.js';
+import { topMounts } from '../network/mounts.js';
+import { resolve } from 'node:path';
 import { appendIfAccepted } from '../../events/append-if-accepted.js';
 
 // States in which a conmon runs for the container and its exit is still news.
@@ -41,14 +42,15 @@ export class ExitWatcher {
   async recover(): Promise<string[]> {
     const { store, config, logger } = this.deps.ctx;
     const ids = store.liveStreams('container').map(([id]) => id);
-    return recoverEach(ids, { itemTimeoutMs: config.recoveryItemTimeoutMs, logger, what: 'container' }, (id) => this.recoverOne(id));
+    const mounted = await topMounts();
+    return recoverEach(ids, { itemTimeoutMs: config.recoveryItemTimeoutMs, logger, what: 'container' }, (id) => this.recoverOne(id, mounted));
   }
 
-  private async recoverOne(id: string): Promise<void> {
+  private recoverOne = async (id: string, mounted: Map<string, unknown>): Promise<void> => {
     const live = this.deps.ctx.store.stream(id);
     if (!live) return;
     const state = stateOf('container', live.snapshot);
-    await this.checkRootfs(id, state.context);
+    this.checkRootfs(id, state.context, mounted);
     if (!MONITORED.has(state.value) || !state.context.runtimeCreated) return;
     const check = await this.deps.runtime.inspect(id);
     const terminationLog = containerLayout(this.deps.ctx.config.root, id).terminationLog;
@@ -67,7 +69,7 @@ export class ExitWatcher {
         this.watch(id);
         return;
     }
-  }
+  };
 
   /** The log's word that conmon is gone and crisp watches the process (once per loss). */
   private markOrphaned(o: OrphanNotice): void {
@@ -82,8 +84,8 @@ export class ExitWatcher {
   }
 
   /** A rootfs the log holds as mounted but that is not is recorded (before anything relies on it). */
-  private async checkRootfs(id: string, c: ContainerContext): Promise<void> {
-    if (c.rootfs === null || c.rootfsReleased || (await isMountPoint(c.rootfs))) return;
+  private checkRootfs(id: string, c: ContainerContext, mounted: Map<string, unknown>): void {
+    if (c.rootfs === null || c.rootfsReleased || mounted.has(resolve(c.rootfs))) return;
     const { store, logger } = this.deps.ctx;
     logger.warn({ container: id, path: c.rootfs }, 'the container rootfs the log says is mounted is not');
     appendIfAccepted(store, 'container', id, { type: 'ContainerRootfsMountMissingObserved', path: c.rootfs });

@@ -44,6 +44,11 @@ export async function mountsAt(path: string): Promise<MountEntry[]> {
   return (await readMounts()).filter((m) => m.mountPoint === target);
 }
 
+/** The topmost mount on every mount point now, for checking many paths against one read of the table. */
+export async function topMounts(): Promise<Map<string, MountEntry>> {
+  return new Map((await readMounts()).map((m) => [m.mountPoint, m]));
+}
+
 export async function isMountPoint(path: string): Promise<boolean> {
   return (await mountsAt(path)).length > 0;
 }

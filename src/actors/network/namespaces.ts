@@ -20,7 +20,7 @@ import { join, resolve } from 'node:path';
 import { alreadyExists, internal, invalidArgument, messageOf } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
 import { describeFailure, run, type RunOptions, type RunResult } from './exec.js';
-import { mountsAt, readMounts, unmountAll } from './mounts.js';
+import { mountsAt, readMounts, unmountAll, type MountEntry } from './mounts.js';
 
 export type PodNamespaceKind = 'net' | 'ipc' | 'uts';
 export const POD_NAMESPACE_KINDS: readonly PodNamespaceKind[] = ['net', 'ipc', 'uts'];
@@ -106,7 +106,11 @@ export async function unpinNamespaces(pinned: PinnedNamespaces): Promise<void> {
 
 /** True when `path` currently holds a pinned namespace of the given kind. */
 export async function isPinned(path: string, kind: PodNamespaceKind): Promise<boolean> {
-  const top = (await mountsAt(path)).at(-1);
+  return pinnedBy((await mountsAt(path)).at(-1), kind);
+}
+
+/** Whether the topmost mount on a path is a pin of a `kind` namespace. */
+export function pinnedBy(top: MountEntry | undefined, kind: PodNamespaceKind): boolean {
   return top?.fsType === 'nsfs' && top.root.startsWith(`${kind}:`);
 }
 

@@ -1,14 +1,14 @@
 // The pod sandbox slice of the CRI: its RPCs, the driver that carries sandbox streams through
 // their steps, and start-up recovery (finish or unwind what was in flight, notice pods whose
 // namespaces or mounts vanished).
-import { basename, join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import type { ServiceFactory } from '../../cri/context.js';
 import { StreamDriver } from '../driver.js';
 import { CniRunner } from './cni.js';
 import { writeDefaultConfig } from './cni-config.js';
-import { isPinned, type PodNamespaceKind } from './namespaces.js';
+import { pinnedBy, type PodNamespaceKind } from './namespaces.js';
 import { createSandboxPlanner } from './sandbox-planner.js';
-import { appendIfAccepted, liveSandboxes } from './sandbox-streams.js';
+import { appendIfAccepted, liveSandboxes, sandboxState } from './sandbox-streams.js';
 import type { SandboxCommandDeps } from './sandbox-commands.js';
 import type { EventStore } from '../../events/store.js';
 import type { Logger } from '../../log.js';
@@ -20,7 +20,7 @@ import { listPodSandbox } from '../../cri/list-pod-sandbox.js';
 import { streamPodSandboxes } from '../../cri/stream-pod-sandboxes.js';
 import { updatePodSandboxResources } from '../../cri/update-pod-sandbox-resources.js';
 import { InfraExitWatcher, type InfraDeps } from './infra.js';
-import { isMountPoint } from './mounts.js';
+import { topMounts, type MountEntry } from './mounts.js';
 import { recoverEach } from '../recovery.js';
 
 export const DEFAULT_NETWORK = { name: 'crisp', bridge: 'crisp0', subnet: '10.85.0.0/16' } as const;
@@ -32,12 +32,12 @@ const CLOSE_WAIT_MS = 10_000;
  * gone (the node rebooted, someone unmounted them) is not ready; a shm or infra rootfs mount
  * that is missing is recorded as found.
  */
-async function reconcileSandbox(store: EventStore, id: string, logger: Logger): Promise<void> {
-  const state = liveSandboxes(store).find(([sid]) => sid === id)?.[1];
+async function reconcileSandbox(store: EventStore, id: string, logger: Logger, mounted: Map<string, MountEntry>): Promise<void> {
+  const state = sandboxState(store, id);
   if (!state) return;
   if (state.value === 'ready') {
     for (const [kind, path] of Object.entries(state.context.namespaces) as [PodNamespaceKind, string | undefined][]) {
-      if (!path || (await isPinned(path, kind))) continue;
+      if (!path || pinnedBy(mounted.get(resolve(path)), kind)) continue;
       const reason = `the pinned ${kind} namespace ${path} is gone (node rebooted?)`;
       logger.warn({ sandbox: id, path }, 'pod namespace vanished; the pod is not ready');
       appendIfAccepted(store, 'sandbox', id, { type: 'SandboxNotReadyObserved', reason });
@@ -46,7 +46,7 @@ async function reconcileSandbox(store: EventStore, id: string, logger: Logger): 
   }
   const mounts: [string, string | null][] = [['shm', state.context.shmPath], ['infra rootfs', state.context.infraRootfs]];
   for (const [what, path] of mounts) {
-    if (!path || (await isMountPoint(path))) continue;
+    if (!path || mounted.has(resolve(path))) continue;
     logger.warn({ sandbox: id, what, path }, 'a pod mount the log holds is not mounted');
     appendIfAccepted(store, 'sandbox', id, { type: 'SandboxMountMissingObserved', path, what });
   }
@@ -97,8 +97,9 @@ export const sandboxService: ServiceFactory = (ctx) => {
       infraExits.start();
       const bound = ctx.config.recoveryItemTimeoutMs;
       const ids = liveSandboxes(ctx.store).map(([id]) => id);
+      const mounted = await topMounts();
       const unsettled = await recoverEach(ids, { itemTimeoutMs: bound, logger, what: 'sandbox' }, async (id) => {
-        await reconcileSandbox(ctx.store, id, logger);
+        await reconcileSandbox(ctx.store, id, logger, mounted);
         await infraExits.recoverOne(id);
       });
       driver.start();
