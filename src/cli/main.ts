@@ -7,6 +7,8 @@ import { renderConfig } from '../config/load.js';
 import { createLogger } from '../log.js';
 import { CRISP_VERSION, runDaemon } from '../daemon.js';
 import { EventStore } from '../events/store.js';
+import { openWriter } from '../events/database.js';
+import { describeSalvage, salvageLog } from '../events/integrity.js';
 import { messageOf } from '../errors.js';
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
@@ -27,7 +29,7 @@ Commands:
   version              print the version
   events               print the event log
   replay ID            fold one stream through its machine, step by step
-  rebuild-projections  rebuild the query tables from the event log
+  rebuild-projections  rebuild the query tables from the event log, or salvage it from a damaged copy (--from)
 
 Run 'crisp COMMAND --help' for a command's options.`,
   daemon: `Usage: crisp daemon [options]\n\nRuns the CRI v1 server in the foreground until SIGTERM or SIGINT.\n\n${configFlagsHelp()}`,
@@ -47,10 +49,21 @@ previous one, then the resulting state. --at (RFC 3339 time) or --seq stops the 
 showing the state as it was then.
 
   --root PATH     state directory holding state.db (default from the configuration)`,
-  'rebuild-projections': `Usage: crisp rebuild-projections [--root PATH]
+  'rebuild-projections': `Usage: crisp rebuild-projections [--root PATH] [--from KEPT-COPY]
 
 Drops the query tables (sandboxes, containers, images, runtime settings) and rebuilds them
-from the event log in one transaction.`,
+from the event log in one transaction.
+
+With --from, salvages the event log of a damaged database that crisp kept aside at start
+(<root>/state.db.damaged-<time>, its -wal beside it) into a fresh <root>/state.db: every event
+row that can still be read is copied unchanged and in order, then the projections are rebuilt.
+It prints how many events were recovered, how many rows could not be read and which streams
+lost history. It refuses if <root>/state.db already holds events, and never changes or removes
+the kept copy. Run it with the daemon stopped; crisp can start again afterwards.
+
+  --root PATH     state directory holding state.db (default from the configuration)
+  --config PATH   configuration file to take --root from
+  --from PATH     a kept-aside copy to salvage the event log from`,
 };
 
 const READ_OPTIONS = {
@@ -111,7 +124,24 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'rebuild-projections': {
-      const { values } = parseArgs({ args: rest, options: READ_OPTIONS, strict: true });
+      const { values } = parseArgs({ args: rest, options: { ...READ_OPTIONS, from: { type: 'string' } }, strict: true });
+      if (values.from !== undefined) {
+        const report = salvageLog({
+          from: values.from,
+          to: join(rootFrom(values), 'state.db'),
+          create: (path) => openWriter(path),
+          rebuild: (path) => {
+            const salvaged = EventStore.open(path);
+            try {
+              return salvaged.rebuildProjections();
+            } finally {
+              salvaged.close();
+            }
+          },
+        });
+        for (const line of describeSalvage(report)) out(line);
+        return 0;
+      }
       const store = EventStore.open(join(rootFrom(values), 'state.db'));
       try {
         const { events } = store.rebuildProjections();

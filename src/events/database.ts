@@ -3,6 +3,8 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { loadMigrations, migrate } from './migrate.js';
 import { MIGRATIONS_DIR } from '../paths.js';
+import { damagedDatabase, isDamageError, verifyBeforeOpen } from './integrity.js';
+import { messageOf } from '../errors.js';
 
 export type Db = Database.Database;
 
@@ -13,9 +15,17 @@ export type Db = Database.Database;
  */
 export function openWriter(path: string, migrationsDir = MIGRATIONS_DIR): Db {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  // Before the file is created or touched: a damaged log is kept aside, never written over.
+  verifyBeforeOpen(path);
   closeSync(openSync(path, 'a', 0o600));
   chmodSync(path, 0o600);
-  const db = new Database(path);
+  let db: Db;
+  try {
+    db = new Database(path);
+  } catch (err) {
+    if (isDamageError(err)) throw damagedDatabase(path, [messageOf(err)]);
+    throw err;
+  }
   try {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
@@ -24,6 +34,7 @@ export function openWriter(path: string, migrationsDir = MIGRATIONS_DIR): Db {
     migrate(db, loadMigrations(migrationsDir), path);
   } catch (err) {
     db.close();
+    if (isDamageError(err)) throw damagedDatabase(path, [messageOf(err)]);
     throw err;
   }
   return db;

@@ -7,7 +7,8 @@ import { assertNoSecrets } from './secrets.js';
 import { compactEndedStreams } from './retention.js';
 import { accepts, acceptedEventTypes, initialSnapshot, next, type Snapshot } from '../machines/index.js';
 import { SCHEMA_VERSIONS, type DomainEvent, type StreamKind } from '../machines/events.js';
-import { conflict, CrispError, failedPrecondition } from '../errors.js';
+import { conflict, CrispError, failedPrecondition, messageOf } from '../errors.js';
+import { damagedDatabase, isDamageError } from './integrity.js';
 
 export interface StoredEvent<E extends DomainEvent = DomainEvent> {
   seq: number;
@@ -93,7 +94,14 @@ export class EventStore {
   /** Opens (creating and migrating) the log and replays every stream into its machine. */
   static open(path: string, migrationsDir?: string): EventStore {
     const store = new EventStore(openWriter(path, migrationsDir), path);
-    store.replay();
+    try {
+      store.replay();
+    } catch (err) {
+      store.close();
+      // Damage the start-up check did not report can still surface while the log is read.
+      if (isDamageError(err)) throw damagedDatabase(path, [messageOf(err)]);
+      throw err;
+    }
     return store;
   }
 
