@@ -158,6 +158,18 @@ export class ContainerRuntime {
     return readJsonFile<ContainerRecord>(this.recordFile(id));
   }
 
+  /** The conmon binary this runtime launches (to tell its conmons from others'). */
+  get conmonPath(): string {
+    return this.o.conmonPath;
+  }
+
+  /** The cgroupsPath a record, or the intent of a create cut short, names; null when neither does. */
+  async cgroupsPathOf(id: string): Promise<string | null> {
+    validateId(id);
+    const made = (await readJsonFile<ContainerRecord>(this.recordFile(id))) ?? (await readJsonFile<CreateIntent>(this.intentFile(id)));
+    return made?.cgroupsPath ?? null;
+  }
+
   /** Ids of every container this run dir holds a record or a create intent for (for reconciliation at start-up). */
   async list(): Promise<string[]> {
     let entries: string[];

@@ -349,6 +349,18 @@ export class CniRunner {
     await this.delWith(current, inv, undefined, {});
   }
 
+  /**
+   * DEL of one cache entry with the config, arguments and result its ADD recorded, then the
+   * entry's removal: for callers that found the entry in the cache themselves (the start-up
+   * leak sweep). `netnsGone` as in DetachRequest. Idempotent.
+   */
+  async delCachedAttachment(entry: CachedAttachment, o: { netnsGone?: boolean } = {}): Promise<void> {
+    checkIds(entry.containerId, entry.ifName);
+    await this.delCached(o.netnsGone ? { ...entry, netns: '' } : entry);
+    // The entry's own file name, in case the config inside it names the network differently.
+    await removeCachedAttachment(this.cacheDir, entry.networkName, entry.containerId, entry.ifName);
+  }
+
   private async delCached(cached: CachedAttachment): Promise<void> {
     const network = parseNetworkConfig(decodeConfig(cached.config), `cache entry ${cached.networkName}-${cached.containerId}-${cached.ifName}`);
     const inv: Invocation = {

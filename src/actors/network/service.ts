@@ -12,6 +12,7 @@ import { appendIfAccepted, liveSandboxes, sandboxState } from './sandbox-streams
 import type { SandboxCommandDeps } from './sandbox-commands.js';
 import type { EventStore } from '../../events/store.js';
 import type { Logger } from '../../log.js';
+import type { CrispConfig } from '../../config/schema.js';
 import { runPodSandbox } from '../../cri/run-pod-sandbox.js';
 import { stopPodSandbox } from '../../cri/stop-pod-sandbox.js';
 import { removePodSandbox } from '../../cri/remove-pod-sandbox.js';
@@ -52,16 +53,16 @@ async function reconcileSandbox(store: EventStore, id: string, logger: Logger, m
   }
 }
 
-export const sandboxService: ServiceFactory = (ctx) => {
-  const logger = ctx.logger.child({ service: 'sandboxes' });
+/** The daemon's CNI runner over its config: pods use it, and the leak sweep DELs what no pod owns. */
+export function cniRunnerFor(config: CrispConfig, logger: Logger): CniRunner {
   // The cache lives under the persistent root: host-local's IP leases survive a reboot, and
   // the DEL that releases them needs the ADD's cached result even after the netns is gone.
-  const cni = new CniRunner({
-    confDir: ctx.config.cniConfigDir,
-    pluginDirs: ctx.config.cniPluginDirs,
-    cacheDir: join(ctx.config.root, 'cni-cache'),
-    logger,
-  });
+  return new CniRunner({ confDir: config.cniConfigDir, pluginDirs: config.cniPluginDirs, cacheDir: join(config.root, 'cni-cache'), logger });
+}
+
+export const sandboxService: ServiceFactory = (ctx) => {
+  const logger = ctx.logger.child({ service: 'sandboxes' });
+  const cni = cniRunnerFor(ctx.config, logger);
   const stepErrors = new Map<string, string>();
   // The daemon's one runtime, so `runc list`, the exits dir and the conmon records show the
   // infra containers beside the others.

@@ -4,6 +4,7 @@
 import type { ServiceFactory } from '../../cri/context.js';
 import { reconcileBoot } from './boot.js';
 import { sweepLeaks } from './leaks.js';
+import { cniRunnerFor } from '../network/service.js';
 
 export const bootService: ServiceFactory = (ctx) => ({
   name: 'boot',
@@ -16,7 +17,6 @@ export const leakSweepService: ServiceFactory = (ctx) => ({
   name: 'leak-sweep',
   async recover() {
     const logger = ctx.logger.child({ service: 'leak-sweep' });
-    const reclaimed = await sweepLeaks({ root: ctx.config.root, runroot: ctx.config.runroot, store: ctx.store, runtime: ctx.runtime, logger });
-    if (reclaimed) logger.warn({ reclaimed }, 'start-up released leaks no stream owned');
+    await sweepLeaks({ root: ctx.config.root, runroot: ctx.config.runroot, store: ctx.store, runtime: ctx.runtime, logger, cni: cniRunnerFor(ctx.config, logger) });
   },
 });
