@@ -62,10 +62,13 @@ test('every crash point: die there, restart, retry, and nothing is left', { time
   }
   // The randomized soak, short: a random point of a random lifecycle, or a SIGKILL after a random delay.
   const iterations = Number(process.env['CRISP_SOAK_ITERATIONS'] ?? 10);
+  let kills = 0;
   for (let i = 0; i < iterations; i++) {
     const flow = (['pod', 'pod', 'infra-pod'] as const)[i % 3]!;
     const outcome = await runLifecycle(env, { flow, name: `s${i}`, killAfterMs: 50 + Math.floor(Math.random() * 1500) });
+    kills += outcome.kills;
     await assertNothingLeft(env, `soak #${i} (killed: ${outcome.crashed})`, 'image');
   }
+  t.diagnostic(`soak: ${iterations} iterations, ${kills} kills, 0 leaks (the audit above fails the test on any)`);
 });
 

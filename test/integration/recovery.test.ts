@@ -78,13 +78,19 @@ async function removeContainer(id: string): Promise<void> {
   await call(rt(), rt().RemoveContainer, { container_id: id }, 60_000);
 }
 
-test('conmon gone while crisp was down, container alive: marked, still running, monitored again', async () => {
-  const pod = await node.runPod('orphan');
+/** A pod with a running container whose conmon is SIGKILLed while the daemon is down (SIGKILLed too). */
+async function conmonKilledWhileDown(podName: string): Promise<{ id: string; pid: number }> {
+  const pod = await node.runPod(podName);
   const id = await runContainer(pod, 'c', ['sleep', '3600']);
   const { pid, conmonPid } = record(id);
   await killDaemon();
   process.kill(conmonPid, 'SIGKILL');
   await until('conmon to go', async () => (alive(conmonPid) ? undefined : true));
+  return { id, pid };
+}
+
+test('conmon gone while crisp was down, container alive: marked, still running, monitored again', async () => {
+  const { id, pid } = await conmonKilledWhileDown('orphan');
   assert.ok(alive(pid), 'the container outlives its conmon');
 
   await node.restartDaemon();
@@ -105,12 +111,7 @@ test('conmon gone while crisp was down, container alive: marked, still running, 
 });
 
 test('conmon died, then the container, while crisp was down (runc: stopped, no exit file): exited 255, reason recorded', async () => {
-  const pod = await node.runPod('lost');
-  const id = await runContainer(pod, 'c', ['sleep', '3600']);
-  const { pid, conmonPid } = record(id);
-  await killDaemon();
-  process.kill(conmonPid, 'SIGKILL');
-  await until('conmon to go', async () => (alive(conmonPid) ? undefined : true));
+  const { id, pid } = await conmonKilledWhileDown('lost');
   process.kill(pid, 'SIGKILL');
   await until('the container to go', async () => (alive(pid) ? undefined : true));
   assert.equal(existsSync(join(node.daemon.runroot, 'exits', id)), false, 'nobody wrote an exit file');
