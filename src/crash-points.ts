@@ -5,7 +5,8 @@
 //
 // Names: `<kind>:<step>:before` (the step's effect is about to start; the previous fact is
 // committed) and `<kind>:<step>:after` (the effect is done, its fact not yet recorded), from
-// the StreamDriver; `pull:*` from the image pull path.
+// the StreamDriver; `pull:*` from the image pull path; `runtime:conmon-launched` inside a runtime
+// create, after conmon and runc made the container and before crisp's record of it is written.
 
 export const CRASH_ENV = 'CRISP_TEST_CRASH_AT';
 

@@ -29,6 +29,9 @@ const CASES: Case[] = [
   ...both('container', CONTAINER).map((point) => ({ point, flow: 'pod' as const })),
   ...both('sandbox', INFRA).map((point) => ({ point, flow: 'infra-pod' as const })),
   ...PULL.map((point) => ({ point, flow: 'pull' as const })),
+  // Inside a create: the first runtime create of a pod flow is the container's, of an infra-pod flow the pause's.
+  { point: 'runtime:conmon-launched', flow: 'pod' },
+  { point: 'runtime:conmon-launched', flow: 'infra-pod' },
 ];
 
 test('every crash point: die there, restart, retry, and nothing is left', { timeout: 600_000 }, async (t) => {

@@ -8,6 +8,7 @@ import { dirname, isAbsolute, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { Subject } from 'rxjs';
+import { crashPoint } from '../../crash-points.js';
 import {
   alreadyExists,
   deadlineExceeded,
@@ -277,6 +278,8 @@ export class ContainerRuntime {
       };
       this.lifelines.set(c.id, launched.lifeline);
       launched.lifeline.once('close', () => this.lifelines.delete(c.id));
+      // conmon and runc have made the container; only the intent says so until the record lands.
+      crashPoint('runtime:conmon-launched');
       await writeJsonFileAtomic(this.recordFile(c.id), rec);
       log.info({ pid: launched.pid, conmonPid: launched.conmonPid }, 'container created');
       return { pid: launched.pid, conmonPid: launched.conmonPid };
