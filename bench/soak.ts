@@ -6,9 +6,10 @@ import { startTestNode } from '../test/helpers/node-env.js';
 import type { TestDaemon } from '../test/helpers/daemon.js';
 import { assertNothingLeft, environment, pushPause, runLifecycle } from '../test/integration/crash-lifecycle.js';
 
-const POINTS = [
+const STEPS = [
   'pin-namespaces', 'cni-add', 'pod-files', 'ready', 'cni-del', 'stopped', 'remove-pod-files', 'unpin-namespaces', 'remove-sandbox-dir',
 ].map((s) => `sandbox:${s}`).concat(['rootfs-mount', 'spec-write', 'runtime-create', 'start', 'stop', 'runtime-delete', 'rootfs-unmount'].map((s) => `container:${s}`));
+const POINTS = [...STEPS.flatMap((s) => [`${s}:before`, `${s}:after`]), 'runtime:conmon-launched'];
 
 const iterations = Number(process.argv[2] ?? process.env['CRISP_SOAK_ITERATIONS'] ?? 100);
 const node = await startTestNode();
@@ -23,7 +24,7 @@ try {
   for (let i = 0; i < iterations; i++) {
     const flow = Math.random() < 0.3 ? 'infra-pod' : 'pod';
     const pick = POINTS[Math.floor(Math.random() * POINTS.length)]!;
-    const crashAt = i % 3 === 2 ? `${pick}:${Math.random() < 0.5 ? 'before' : 'after'}` : undefined;
+    const crashAt = i % 3 === 2 ? pick : undefined;
     const outcome = await runLifecycle(env, { flow, name: `soak${i}`, ...(crashAt ? { crashAt } : { killAfterMs: 50 + Math.floor(Math.random() * 2000) }) });
     kills += outcome.kills;
     try {

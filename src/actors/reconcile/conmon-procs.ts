@@ -1,7 +1,7 @@
 // Finding this daemon's conmon processes by their command line. Several crisp daemons may run
 // on one machine (tests do), so a conmon is ours only when it is the configured conmon binary
 // AND writes exits into THIS daemon's exits dir: the exits dir is unique per runroot.
-import { readdir, readFile } from 'node:fs/promises';
+import { readdirSync, readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 
 /** What the sweep needs from a conmon command line (as conmonCreateArgs builds it). */
@@ -63,19 +63,23 @@ export function daemonConmonArgs(argv: readonly string[], o: { conmonPath: strin
   return args;
 }
 
-/** Live (not zombie) conmon processes of this daemon, from /proc. */
+/**
+ * Live (not zombie) conmon processes of this daemon, from /proc. Read synchronously: procfs
+ * answers from memory in microseconds, where each async read would wait its turn in libuv's
+ * thread pool behind the exit watches start-up arms at the same time.
+ */
 export async function findDaemonConmons(o: { conmonPath: string; exitsDir: string; procDir?: string }): Promise<DaemonConmon[]> {
   const proc = o.procDir ?? '/proc';
   const found: DaemonConmon[] = [];
-  for (const entry of await readdir(proc)) {
+  for (const entry of readdirSync(proc)) {
     if (!/^\d+$/.test(entry)) continue;
     const pid = Number(entry);
     try {
-      const argv = (await readFile(`${proc}/${pid}/cmdline`, 'utf8')).split('\0');
+      const argv = readFileSync(`${proc}/${pid}/cmdline`, 'utf8').split('\0');
       if (argv.at(-1) === '') argv.pop();
       const args = daemonConmonArgs(argv, o);
       if (!args) continue;
-      const stat = await readFile(`${proc}/${pid}/stat`, 'utf8');
+      const stat = readFileSync(`${proc}/${pid}/stat`, 'utf8');
       if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
       found.push({ pid, ...args });
     } catch {

@@ -171,8 +171,14 @@ export async function sweepLeaks(o: LeakSweepOptions): Promise<LeakSweepResult> 
   const owners = liveOwners(store);
   const runtimeOwned = runtimeOwners(owners);
   const r = new Reclaimer(store, logger);
+  let began = performance.now();
+  const lap = (phase: string) => {
+    logger.debug({ phase, ms: Math.round((performance.now() - began) * 10) / 10 }, 'leak sweep phase');
+    began = performance.now();
+  };
 
   if (o.cni) await sweepAttachments(o.cni, owners, r, logger);
+  lap('cni');
 
   const dirs = runtimeDirs(o.runroot);
   // Three ways a runtime container is found: crisp's record (meta or intent), else its conmon,
@@ -183,6 +189,7 @@ export async function sweepLeaks(o: LeakSweepOptions): Promise<LeakSweepResult> 
   const runcOnly = (await entries(dirs.runtimeRoot)).filter((id) => !runtimeOwned.has(id) && !records.includes(id) && !conmons.some((c) => c.id === id));
   const containerDirs = (await entries(join(o.root, 'containers'))).filter((id) => !owners.containers.has(id));
   const sandboxDirs = (await entries(join(o.runroot, 'sandboxes'))).filter((id) => !owners.sandboxes.has(id));
+  lap('listing');
   const cgroups = await attributedCgroups(o, [
     ...[...records, ...runcOnly].map((id) => ({ id, record: true })),
     ...conmons.flatMap((c) => (c.bundle ? [{ id: c.id, bundle: c.bundle }] : [])),
@@ -190,6 +197,7 @@ export async function sweepLeaks(o: LeakSweepOptions): Promise<LeakSweepResult> 
     ...sandboxDirs.map((id) => ({ id, bundle: infraLayout(o.runroot, id).bundle })),
   ]);
 
+  lap('cgroup attribution');
   for (const id of records) await r.reclaim('runtime-container', id, () => runtime.delete(id));
   for (const c of conmons) {
     await r.reclaim('conmon', `pid ${c.pid} (${c.id})`, async () => {
@@ -222,6 +230,7 @@ export async function sweepLeaks(o: LeakSweepOptions): Promise<LeakSweepResult> 
     }
   }
 
+  lap('runtime and cgroups');
   for (const id of containerDirs) {
     const dir = containerLayout(o.root, id).dir;
     await r.reclaim('container-dir', dir, () => releaseDir(dir));
@@ -231,6 +240,7 @@ export async function sweepLeaks(o: LeakSweepOptions): Promise<LeakSweepResult> 
     await r.reclaim('sandbox-dir', dir, () => releaseDir(dir));
   }
 
+  lap('dirs');
   // mountinfo names canonical paths; the log names them as configured (maybe via a symlink).
   const given = [o.root, o.runroot].map((p) => resolve(p));
   const roots = await Promise.all(given.map((p) => realpath(p).catch(() => p)));
@@ -243,6 +253,7 @@ export async function sweepLeaks(o: LeakSweepOptions): Promise<LeakSweepResult> 
     await r.reclaim('mount', mountPoint, () => unmountAll(mountPoint));
   }
 
+  lap('mounts');
   const { result } = r;
   if (result.total > 0 || result.failed > 0) logger.warn(result, 'start-up leak sweep released what no stream owned');
   else logger.debug('start-up leak sweep found no leaks');

@@ -68,14 +68,27 @@ export interface StrayMountOptions {
  */
 export function strayMounts(mounts: readonly MountEntry[], o: StrayMountOptions): string[] {
   const roots = o.roots.map((r) => resolve(r));
+  // Sets of owned paths and of every directory above one, so each mount is checked by walking
+  // its own few ancestors: comparing every mount with every owned path took seconds at 110 pods.
+  const owned = new Set(o.owned.map((p) => resolve(p)));
+  const aboveOwned = new Set<string>();
+  for (const p of owned) for (let d = dirname(p); !aboveOwned.has(d) && d !== dirname(d); d = dirname(d)) aboveOwned.add(d);
   const stray = new Set<string>();
   for (const { mountPoint } of mounts) {
     if (!roots.some((r) => mountPoint !== r && isWithin(mountPoint, r))) continue;
     if (roots.some((r) => isWithin(r, mountPoint) || dirname(mountPoint) === r)) continue;
-    if (o.owned.some((p) => isWithin(mountPoint, p) || isWithin(p, mountPoint))) continue;
+    if (aboveOwned.has(mountPoint) || atOrBelowOne(mountPoint, owned)) continue;
     stray.add(mountPoint);
   }
   return [...stray].sort(byDepthDescending);
+}
+
+/** Whether `path` or one of its ancestors is in `set`. */
+function atOrBelowOne(path: string, set: ReadonlySet<string>): boolean {
+  for (let p = path; ; p = dirname(p)) {
+    if (set.has(p)) return true;
+    if (p === dirname(p)) return false;
+  }
 }
 
 function byDepthDescending(a: string, b: string): number {
