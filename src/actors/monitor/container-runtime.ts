@@ -377,11 +377,13 @@ export class ContainerRuntime {
     validateId(id);
     const done = await this.readExit(id);
     if (done) return done;
-    if (!(await exists(this.recordFile(id)))) throw notFound(`container ${id} not found`);
-    const gone = await this.exitIfConmonGone(id);
-    if (gone) return gone;
     const rec = await this.record(id);
-    if (rec && !(await isConmonFor(rec.conmonPid, id, this.o.conmonPath))) await this.adoptOrphan(id);
+    if (!rec) throw notFound(`container ${id} not found`);
+    if (!(await isConmonFor(rec.conmonPid, id, this.o.conmonPath))) {
+      const lost = await this.withoutConmon(id);
+      if ('exit' in lost) return lost.exit;
+      await this.adoptOrphan(id);
+    }
 
     const local = new AbortController();
     const onOuterAbort = () => local.abort();
@@ -397,8 +399,8 @@ export class ContainerRuntime {
       const outcome = await Promise.race([waitForFile(this.exitFile(id), local.signal).then(() => 'exited' as const), conmonDied]);
       if (outcome === 'conmon-died') {
         // conmon writes the exit file before it exits, so its absence now is final
-        const exit = (await this.readExit(id)) ?? (await this.exitIfConmonGone(id));
-        if (exit) return exit;
+        const lost = await this.withoutConmon(id);
+        if ('exit' in lost) return lost.exit;
         if (!(await this.adoptOrphan(id))) throw failedPrecondition(`container ${id}: conmon exited and the container's process cannot be watched`);
         await waitForFile(this.exitFile(id), local.signal);
       }
@@ -414,18 +416,24 @@ export class ContainerRuntime {
     }
   }
 
-  /**
-   * When conmon is dead and no exit file exists, the exit status is lost; record that as an
-   * Error exit so the container can still be stopped and removed. Returns null while conmon
-   * lives or while the container process itself still runs (then nobody can know its end).
-   */
+  /** conmon is known to be gone; then an exit is only missing while the conmon-less process runs. */
   private async exitIfConmonGone(id: string): Promise<ExitInfo | null> {
-    const rec = await readJsonFile<ContainerRecord>(this.recordFile(id));
+    const rec = await this.record(id);
     if (!rec || (await isConmonFor(rec.conmonPid, id, this.o.conmonPath))) return null;
+    const lost = await this.withoutConmon(id);
+    return 'exit' in lost ? lost.exit : null;
+  }
+
+  /**
+   * What conmon's absence means: the exit it wrote before leaving; or, when runc says the
+   * container stopped and no exit file exists, the status is lost, settled now as 255 /
+   * Unknown so the container can still be stopped and removed; or the process runs on (its pid).
+   */
+  private async withoutConmon(id: string): Promise<{ exit: ExitInfo } | { pid: number | null }> {
     const written = await this.readExit(id);
-    if (written) return written;
+    if (written) return { exit: written };
     const st = await this.state(id);
-    if (st && st.status !== 'stopped') return null;
+    if (st && st.status !== 'stopped') return { pid: st.pid || null };
     const info: ExitInfo = {
       exitCode: UNKNOWN_EXIT_CODE,
       finishedAt: BigInt(Date.now()) * 1_000_000n,
@@ -436,7 +444,7 @@ export class ContainerRuntime {
     if (info.oomKilled) info.reason = 'OOMKilled';
     this.logger.warn({ id }, info.message);
     await this.storeExit(id, info);
-    return info;
+    return { exit: info };
   }
 
   /**
@@ -451,10 +459,9 @@ export class ContainerRuntime {
     const rec = await this.record(id);
     if (!rec) return { status: 'unknown-id' };
     if (await isConmonFor(rec.conmonPid, id, this.o.conmonPath)) return { status: 'monitored' };
-    const lost = await this.exitIfConmonGone(id);
-    if (lost) return { status: 'exited', exit: lost };
-    const st = await this.state(id);
-    return { status: 'orphaned', pid: st?.pid || rec.pid, conmonPid: rec.conmonPid || null };
+    const lost = await this.withoutConmon(id);
+    if ('exit' in lost) return { status: 'exited', exit: lost.exit };
+    return { status: 'orphaned', pid: lost.pid ?? rec.pid, conmonPid: rec.conmonPid || null };
   }
 
   /**
