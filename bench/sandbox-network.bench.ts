@@ -38,17 +38,25 @@ function exec(file: string, args: string[], env?: NodeJS.ProcessEnv, input?: str
   });
 }
 
+/** Times consecutive phases of one iteration into `t`; `start` is when the iteration began. */
+function lapTimer(t: Samples): { start: number; lap(phase: Phase): void } {
+  const start = performance.now();
+  let mark = start;
+  return {
+    start,
+    lap(phase) {
+      const now = performance.now();
+      t[phase].push(now - mark);
+      mark = now;
+    },
+  };
+}
+
 /** The same steps as the library, by hand. */
 async function directIteration(network: CniNetworkConfig, dir: string, id: string, t: Samples): Promise<void> {
   const files = ['net', 'ipc', 'uts'].map((k) => join(dir, k));
   const netns = files[0]!;
-  let mark = performance.now();
-  const start = mark;
-  const lap = (phase: Phase) => {
-    const now = performance.now();
-    t[phase].push(now - mark);
-    mark = now;
-  };
+  const { start, lap } = lapTimer(t);
   await mkdir(dir, { recursive: true });
   for (const f of files) await (await open(f, 'a')).close();
   await exec('unshare', [`--net=${files[0]}`, `--ipc=${files[1]}`, `--uts=${files[2]}`, '--', 'hostname', id]);
@@ -81,13 +89,7 @@ async function directIteration(network: CniNetworkConfig, dir: string, id: strin
 }
 
 async function libraryIteration(runner: CniRunner, dir: string, id: string, t: Samples): Promise<void> {
-  let mark = performance.now();
-  const start = mark;
-  const lap = (phase: Phase) => {
-    const now = performance.now();
-    t[phase].push(now - mark);
-    mark = now;
-  };
+  const { start, lap } = lapTimer(t);
   const ns = await pinNamespaces({ dir, hostname: id });
   lap('pin');
   await runner.add({ containerId: id, netnsPath: ns.net!, pod: { namespace: 'bench', name: id, uid: id } });

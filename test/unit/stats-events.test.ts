@@ -30,14 +30,20 @@ function appendEach(store: EventStore, id: string, events: ContainerEvent[]): vo
 }
 
 const never = new AbortController().signal;
-// histogram values name their series (_count, _sum, _bucket); prom-client's type leaves it out
-type Named = { metricName?: string; labels: Record<string, string | number>; value: number };
 
-test('container events: a full life in order, with the pod status and the pod\'s container statuses, to two subscribers', async (t) => {
+/** A store with a started hub over it, both closed when the test ends. */
+function openHub(t: { after(fn: () => void): void }): { store: EventStore; hub: ContainerEventHub } {
   const store = openStore(t);
   const hub = new ContainerEventHub(store);
   hub.start();
   t.after(() => hub.stop());
+  return { store, hub };
+}
+// histogram values name their series (_count, _sum, _bucket); prom-client's type leaves it out
+type Named = { metricName?: string; labels: Record<string, string | number>; value: number };
+
+test('container events: a full life in order, with the pod status and the pod\'s container statuses, to two subscribers', async (t) => {
+  const { store, hub } = openHub(t);
   const pod = hexId();
   store.append({ kind: 'sandbox', streamId: pod, expectedVersion: 0, events: [sandboxRun('p'), { type: 'SandboxReady' }] });
   const a = hub.subscribe();
@@ -59,10 +65,7 @@ test('container events: a full life in order, with the pod status and the pod\'s
 });
 
 test('container events: a create that failed is never reported deleted', async (t) => {
-  const store = openStore(t);
-  const hub = new ContainerEventHub(store);
-  hub.start();
-  t.after(() => hub.stop());
+  const { store, hub } = openHub(t);
   const sub = hub.subscribe();
   const pod = hexId();
   store.append({ kind: 'sandbox', streamId: pod, expectedVersion: 0, events: [sandboxRun('p')] });
@@ -71,10 +74,7 @@ test('container events: a create that failed is never reported deleted', async (
 });
 
 test('container events: a stalled subscriber is bounded and drops past it; appends never wait; others still get everything', async (t) => {
-  const store = openStore(t);
-  const hub = new ContainerEventHub(store);
-  hub.start();
-  t.after(() => hub.stop());
+  const { store, hub } = openHub(t);
   const pod = hexId();
   store.append({ kind: 'sandbox', streamId: pod, expectedVersion: 0, events: [sandboxRun('p'), { type: 'SandboxReady' }] });
   const stalled = hub.subscribe(5);
@@ -91,10 +91,7 @@ test('container events: a stalled subscriber is bounded and drops past it; appen
 });
 
 test('container events: next() returns undefined when the client goes away', async (t) => {
-  const store = openStore(t);
-  const hub = new ContainerEventHub(store);
-  hub.start();
-  t.after(() => hub.stop());
+  const { store, hub } = openHub(t);
   const sub = hub.subscribe();
   const controller = new AbortController();
   const pending = sub.next(controller.signal);
