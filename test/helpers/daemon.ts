@@ -33,12 +33,16 @@ export function testDirs(prefix = 'crisp-test-') {
 export interface DaemonOptions {
   /** Extra environment for the daemon (e.g. CRISP_TEST_CRASH_AT), on top of this process's. */
   env?: Record<string, string>;
+  /** Options for node itself, before the entry point (e.g. --cpu-prof). */
+  nodeArgs?: string[];
 }
 
 export async function startDaemon(extraArgs: string[] = [], dirs = testDirs(), options: DaemonOptions = {}): Promise<TestDaemon> {
   const started = Date.now();
+  // CRISP_TEST_DAEMON_ENTRY runs another entry point (the benches run the compiled dist/ daemon).
   const args = [
-    CRISP_BIN, 'daemon',
+    ...(options.nodeArgs ?? []),
+    process.env['CRISP_TEST_DAEMON_ENTRY'] ?? CRISP_BIN, 'daemon',
     '--root', dirs.root, '--runroot', dirs.runroot, '--socket', dirs.socket,
     '--config', join(dirs.dir, 'crisp.conf'),
     '--cni-config-dir', join(dirs.dir, 'cni'),

@@ -1,0 +1,383 @@
+// Many pods at once, as kubelet starts them: N pods of one busybox container each, B at a time
+// (RunPodSandbox → CreateContainer → StartContainer per pod, with the namespace options, cgroup
+// parent, DNS config, labels and annotations kubelet sends), while a PLEG-like poller relists
+// every second (ListPodSandbox + ListContainers) and asks for stats every 10 s; then
+// StopContainer → RemoveContainer → StopPodSandbox → RemovePodSandbox for all, B at a time.
+//
+// The floor, measured in the same run at the same parallelism with no daemon: the per-pod
+// system work by hand (pin namespaces with unshare, lo up, CNI ADD, conmon + runc create,
+// runc start; and back: runc kill, exit file, runc delete, CNI DEL, unpin).
+//
+// It prints startup p50/p90/p99/max against the floor's, wave wall times, the daemon's own CPU
+// per pod (utime+stime of the daemon process, children excluded), relist latency during the wave
+// and at steady state, daemon RSS (fresh, with the pods, peak) and the conmons' RSS.
+//
+// Run as root: node --import tsx bench/density.bench.ts [pods=100] [batch=10]
+//   CRISP_DENSITY_CPU_PROF=DIR  writes a V8 CPU profile of the daemon to DIR
+//   CRISP_DENSITY_NODE_ARGS='…'  more options for the daemon's node
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync, readdirSync, watch } from 'node:fs';
+import { access, mkdir, open, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { makeBundle, makeBusyboxRootfs, makeTempDir } from '../test/helpers/bundle.js';
+import { startTestNode, type TestNode } from '../test/helpers/node-env.js';
+import { call } from '../test/helpers/cri-client.js';
+import { CONMON, RUNC, percentile } from './lib/floor.js';
+import type { PodSandboxConfig } from '../src/cri/proto/gen/runtime/v1/PodSandboxConfig.js';
+import { PACKAGE_ROOT } from '../src/paths.js';
+
+const PODS = Number(process.argv[2] ?? process.env['BENCH_PODS'] ?? 100);
+const BATCH = Number(process.argv[3] ?? process.env['BENCH_BATCH'] ?? 10);
+const STEADY_SECONDS = 5;
+const CLK_TCK = 100;
+const PLUGIN_DIR = '/usr/lib/cni';
+
+// ---- process figures --------------------------------------------------------------------------
+
+function cpuMsOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) / CLK_TCK) * 1000;
+}
+
+function statusKiB(pid: number, key: string): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith(`${key}:`));
+  return line ? Number(line.split(/\s+/)[1]) : 0;
+}
+
+/** Total RSS of the conmons whose command line names `marker` (their exit dir). */
+function conmonRssMiB(marker: string): { count: number; mib: number } {
+  let count = 0;
+  let kib = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() !== 'conmon') continue;
+      if (!readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(marker)) continue;
+      kib += statusKiB(Number(entry), 'VmRSS');
+      count++;
+    } catch {
+      // exited while we looked
+    }
+  }
+  return { count, mib: kib / 1024 };
+}
+
+// ---- a wave: `count` jobs, `batch` at a time ---------------------------------------------------
+
+async function wave(count: number, batch: number, job: (i: number) => Promise<number>): Promise<{ latencies: number[]; wallMs: number }> {
+  const latencies: number[] = [];
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(Array.from({ length: batch }, async () => {
+    for (let i = next++; i < count; i = next++) latencies.push(await job(i));
+  }));
+  return { latencies, wallMs: performance.now() - started };
+}
+
+const fmt = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '-');
+const stats = (xs: number[]) => ({ p50: percentile(xs, 50), p90: percentile(xs, 90), p99: percentile(xs, 99), max: Math.max(...xs) });
+
+// ---- the floor: the same system work by hand -----------------------------------------------------
+
+function exec(file: string, args: string[], env?: NodeJS.ProcessEnv, input?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { env: env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (b: Buffer) => (out += b));
+    child.stderr.on('data', (b: Buffer) => (err += b));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${file} ${args.join(' ')} exited ${code}: ${out}${err}`))));
+    child.stdin.on('error', () => {});
+    child.stdin.end(input ?? '');
+  });
+}
+
+function waitForFile(dir: string, name: string): Promise<void> {
+  return new Promise((resolve) => {
+    const w = watch(dir, (_e, f) => {
+      if (f === name) done();
+    });
+    const done = () => {
+      w.close();
+      resolve();
+    };
+    access(join(dir, name)).then(done, () => undefined);
+  });
+}
+
+interface FloorNet {
+  name: string;
+  cniVersion: string;
+  plugins: Record<string, unknown>[];
+}
+
+class Floor {
+  private readonly results = new Map<string, unknown>();
+  constructor(
+    private readonly work: string,
+    private readonly rootfs: string,
+    private readonly net: FloorNet,
+    private readonly cgroupParent: string,
+  ) {}
+
+  private cniEnv(command: string, id: string, netns: string): NodeJS.ProcessEnv {
+    return {
+      ...process.env, CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: PLUGIN_DIR,
+      CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME=${id};K8S_POD_INFRA_CONTAINER_ID=${id};K8S_POD_UID=${id}`,
+    };
+  }
+
+  private podDir(id: string) {
+    return join(this.work, 'pods', id);
+  }
+
+  async up(id: string): Promise<void> {
+    const dir = this.podDir(id);
+    const ns = ['net', 'ipc', 'uts'].map((k) => join(dir, k));
+    await mkdir(dir, { recursive: true });
+    for (const f of ns) await (await open(f, 'a')).close();
+    await exec('unshare', [`--net=${ns[0]}`, `--ipc=${ns[1]}`, `--uts=${ns[2]}`, '--', 'hostname', id]);
+    await exec('nsenter', [`--net=${ns[0]}`, '--', 'ip', 'link', 'set', 'lo', 'up']);
+    let result: unknown;
+    for (const p of this.net.plugins) {
+      const conf = { ...p, name: this.net.name, cniVersion: this.net.cniVersion, ...(result ? { prevResult: result } : {}) };
+      result = JSON.parse(await exec(join(PLUGIN_DIR, p['type'] as string), [], this.cniEnv('ADD', id, ns[0]!), JSON.stringify(conf)));
+    }
+    this.results.set(id, result);
+    const bundle = join(dir, 'bundle');
+    await makeBundle({
+      dir: bundle, rootfs: this.rootfs, args: ['sleep', '100000'], cgroupsPath: `${this.cgroupParent}/${id}`,
+      edit: (spec) => {
+        spec.linux.namespaces = spec.linux.namespaces.map((n: { type: string }) =>
+          n.type === 'network' ? { type: 'network', path: ns[0] } : n.type === 'ipc' ? { type: 'ipc', path: ns[1] } : n.type === 'uts' ? { type: 'uts', path: ns[2] } : n);
+        if (!spec.linux.namespaces.some((n: { type: string }) => n.type === 'network')) spec.linux.namespaces.push({ type: 'network', path: ns[0] });
+        delete spec.hostname;
+      },
+    });
+    const run = join(dir, 'run');
+    await mkdir(run, { recursive: true });
+    const child = spawn(
+      CONMON,
+      ['--api-version', '1', '-c', id, '-u', id, '-n', id, '-b', bundle, '-r', RUNC, '--runtime-arg', `--root=${this.runcRoot}`,
+        '-p', join(run, 'pidfile'), '-P', join(run, 'conmon.pid'), '--persist-dir', run, '--exit-dir', this.exits,
+        '--socket-dir-path', join(this.work, 'attach'), '-l', `k8s-file:${join(run, 'log')}`],
+      { cwd: run, detached: true, stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'], env: { PATH: process.env['PATH'], _OCI_SYNCPIPE: '3', _OCI_STARTPIPE: '4' } },
+    );
+    const sync = child.stdio[3] as Readable;
+    const reply = new Promise<string>((resolve, reject) => {
+      let buf = '';
+      sync.once('close', () => reject(new Error(`conmon exited without reporting a pid for ${id}`)));
+      sync.on('data', (b: Buffer) => {
+        buf += b;
+        if (buf.includes('\n')) resolve(buf);
+      });
+    });
+    (child.stdio[4] as Writable).end(Buffer.from([0]));
+    const msg = JSON.parse(await reply) as { data: number; message?: string };
+    sync.destroy();
+    child.unref();
+    if (msg.data <= 0) throw new Error(`floor create failed: ${msg.message}`);
+    await exec(RUNC, ['--root', this.runcRoot, 'start', id]);
+  }
+
+  async down(id: string): Promise<void> {
+    const dir = this.podDir(id);
+    const exited = waitForFile(this.exits, id);
+    await exec(RUNC, ['--root', this.runcRoot, 'kill', id, 'KILL']);
+    await exited;
+    await exec(RUNC, ['--root', this.runcRoot, 'delete', '--force', id]);
+    const netns = join(dir, 'net');
+    for (const p of [...this.net.plugins].reverse()) {
+      const conf = { ...p, name: this.net.name, cniVersion: this.net.cniVersion, prevResult: this.results.get(id) };
+      await exec(join(PLUGIN_DIR, p['type'] as string), [], this.cniEnv('DEL', id, netns), JSON.stringify(conf));
+    }
+    await exec('umount', ['net', 'ipc', 'uts'].map((k) => join(dir, k)));
+    await rm(dir, { recursive: true, force: true });
+    await rm(join(this.exits, id), { force: true });
+    await rm(join(this.work, 'attach', id), { recursive: true, force: true });
+  }
+
+  get runcRoot() {
+    return join(this.work, 'runc');
+  }
+  get exits() {
+    return join(this.work, 'exits');
+  }
+  async prepare() {
+    for (const d of [this.exits, join(this.work, 'attach'), join(this.work, 'pods')]) await mkdir(d, { recursive: true });
+  }
+}
+
+async function runFloor(node: TestNode, work: string) {
+  const rootfs = await makeBusyboxRootfs(work);
+  const net = JSON.parse(readFileSync(join(node.daemon.dir, 'cni', '10-test.conflist'), 'utf8')) as FloorNet;
+  const floor = new Floor(work, rootfs, net, `${node.cgroupParent}/floor`);
+  await floor.prepare();
+  const ids = Array.from({ length: PODS }, (_, i) => `floor-${node.tag}-${i}`);
+  const up = await wave(PODS, BATCH, async (i) => {
+    const t0 = performance.now();
+    await floor.up(ids[i]!);
+    return performance.now() - t0;
+  });
+  const down = await wave(PODS, BATCH, async (i) => {
+    const t0 = performance.now();
+    await floor.down(ids[i]!);
+    return performance.now() - t0;
+  });
+  await rm(join(work, 'runc'), { recursive: true, force: true });
+  return { up, down };
+}
+
+// ---- crisp, as kubelet drives it -----------------------------------------------------------------
+
+function kubeletPod(node: TestNode, i: number): PodSandboxConfig {
+  const name = `density-${i}`;
+  const uid = `uid-${node.tag}-${i}`;
+  const labels = { 'io.kubernetes.pod.name': name, 'io.kubernetes.pod.namespace': 'bench', 'io.kubernetes.pod.uid': uid, app: 'density' };
+  return {
+    metadata: { name, namespace: 'bench', uid, attempt: 0 },
+    hostname: name,
+    log_directory: join(node.logDir, `bench_${name}_${uid}`),
+    dns_config: { servers: ['10.96.0.10'], searches: ['bench.svc.cluster.local', 'svc.cluster.local', 'cluster.local'], options: ['ndots:5'] },
+    port_mappings: [],
+    labels,
+    annotations: { 'kubernetes.io/config.seen': new Date().toISOString(), 'kubernetes.io/config.source': 'api' },
+    linux: {
+      cgroup_parent: `${node.cgroupParent}/pod${uid}`,
+      security_context: { namespace_options: { network: 'POD', pid: 'CONTAINER', ipc: 'POD' } },
+    },
+  } as PodSandboxConfig;
+}
+
+interface Relists {
+  /** Relist durations (ListPodSandbox + ListContainers), ms, tagged by phase. */
+  samples: { phase: string; ms: number }[];
+  stop(): Promise<void>;
+  phase: string;
+}
+
+function startPoller(node: TestNode): Relists {
+  const rt = node.daemon.clients.runtime;
+  const r: Relists = { samples: [], phase: 'idle', stop: async () => {} };
+  let running = true;
+  const loop = (async () => {
+    for (let tick = 0; running; tick++) {
+      const t0 = performance.now();
+      await call(rt, rt.ListPodSandbox, { filter: null }, 30_000);
+      await call(rt, rt.ListContainers, { filter: null }, 30_000);
+      r.samples.push({ phase: r.phase, ms: performance.now() - t0 });
+      if (tick % 10 === 0) {
+        await Promise.all([call(rt, rt.ListContainerStats, { filter: null }, 30_000), call(rt, rt.ListPodSandboxStats, { filter: null }, 30_000)]);
+      }
+      await sleep(Math.max(0, 1000 - (performance.now() - t0)));
+    }
+  })();
+  r.stop = async () => {
+    running = false;
+    await loop;
+  };
+  return r;
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('the density benchmark runs pods: run it as root');
+  const profileDir = process.env['CRISP_DENSITY_CPU_PROF'];
+  // The daemon a node runs is the compiled one (`npm start`), not the sources through tsx.
+  const build = spawnSync('npm', ['run', '-s', 'build'], { cwd: PACKAGE_ROOT, stdio: 'inherit' });
+  if (build.status !== 0) throw new Error('npm run build failed');
+  process.env['CRISP_TEST_DAEMON_ENTRY'] = join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'main.js');
+  const node = await startTestNode(['--log-level', 'info']);
+  const nodeArgs = [...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...(process.env['CRISP_DENSITY_NODE_ARGS']?.split(' ').filter(Boolean) ?? [])];
+  // A profile is written when the daemon exits: restart it under the profiler.
+  if (nodeArgs.length > 0) await node.restartDaemon(['--log-level', 'info'], { nodeArgs });
+  const work = await makeTempDir('bench-density');
+  try {
+    const floor = await runFloor(node, work);
+
+    const rt = node.daemon.clients.runtime;
+    const pid = node.daemon.process.pid!;
+    const exitsMarker = join(node.daemon.runroot, 'exits');
+    // One pod first, so the first-call costs (module loading, JIT) are not counted per pod.
+    await node.runPod('warm');
+    await sleep(500);
+    const rssFresh = statusKiB(pid, 'VmRSS') / 1024;
+    const poller = startPoller(node);
+    await sleep(1500);
+    const pods: string[] = new Array(PODS);
+    const containers: string[] = new Array(PODS);
+    poller.phase = 'up';
+    const cpuUp0 = cpuMsOf(pid);
+    const up = await wave(PODS, BATCH, async (i) => {
+      const t0 = performance.now();
+      const config = kubeletPod(node, i);
+      const { pod_sandbox_id: podId } = await call(rt, rt.RunPodSandbox, { config, runtime_handler: '' }, 120_000);
+      pods[i] = podId;
+      const { container_id } = await call(rt, rt.CreateContainer, {
+        pod_sandbox_id: podId,
+        sandbox_config: config,
+        config: {
+          metadata: { name: 'app', attempt: 0 },
+          image: { image: node.image },
+          command: ['sleep', '100000'],
+          log_path: 'app/0.log',
+          labels: { 'io.kubernetes.container.name': 'app', 'io.kubernetes.pod.name': `density-${i}`, 'io.kubernetes.pod.namespace': 'bench', 'io.kubernetes.pod.uid': `uid-${node.tag}-${i}` },
+          annotations: { 'io.kubernetes.container.hash': 'abc123', 'io.kubernetes.container.restartCount': '0', 'io.kubernetes.container.terminationMessagePath': '/dev/termination-log' },
+          linux: {
+            resources: { cpu_shares: 2, memory_limit_in_bytes: 0, oom_score_adj: 1000 },
+            security_context: { namespace_options: { network: 'POD', pid: 'CONTAINER', ipc: 'POD' } },
+          },
+        },
+      }, 120_000);
+      containers[i] = container_id;
+      await call(rt, rt.StartContainer, { container_id }, 120_000);
+      return performance.now() - t0;
+    });
+    const cpuUp = (cpuMsOf(pid) - cpuUp0) / PODS;
+    poller.phase = 'steady';
+    await sleep(STEADY_SECONDS * 1000);
+    const rssLoaded = statusKiB(pid, 'VmRSS') / 1024;
+    const conmons = conmonRssMiB(exitsMarker);
+    poller.phase = 'down';
+    const cpuDown0 = cpuMsOf(pid);
+    const down = await wave(PODS, BATCH, async (i) => {
+      const t0 = performance.now();
+      await call(rt, rt.StopContainer, { container_id: containers[i]!, timeout: 0 }, 120_000);
+      await call(rt, rt.RemoveContainer, { container_id: containers[i]! }, 120_000);
+      await call(rt, rt.StopPodSandbox, { pod_sandbox_id: pods[i]! }, 120_000);
+      await call(rt, rt.RemovePodSandbox, { pod_sandbox_id: pods[i]! }, 120_000);
+      return performance.now() - t0;
+    });
+    const cpuDown = (cpuMsOf(pid) - cpuDown0) / PODS;
+    await poller.stop();
+    const rssPeak = statusKiB(pid, 'VmHWM') / 1024;
+
+    const relist = (phase: string) => poller.samples.filter((s) => s.phase === phase).map((s) => s.ms);
+    const c = stats(up.latencies);
+    const f = stats(floor.up.latencies);
+    const cd = stats(down.latencies);
+    const fd = stats(floor.down.latencies);
+    console.log(`density: ${PODS} pods × 1 container, ${BATCH} at a time, relist every 1 s, stats every 10 s`);
+    console.log(`startup ms      crisp p50 ${fmt(c.p50)} p90 ${fmt(c.p90)} p99 ${fmt(c.p99)} max ${fmt(c.max)}`);
+    console.log(`                floor p50 ${fmt(f.p50)} p90 ${fmt(f.p90)} p99 ${fmt(f.p99)} max ${fmt(f.max)}`);
+    console.log(`                ratio p50 ${(c.p50 / f.p50).toFixed(2)}x p99 ${(c.p99 / f.p99).toFixed(2)}x`);
+    console.log(`teardown ms     crisp p50 ${fmt(cd.p50)} p99 ${fmt(cd.p99)}; floor p50 ${fmt(fd.p50)} p99 ${fmt(fd.p99)}; ratio p50 ${(cd.p50 / fd.p50).toFixed(2)}x`);
+    console.log(`wave wall s     up crisp ${(up.wallMs / 1000).toFixed(1)} floor ${(floor.up.wallMs / 1000).toFixed(1)} (${(up.wallMs / floor.up.wallMs).toFixed(2)}x); down crisp ${(down.wallMs / 1000).toFixed(1)} floor ${(floor.down.wallMs / 1000).toFixed(1)} (${(down.wallMs / floor.down.wallMs).toFixed(2)}x)`);
+    console.log(`daemon CPU      ${fmt(cpuUp)} ms per pod started, ${fmt(cpuDown)} ms per pod torn down`);
+    for (const phase of ['up', 'steady', 'down']) {
+      const xs = relist(phase);
+      console.log(`relist ${phase.padEnd(8)} p50 ${fmt(percentile(xs, 50))} ms p99 ${fmt(percentile(xs, 99))} ms (${xs.length} relists)`);
+    }
+    console.log(`daemon RSS      fresh ${fmt(rssFresh)} MiB, with ${PODS + 1} pods ${fmt(rssLoaded)} MiB, peak ${fmt(rssPeak)} MiB`);
+    console.log(`conmon RSS      ${conmons.count} conmons, ${fmt(conmons.mib)} MiB total, ${fmt(conmons.mib / Math.max(1, conmons.count))} MiB each`);
+    if (nodeArgs.length > 0) await node.daemon.stop('SIGTERM');
+    if (profileDir) console.log(`daemon CPU profile written to ${profileDir}`);
+  } finally {
+    await node.cleanup();
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+await main();
