@@ -12,7 +12,7 @@ import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CniRunner } from '../src/actors/network/cni.js';
 import { loadNetworkConfig, writeDefaultConfig, type CniNetworkConfig } from '../src/actors/network/cni-config.js';
-import { run } from '../src/actors/network/exec.js';
+import { run } from '../src/host/run.js';
 import { pinNamespaces, unpinNamespaces } from '../src/actors/network/namespaces.js';
 
 const ITERATIONS = Math.max(50, Number(process.argv[2] ?? process.env.BENCH_ITERATIONS ?? 50));

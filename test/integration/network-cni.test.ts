@@ -15,7 +15,7 @@ import type { ChildProcess } from 'node:child_process';
 import { CniRunner } from '../../src/actors/network/cni.js';
 import { defaultNetworkConfig, writeDefaultConfig } from '../../src/actors/network/cni-config.js';
 import { cacheFilePath } from '../../src/actors/network/cni-cache.js';
-import { run } from '../../src/actors/network/exec.js';
+import { run } from '../../src/host/run.js';
 import { isMountPoint } from '../../src/actors/network/mounts.js';
 import {
   pinNamespaces,

@@ -27,7 +27,7 @@ import { CniRunner } from '../../src/actors/network/cni.js';
 import { cacheFilePath } from '../../src/actors/network/cni-cache.js';
 import { isMountPoint, readMounts } from '../../src/actors/network/mounts.js';
 import { pinNamespaces, unpinNamespaces } from '../../src/actors/network/namespaces.js';
-import { run } from '../../src/actors/network/exec.js';
+import { run } from '../../src/host/run.js';
 import { sandboxDir } from '../../src/actors/network/sandbox-streams.js';
 import { killCgroupProcesses } from '../../src/actors/reconcile/leaked-cgroups.js';
 

@@ -3,7 +3,7 @@
 // and remove it once empty. Supports v1 (including the hybrid layout, where the v2 tree is
 // mounted beside the v1 controllers but holds none of them) and pure v2.
 import { readFileSync } from 'node:fs';
-import { readFile, readdir, rmdir, access } from 'node:fs/promises';
+import { readdir, rmdir, access } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { invalidArgument, failedPrecondition } from '../../errors.js';
@@ -74,7 +74,7 @@ function unescapeMountField(field: string): string {
 }
 
 export async function detectCgroupLayout(mountinfoPath = '/proc/self/mountinfo'): Promise<CgroupLayout> {
-  return parseCgroupLayout(await readFile(mountinfoPath, 'utf8'));
+  return parseCgroupLayout(readFileSync(mountinfoPath, 'utf8'));
 }
 
 /**
@@ -229,6 +229,17 @@ async function readV2Stats(paths: CgroupPaths): Promise<CgroupStats> {
 }
 
 /** How many processes the kernel OOM-killed in this cgroup; null when the cgroup is gone. */
+/** Whether the cgroup's freezer holds it (a paused container); false when the files are gone. */
+export async function isFrozen(paths: CgroupPaths): Promise<boolean> {
+  try {
+    if (paths.version === 2) return readFileSync(join(paths.unified!, 'cgroup.freeze'), 'utf8').trim() === '1';
+    const freezer = paths.controllers['freezer'];
+    return freezer !== undefined && /FROZEN|FREEZING/.test(readFileSync(join(freezer, 'freezer.state'), 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
 export async function readOomKillCount(paths: CgroupPaths): Promise<number | null> {
   const file = paths.version === 2
     ? paths.unified && join(paths.unified, 'memory.events')

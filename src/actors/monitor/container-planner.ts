@@ -2,7 +2,8 @@
 // for next. Create is rootfs → spec → conmon/runc; a failure records the step and the unwind
 // releases what was acquired, newest first; Remove runs the same releases. Every step is
 // idempotent, so after a crash the same plan simply runs again (DESIGN.md rules 2 and 5).
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Step, Planner } from '../driver.js';
 import type { EntityState } from '../../machines/index.js';
@@ -66,9 +67,9 @@ async function mountRootfs(deps: ContainerDeps, id: string, c: ContainerContext)
   const image = resolveImage(deps.ctx.store, c.image!.id);
   if (!image) throw failedPrecondition(`image ${c.image!.id} (${c.image!.requested}) is no longer present`);
   const layout = containerLayout(deps.ctx.config.root, id);
-  await mkdir(layout.upper, { recursive: true, mode: 0o755 });
-  await mkdir(layout.work, { recursive: true, mode: 0o700 });
-  await mkdir(layout.rootfs, { recursive: true, mode: 0o755 });
+  mkdirSync(layout.upper, { recursive: true, mode: 0o755 });
+  mkdirSync(layout.work, { recursive: true, mode: 0o700 });
+  mkdirSync(layout.rootfs, { recursive: true, mode: 0o755 });
   await mountOverlay({
     lowerDirs: image.context.layers.map((layer) => deps.ctx.layers.path(layer.chainId)),
     upperDir: layout.upper,
@@ -126,7 +127,7 @@ async function writeSpec(deps: ContainerDeps, id: string, c: ContainerContext): 
     const localhostSeccomp = await loadLocalhostSeccompProfile(config.linux?.security_context ?? null);
     const terminationPath = config.annotations[TERMINATION_PATH_ANNOTATION] || DEFAULT_TERMINATION_PATH;
     const kubeletMountsIt = prepared.mounts.some((m) => m.containerPath === terminationPath);
-    if (!kubeletMountsIt) await writeFile(layout.terminationLog, '', { flag: 'a', mode: 0o644 });
+    if (!kubeletMountsIt) writeFileSync(layout.terminationLog, '', { flag: 'a', mode: 0o644 });
     const target = targetPidns(deps, c);
     const { spec, warnings, hostPropagation } = generateSpec(
       {
@@ -164,7 +165,7 @@ async function createInRuntime(deps: ContainerDeps, id: string, c: ContainerCont
   // A record means an earlier run of this step got as far as conmon: adopt what it made.
   const existing = await deps.runtime.record(id);
   if (existing) return [{ type: 'ContainerCreated', pid: existing.pid, conmonPid: existing.conmonPid }];
-  await mkdir(dirname(c.logPath), { recursive: true, mode: 0o755 });
+  mkdirSync(dirname(c.logPath), { recursive: true, mode: 0o755 });
   const config = c.config!;
   const made = await deps.runtime.create({
     id,
@@ -181,12 +182,17 @@ function startStep(deps: ContainerDeps, id: string): Step<'container'> {
   return {
     name: 'start',
     async run() {
-      const st = await deps.runtime.state(id);
-      if (!st) throw failedPrecondition(`the runtime no longer knows container ${id}`);
       // Stamped before runc start: a process that exits at once must not finish before it began.
       const startedAt = nowNs().toString();
-      // Re-driven after a crash, the start may already have happened.
-      if (st.status === 'created') await deps.runtime.start(id);
+      try {
+        await deps.runtime.start(id);
+      } catch (err) {
+        // Re-driven after a crash, the start may already have happened; only then is runc asked
+        // what state the container is in (a spawn that a first start does not need).
+        const st = await deps.runtime.state(id);
+        if (!st) throw failedPrecondition(`the runtime no longer knows container ${id}`);
+        if (st.status === 'created') throw err;
+      }
       return [{ type: 'ContainerStarted', startedAt }];
     },
     failed: (err) => [{ type: 'ContainerStartFailed', message: messageOf(err), finishedAt: nowNs().toString() }],

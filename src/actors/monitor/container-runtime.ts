@@ -2,8 +2,8 @@
 // in files (runc's state dir, conmon's pid/exit/oom files, our meta.json and exit.json), so a
 // new ContainerRuntime over the same directories re-adopts containers started by an earlier
 // process: that is how crisp survives its own restarts.
-import { mkdir, open, readFile, readdir, rename, stat, writeFile } from 'node:fs/promises';
-import { constants as fsConstants } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { constants as fsConstants, mkdirSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
@@ -19,7 +19,7 @@ import {
   notFound,
 } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
-import { detectCgroupLayout, readOomKillCount, removeCgroupTree, resolveCgroupPaths, type CgroupLayout, type CgroupPaths } from './cgroups.js';
+import { detectCgroupLayout, isFrozen, readOomKillCount, removeCgroupTree, resolveCgroupPaths, type CgroupLayout, type CgroupPaths } from './cgroups.js';
 import { isConmonFor, launchConmon } from './conmon.js';
 import { DEFAULT_MAX_EXEC_OUTPUT, execSyncWithRunc } from './exec-sync.js';
 import { errCode, exists, readJsonFile, removePath, waitForFile, WaitAborted, writeJsonFileAtomic } from './files.js';
@@ -175,7 +175,7 @@ export class ContainerRuntime {
   async list(): Promise<string[]> {
     let entries: string[];
     try {
-      entries = await readdir(this.o.runDir);
+      entries = readdirSync(this.o.runDir);
     } catch (err) {
       if (errCode(err) === 'ENOENT') return [];
       throw err;
@@ -236,11 +236,11 @@ export class ContainerRuntime {
       throw alreadyExists(`container ${c.id} already exists`);
     }
     const dir = this.containerDir(c.id);
-    await mkdir(this.o.exitsDir, { recursive: true });
-    await mkdir(this.socketDir(), { recursive: true });
+    mkdirSync(this.o.exitsDir, { recursive: true });
+    mkdirSync(this.socketDir(), { recursive: true });
     await removePath(dir); // leftovers of an earlier, half-cleaned attempt with this id
     await removePath(this.exitFile(c.id));
-    await mkdir(dir, { recursive: true });
+    mkdirSync(dir, { recursive: true });
     const intent: CreateIntent = { version: 1, id: c.id, bundle: c.bundle, ...(cgroup && { cgroupsPath: cgroup.cgroupsPath }) };
     await writeJsonFileAtomic(this.intentFile(c.id), intent);
     const logExisted = await exists(c.logPath);
@@ -334,8 +334,8 @@ export class ContainerRuntime {
     let text: string;
     let finishedAt: bigint;
     try {
-      text = await readFile(this.exitFile(id), 'utf8');
-      finishedAt = (await stat(this.exitFile(id), { bigint: true })).mtimeNs;
+      text = readFileSync(this.exitFile(id), 'utf8');
+      finishedAt = (statSync(this.exitFile(id), { bigint: true })).mtimeNs;
     } catch (err) {
       if (errCode(err) === 'ENOENT') return null;
       throw err;
@@ -514,8 +514,8 @@ export class ContainerRuntime {
     };
     await this.storeExit(id, info);
     // The file conmon would have written, last, so whoever waits for it finds the record first.
-    await writeFile(`${this.exitFile(id)}.tmp`, String(UNKNOWN_EXIT_CODE));
-    await rename(`${this.exitFile(id)}.tmp`, this.exitFile(id));
+    writeFileSync(`${this.exitFile(id)}.tmp`, String(UNKNOWN_EXIT_CODE));
+    renameSync(`${this.exitFile(id)}.tmp`, this.exitFile(id));
   }
 
   /** Stops watching orphans (the daemon is shutting down; the next start adopts them again). */
@@ -543,15 +543,18 @@ export class ContainerRuntime {
     if (!(await exists(this.recordFile(id)))) throw notFound(`container ${id} not found`);
     const log = this.logger.child({ id });
 
-    const st = await this.state(id);
-    if (st?.status === 'paused') await this.signalTolerant(['resume', id], `resume container ${id}`);
-    if (st && st.status !== 'stopped' && o.timeoutSeconds > 0 && stopSignal !== 9) {
+    // No `runc state` first (a process spawn per stop): the freezer says whether the container
+    // is paused, and a container that already stopped or that runc no longer knows makes the
+    // kills below fail in ways signalTolerant accepts.
+    const paths = await this.cgroupPaths(id);
+    if (paths && (await isFrozen(paths))) await this.signalTolerant(['resume', id], `resume container ${id}`);
+    if (o.timeoutSeconds > 0 && stopSignal !== 9) {
       await this.signalTolerant(['kill', id, String(stopSignal)], `signal container ${id}`);
       const exit = await this.waitExitWithin(id, o.timeoutSeconds * 1000);
       if (exit) return exit;
       log.info({ timeoutSeconds: o.timeoutSeconds }, 'container ignored its stop signal; killing it');
     }
-    if (st && st.status !== 'stopped') await this.signalTolerant(['kill', '--all', id, '9'], `kill container ${id}`);
+    await this.signalTolerant(['kill', '--all', id, '9'], `kill container ${id}`);
     const exit = await this.waitExitWithin(id, (this.o.killWaitSeconds ?? 30) * 1000);
     if (exit) return exit;
     const gone = await this.exitIfConmonGone(id);
@@ -706,7 +709,7 @@ interface BundleSpec {
 async function readBundleSpec(bundle: string): Promise<BundleSpec> {
   let text: string;
   try {
-    text = await readFile(join(bundle, 'config.json'), 'utf8');
+    text = readFileSync(join(bundle, 'config.json'), 'utf8');
   } catch (err) {
     throw invalidArgument(`bundle ${bundle}: cannot read config.json (${errCode(err) ?? String(err)})`);
   }
@@ -721,7 +724,7 @@ async function readBundleSpec(bundle: string): Promise<BundleSpec> {
 
 async function isDirectory(path: string): Promise<boolean> {
   try {
-    return (await stat(path)).isDirectory();
+    return (statSync(path)).isDirectory();
   } catch {
     return false;
   }

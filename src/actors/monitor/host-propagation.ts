@@ -1,12 +1,15 @@
 // A bind mount with rshared or rslave propagation only receives mounts if its source sits on a
 // shared host mount. As CRI-O does, the host mount holding the path is made shared when it is
 // not (rslave would also accept a slave source, but a private one never propagates).
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import { failedPrecondition } from '../../errors.js';
+import { failedPrecondition, internal } from '../../errors.js';
+import { describeFailure, run as runCommand } from '../../host/run.js';
 import type { PropagationNeed } from '../spec/input.js';
 
-const run = promisify(execFile);
+async function run(file: string, args: string[]): Promise<{ stdout: string }> {
+  const r = await runCommand(file, args);
+  if (r.code !== 0) throw internal(describeFailure(file, args, r));
+  return r;
+}
 
 async function mountOf(path: string): Promise<{ target: string; propagation: string }> {
   const { stdout } = await run('findmnt', ['--noheadings', '--output', 'TARGET,PROPAGATION', '--target', path]);

@@ -1,7 +1,7 @@
 // oom_score_adj rules: without CAP_SYS_RESOURCE a process may not lower its score below the
 // floor it inherited (the kernel's oom_score_adj_min), so anything crisp spawns can at best
 // match crisp's own value. Asking for less makes runc fail the whole container create.
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { invalidArgument } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
 
@@ -18,7 +18,7 @@ export function clampOomScoreAdj(requested: number, daemonOwn: number): number {
 
 /** /proc/<pid>/oom_score_adj; `self` by default. */
 export async function readOomScoreAdj(pid: number | 'self' = 'self'): Promise<number> {
-  const text = await readFile(`/proc/${pid}/oom_score_adj`, 'utf8');
+  const text = readFileSync(`/proc/${pid}/oom_score_adj`, 'utf8');
   const value = Number.parseInt(text.trim(), 10);
   if (!Number.isInteger(value)) throw invalidArgument(`/proc/${pid}/oom_score_adj holds ${JSON.stringify(text)}`);
   return value;
@@ -32,7 +32,7 @@ export async function readOomScoreAdj(pid: number | 'self' = 'self'): Promise<nu
 export async function adjustOomScore(pid: number, requested: number, logger: Logger = silentLogger): Promise<number | null> {
   const value = clampOomScoreAdj(requested, await readOomScoreAdj());
   try {
-    await writeFile(`/proc/${pid}/oom_score_adj`, String(value));
+    writeFileSync(`/proc/${pid}/oom_score_adj`, String(value));
     return value;
   } catch (err) {
     logger.warn({ pid, value, err }, 'could not set oom_score_adj');

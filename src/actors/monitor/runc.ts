@@ -1,6 +1,6 @@
 // The few runc invocations the monitor makes directly (state, start, kill, delete, update):
 // everything else runs under conmon. Errors carry runc's own words.
-import { spawn } from 'node:child_process';
+import { run } from '../../host/run.js';
 import { internal, notFound, failedPrecondition, type CrispError } from '../../errors.js';
 
 export interface RuncResult {
@@ -47,24 +47,14 @@ export class Runc {
     return ['--root', this.root];
   }
 
-  run(args: string[], o: { input?: string | Buffer } = {}): Promise<RuncResult> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(this.path, [...this.globalArgs(), ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      child.stdout.on('data', (b: Buffer) => out.push(b));
-      child.stderr.on('data', (b: Buffer) => err.push(b));
-      child.on('error', (e) => reject(internal(`cannot run ${this.path}: ${e.message}`, e)));
-      child.on('close', (code, signal) =>
-        resolve({
-          stdout: Buffer.concat(out).toString(),
-          stderr: Buffer.concat(err).toString(),
-          code: code ?? 128 + (signal ? 9 : 0),
-        }),
-      );
-      child.stdin.on('error', () => undefined);
-      child.stdin.end(o.input);
-    });
+  async run(args: string[], o: { input?: string | Buffer } = {}): Promise<RuncResult> {
+    let r;
+    try {
+      r = await run(this.path, [...this.globalArgs(), ...args], { ...(o.input !== undefined && { input: o.input }) });
+    } catch (e) {
+      throw internal(`cannot run ${this.path}: ${(e as Error).message}`, e);
+    }
+    return { stdout: r.stdout, stderr: r.stderr, code: r.code ?? 128 + (r.signal ? 9 : 0) };
   }
 
   /** Runs and throws a typed error with runc's message when it fails. */

@@ -6,7 +6,7 @@
 // plugin: a crash in the middle of an ADD then still leaves what DEL needs to undo it
 // (`addComplete` tells the two cases apart; libcni ignores the extra key).
 
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const CNI_CACHE_KIND = 'cniCacheV1';
@@ -32,10 +32,10 @@ export function cacheFilePath(cacheDir: string, networkName: string, containerId
 
 export async function writeCachedAttachment(cacheDir: string, entry: CachedAttachment): Promise<void> {
   const path = cacheFilePath(cacheDir, entry.networkName, entry.containerId, entry.ifName);
-  await mkdir(join(cacheDir, 'results'), { recursive: true, mode: 0o700 });
+  mkdirSync(join(cacheDir, 'results'), { recursive: true, mode: 0o700 });
   const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, JSON.stringify(entry), { mode: 0o600 });
-  await rename(tmp, path);
+  writeFileSync(tmp, JSON.stringify(entry), { mode: 0o600 });
+  renameSync(tmp, path);
 }
 
 function isCachedAttachment(v: unknown): v is CachedAttachment {
@@ -65,7 +65,7 @@ export async function readCachedAttachment(
   const path = cacheFilePath(cacheDir, networkName, containerId, ifName);
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = readFileSync(path, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
@@ -86,14 +86,14 @@ export async function removeCachedAttachment(
   containerId: string,
   ifName: string,
 ): Promise<void> {
-  await rm(cacheFilePath(cacheDir, networkName, containerId, ifName), { force: true });
+  rmSync(cacheFilePath(cacheDir, networkName, containerId, ifName), { force: true });
 }
 
 /** All readable entries, optionally only those of one container; unreadable ones are skipped. */
 export async function listCachedAttachments(cacheDir: string, containerId?: string): Promise<CachedAttachment[]> {
   let names: string[];
   try {
-    names = await readdir(join(cacheDir, 'results'));
+    names = readdirSync(join(cacheDir, 'results'));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
@@ -103,7 +103,7 @@ export async function listCachedAttachments(cacheDir: string, containerId?: stri
     if (name.endsWith('.tmp')) continue;
     if (containerId !== undefined && !name.includes(`-${containerId}-`)) continue;
     try {
-      const parsed: unknown = JSON.parse(await readFile(join(cacheDir, 'results', name), 'utf8'));
+      const parsed: unknown = JSON.parse(readFileSync(join(cacheDir, 'results', name), 'utf8'));
       if (!isCachedAttachment(parsed)) continue;
       if (containerId !== undefined && parsed.containerId !== containerId) continue;
       out.push(parsed);

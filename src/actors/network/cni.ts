@@ -28,7 +28,7 @@ import {
   versionAtLeast,
 } from './cni-config.js';
 import { type PodIp, podIpsFromResult } from './cni-result.js';
-import { run } from './exec.js';
+import { run } from '../../host/run.js';
 import { ensureLoopbackUp } from './namespaces.js';
 
 export interface PodIdentity {

@@ -19,8 +19,9 @@ import { mkdir, open, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { alreadyExists, internal, invalidArgument, messageOf } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
-import { describeFailure, run, type RunOptions, type RunResult } from './exec.js';
-import { mountsAt, readMounts, unmountAll, type MountEntry } from './mounts.js';
+import { describeFailure, run, type RunOptions, type RunResult } from '../../host/run.js';
+import { unmountOwn, type MountEntry } from './mounts.js';
+import { mountedHere, ownMountAt } from '../../host/mountinfo.js';
 
 export type PodNamespaceKind = 'net' | 'ipc' | 'uts';
 export const POD_NAMESPACE_KINDS: readonly PodNamespaceKind[] = ['net', 'ipc', 'uts'];
@@ -67,21 +68,18 @@ export async function pinNamespaces(options: PinOptions): Promise<PinnedNamespac
   const pinned: PinnedNamespaces = {};
   for (const k of kinds) pinned[k] = join(dir, k);
 
-  const before = new Set((await readMounts()).map((m) => m.mountPoint));
   for (const path of Object.values(pinned)) {
-    if (before.has(path)) throw alreadyExists(`namespace file ${path} is already pinned; unpin it first`);
+    if (mountedHere(path)) throw alreadyExists(`namespace file ${path} is already pinned; unpin it first`);
   }
   try {
     // unshare needs the targets to exist; leftovers of a crashed attempt are plain files, reused.
     for (const path of Object.values(pinned)) await (await open(path, 'a', 0o444)).close();
     const args = kinds.map((k) => `--${k}=${pinned[k]}`);
-    args.push('--', ...(options.hostname !== undefined ? ['hostname', options.hostname] : ['true']));
+    args.push('--', ...insideNewNamespaces(options.hostname, kinds.includes('net')));
     const r = await run('unshare', args, { timeoutMs: 10_000 });
     if (r.code !== 0) throw internal(`pinning namespaces in ${dir} failed: ${describeFailure('unshare', args, r)}`);
-    const after = await readMounts();
     for (const k of kinds) {
-      const top = after.filter((m) => m.mountPoint === pinned[k]).at(-1);
-      if (top?.fsType !== 'nsfs' || !top.root.startsWith(`${k}:`)) {
+      if (ownMountAt(pinned[k]!) !== 'nsfs') {
         throw internal(`pinning namespaces in ${dir} failed: ${pinned[k]} is not a ${k} namespace mount`);
       }
     }
@@ -93,20 +91,35 @@ export async function pinNamespaces(options: PinOptions): Promise<PinnedNamespac
   return pinned;
 }
 
+/**
+ * What unshare runs inside the new namespaces: the hostname in the UTS one and loopback up in
+ * the network one (a fresh netns has lo down), in this same process tree, so a pod needs no
+ * second spawn (nsenter + ip) from the daemon to bring lo up.
+ */
+function insideNewNamespaces(hostname: string | undefined, net: boolean): string[] {
+  const loUp = ['ip', 'link', 'set', 'lo', 'up'];
+  if (hostname === undefined) return net ? loUp : ['true'];
+  if (!net) return ['hostname', hostname];
+  return ['sh', '-c', 'hostname "$1" && exec ip link set lo up', 'crisp-pin', hostname];
+}
+
 /** Unmounts and removes the pinned namespace files. Idempotent: missing files are fine. */
 export async function unpinNamespaces(pinned: PinnedNamespaces): Promise<void> {
   const paths = Object.values(pinned).filter((p): p is string => !!p);
   try {
-    await unmountAll(...paths);
+    await unmountOwn(...paths);
     for (const path of paths) await rm(path, { force: true });
   } catch (err) {
     throw internal(`unpinning namespaces ${paths.join(', ')} failed: ${messageOf(err)}`, err);
   }
 }
 
-/** True when `path` currently holds a pinned namespace of the given kind. */
-export async function isPinned(path: string, kind: PodNamespaceKind): Promise<boolean> {
-  return pinnedBy((await mountsAt(path)).at(-1), kind);
+/**
+ * True when `path` (a namespace file crisp pinned as `kind`) holds a namespace now. The pin
+ * files are crisp's own, so a stat says it: a namespace is mounted there or not.
+ */
+export async function isPinned(path: string, _kind: PodNamespaceKind): Promise<boolean> {
+  return ownMountAt(path) === 'nsfs';
 }
 
 /** Whether the topmost mount on a path is a pin of a `kind` namespace. */

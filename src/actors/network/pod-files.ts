@@ -1,12 +1,13 @@
 // The files a pod's containers get bind-mounted as /etc/hostname, /etc/hosts and
 // /etc/resolv.conf, and the pod's own /dev/shm.
 
-import { copyFile, mkdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import { copyFileSync, mkdirSync, renameSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { internal, invalidArgument } from '../../errors.js';
-import { describeFailure, run } from './exec.js';
-import { mountsAt, unmountAll } from './mounts.js';
+import { describeFailure, run } from '../../host/run.js';
+import { unmountOwn } from './mounts.js';
+import { ownMountAt } from '../../host/mountinfo.js';
 import { validateHostname } from './namespaces.js';
 
 /** CRI's DNSConfig. */
@@ -88,14 +89,14 @@ export interface PodFiles {
 
 async function writeAtomically(path: string, content: string): Promise<void> {
   const tmp = `${path}.tmp`;
-  await writeFile(tmp, content, { mode: 0o644 });
-  await rename(tmp, path);
+  writeFileSync(tmp, content, { mode: 0o644 });
+  renameSync(tmp, path);
 }
 
 async function copyAtomically(from: string, to: string): Promise<void> {
   const tmp = `${to}.tmp`;
-  await copyFile(from, tmp);
-  await rename(tmp, to);
+  copyFileSync(from, tmp);
+  renameSync(tmp, to);
 }
 
 /**
@@ -106,7 +107,7 @@ export async function writePodFiles(options: PodFilesOptions): Promise<PodFiles>
   validateHostname(options.hostname);
   const resolvConf = isEmptyDnsConfig(options.dnsConfig) ? undefined : renderResolvConf(options.dnsConfig!);
   const hosts = options.hostNetwork ? undefined : renderHosts(options.hostname, options.podIps);
-  await mkdir(options.dir, { recursive: true, mode: 0o755 });
+  mkdirSync(options.dir, { recursive: true, mode: 0o755 });
   const files: PodFiles = {
     hostname: join(options.dir, 'hostname'),
     hosts: join(options.dir, 'hosts'),
@@ -123,8 +124,8 @@ export async function writePodFiles(options: PodFilesOptions): Promise<PodFiles>
 /** Removes the files writePodFiles made. Idempotent. */
 export async function removePodFiles(dir: string): Promise<void> {
   for (const name of ['hostname', 'hosts', 'resolv.conf']) {
-    await rm(join(dir, name), { force: true });
-    await rm(join(dir, `${name}.tmp`), { force: true });
+    rmSync(join(dir, name), { force: true });
+    rmSync(join(dir, `${name}.tmp`), { force: true });
   }
 }
 
@@ -137,8 +138,8 @@ export const DEFAULT_SHM_SIZE = 64 * 1024 * 1024;
 export async function mountPodShm(path: string, options: { sizeBytes?: number } = {}): Promise<void> {
   const size = options.sizeBytes ?? DEFAULT_SHM_SIZE;
   if (!Number.isSafeInteger(size) || size <= 0) throw invalidArgument(`shm size: ${JSON.stringify(size)} must be a positive number of bytes`);
-  await mkdir(path, { recursive: true, mode: 0o755 });
-  if ((await mountsAt(path)).at(-1)?.fsType === 'tmpfs') return;
+  mkdirSync(path, { recursive: true, mode: 0o755 });
+  if (ownMountAt(path) === 'tmpfs') return;
   const args = ['-t', 'tmpfs', '-o', `rw,nosuid,nodev,noexec,mode=1777,size=${size}`, 'shm', path];
   const r = await run('mount', args, { timeoutMs: 10_000 });
   if (r.code !== 0) throw internal(`mounting the pod's shm at ${path} failed: ${describeFailure('mount', args, r)}`);
@@ -146,9 +147,9 @@ export async function mountPodShm(path: string, options: { sizeBytes?: number } 
 
 /** Unmounts the pod's shm and removes the mount point. Idempotent. */
 export async function unmountPodShm(path: string): Promise<void> {
-  await unmountAll(path);
+  await unmountOwn(path);
   try {
-    await rmdir(path);
+    rmdirSync(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }

@@ -24,7 +24,7 @@ import type { CniRunner, PodIdentity } from './cni.js';
 import { POD_NAMESPACE_KINDS, isPinned, pinNamespaces, unpinNamespaces, type PinnedNamespaces } from './namespaces.js';
 import { mountPodShm, removePodFiles, unmountPodShm, writePodFiles } from './pod-files.js';
 import { applySysctls } from './sysctls.js';
-import { unmountAll } from './mounts.js';
+import { unmountOwn } from './mounts.js';
 import {
   bandwidthOf, effectiveHostname, isHostIpc, isHostNetwork, needsInfraContainer, podNamespaceKinds, portMappingsOf,
 } from '../../machines/sandbox-config.js';
@@ -237,7 +237,7 @@ export function createSandboxPlanner(options: SandboxPlannerOptions): Planner<'s
       if ((await cni.cachedAttachments(id)).length > 0) {
         await cni.del({ containerId: id, netnsGone: !(await isPinned(join(nsDir(dir), 'net'), 'net')) });
       }
-      await unmountAll(infraLayout(options.runroot, id).rootfs, shmDir(dir), ...POD_NAMESPACE_KINDS.map((k) => join(nsDir(dir), k)));
+      await unmountOwn(infraLayout(options.runroot, id).rootfs, shmDir(dir), ...POD_NAMESPACE_KINDS.map((k) => join(nsDir(dir), k)));
       await rm(dir, { recursive: true, force: true });
       await removeDefaultPodCgroup(id, state);
       return [{ type: 'SandboxRemoved' }];

@@ -57,7 +57,9 @@ async function reconcileSandbox(store: EventStore, id: string, logger: Logger, m
 export function cniRunnerFor(config: CrispConfig, logger: Logger): CniRunner {
   // The cache lives under the persistent root: host-local's IP leases survive a reboot, and
   // the DEL that releases them needs the ADD's cached result even after the netns is gone.
-  return new CniRunner({ confDir: config.cniConfigDir, pluginDirs: config.cniPluginDirs, cacheDir: join(config.root, 'cni-cache'), logger });
+  return new CniRunner({ confDir: config.cniConfigDir, pluginDirs: config.cniPluginDirs, cacheDir: join(config.root, 'cni-cache'), logger,
+    // pinNamespaces brings lo up in the pod's netns as it creates it
+    loopback: false });
 }
 
 export const sandboxService: ServiceFactory = (ctx) => {

@@ -2,7 +2,7 @@
 // would change the whole node. Applied by entering the pinned namespaces.
 
 import { internal, invalidArgument } from '../../errors.js';
-import { describeFailure } from './exec.js';
+import { describeFailure } from '../../host/run.js';
 import { runInNamespaces, type PinnedNamespaces, type PodNamespaceKind } from './namespaces.js';
 
 export interface Sysctl {

@@ -3,10 +3,11 @@
 // does whenever the counters move) they are read without any spawn; the namespace's inode is
 // compared with the pinned file's first, so a recycled pid never reports another pod. A pod
 // with no process in it is read with one nsenter per pod, and every answer is cached briefly:
-// kubelet and crictl ask for the same pods within the same second.
-import { readFile, stat } from 'node:fs/promises';
+// kubelet and crictl ask for the same pods within the same second. procfs is read with the
+// sync calls, which cost a tenth of fs/promises' CPU for files this small.
+import { readFileSync, statSync } from 'node:fs';
 import { runInNetns } from '../network/namespaces.js';
-import { describeFailure } from '../network/exec.js';
+import { describeFailure } from '../../host/run.js';
 import { internal } from '../../errors.js';
 import { nowNs } from '../../events/clock.js';
 
@@ -39,7 +40,7 @@ export function parseNetDev(text: string): InterfaceCounters[] {
 
 async function inodeOf(path: string): Promise<bigint | undefined> {
   try {
-    const st = await stat(path, { bigint: true });
+    const st = statSync(path, { bigint: true });
     return (st.dev << 64n) | st.ino;
   } catch {
     return undefined;
@@ -76,7 +77,7 @@ export class PodNetworkReader {
       for (const pid of pids) {
         if ((await inodeOf(`/proc/${pid}/ns/net`)) !== wanted) continue;
         try {
-          const text = await readFile(`/proc/${pid}/net/dev`, 'utf8');
+          const text = readFileSync(`/proc/${pid}/net/dev`, 'utf8');
           return { atNs: nowNs(), interfaces: parseNetDev(text) };
         } catch {
           // exited between the two reads: try the next one

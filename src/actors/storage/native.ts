@@ -5,8 +5,9 @@
 // xattrs, and a mount is one call per container. The *Sync variants block their thread and are
 // meant for the unpack worker only; the daemon's main thread uses the async ones.
 
-import { execFile, spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { run as runCommand } from '../../host/run.js';
+import { mountedHere, mountsAt } from '../../host/mountinfo.js';
 import { internal } from '../../errors.js';
 
 export type DeviceKind = 'char' | 'block';
@@ -62,30 +63,31 @@ export async function mount(req: MountRequest): Promise<void> {
   await run('mount', args, req.cwd);
 }
 
-/** Unmounts everything mounted at `target`; a target that is not a mount point is fine. */
+/**
+ * Unmounts everything crisp mounted at `target` (an overlay rootfs); a target that is not a
+ * mount point is fine. Asked with a stat, not mountinfo (see host/mountinfo.ts).
+ */
 export async function unmount(target: string): Promise<void> {
-  while ((await mountedType(target)) !== undefined) await run('umount', ['--', target]);
+  for (let round = 0; mountedHere(target); round++) {
+    if (round === 16) throw internal(`unmounting ${target} failed: still mounted after 16 attempts`);
+    await run('umount', ['--', target]);
+  }
 }
 
 /** The filesystem type of the topmost mount at `target`, or undefined when nothing is mounted there. */
 export async function mountedType(target: string): Promise<string | undefined> {
-  const info = await readFile('/proc/self/mountinfo', 'utf8');
-  let type: string | undefined;
-  for (const line of info.split('\n')) {
-    const fields = line.split(' ');
-    const sep = fields.indexOf('-', 6);
-    if (sep > 0 && fields[4] !== undefined && unquote(fields[4]) === target) type = fields[sep + 1];
-  }
-  return type;
+  return (await mountsAt(target)).at(-1)?.fsType;
 }
 
-function run(cmd: string, args: string[], cwd?: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { cwd, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err) reject(internal(`${cmd} ${args.join(' ')} failed: ${String(stderr).trim() || err.message}`, err));
-      else resolve(String(stdout));
-    });
-  });
+async function run(cmd: string, args: string[], cwd?: string): Promise<string> {
+  let r;
+  try {
+    r = await runCommand(cmd, args, cwd !== undefined ? { cwd } : {});
+  } catch (err) {
+    throw internal(`${cmd} ${args.join(' ')} failed: ${(err as Error).message}`, err);
+  }
+  if (r.code !== 0) throw internal(`${cmd} ${args.join(' ')} failed: ${r.stderr.trim() || `exited with ${r.signal ?? r.code}`}`);
+  return r.stdout;
 }
 
 function checkSync(cmd: string, r: SpawnSyncReturns<Buffer>): void {

@@ -11,6 +11,7 @@ import { isAbsolute, join } from 'node:path';
 import { failedPrecondition, invalidArgument } from '../../errors.js';
 import { isMissing } from './fs-util.js';
 import * as native from './native.js';
+import { ownMountAt } from '../../host/mountinfo.js';
 
 export type OverlayMountOptions = {
   /** Lowest layer first, as image configs list them. */
@@ -75,7 +76,7 @@ export async function mountOverlay(o: OverlayMountOptions): Promise<void> {
     requireAbsolute(dir, field);
     if (/[,:]/.test(dir)) throw invalidArgument(`${field} ${dir} contains ',' or ':', which overlay options cannot carry`);
   }
-  if ((await native.mountedType(o.target)) === 'overlay') return;
+  if (ownMountAt(o.target) === 'overlay') return;
 
   const names = [];
   // Without an upper dir the kernel wants two lowers at least; an empty one adds nothing.

@@ -1,0 +1,56 @@
+// The one command runner, through the spawn helper and directly: the same answers either way.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { run, runDirect, type RunResult } from '../../src/host/run.js';
+import { spawnHelper } from '../../src/host/spawn-helper.js';
+
+const cases: [string, string[], Parameters<typeof run>[2]][] = [
+  ['echo', ['a b', 'c'], {}],
+  ['sh', ['-c', 'cat; echo oops >&2; exit 3'], { input: 'from stdin\n' }],
+  ['sh', ['-c', 'pwd; echo "$ONLY"; echo "${HOME:-unset}"'], { cwd: '/tmp', env: { ONLY: 'this', PATH: '/usr/bin:/bin' } }],
+  ['sh', ['-c', 'wc -c'], { input: Buffer.alloc(300_000, 97) }],
+  ['sh', ['-c', 'head -c 1000000 /dev/zero | tr "\\0" x'], {}],
+  ['sh', ['-c', 'kill -TERM $$'], {}],
+];
+
+const shape = (r: RunResult) => ({ ...r });
+
+test('the helper answers what a direct spawn answers', async () => {
+  assert.ok(spawnHelper(), 'perl is part of every Debian system, so the helper runs here');
+  for (const [file, args, options] of cases) {
+    assert.deepEqual(shape(await run(file, args, options)), shape(await runDirect(file, args, options)), `${file} ${args.join(' ')}`);
+  }
+});
+
+test('many commands at once through the helper each get their own answer', async () => {
+  const results = await Promise.all(Array.from({ length: 50 }, (_, i) => run('sh', ['-c', `echo ${i}; echo e${i} >&2; exit ${i % 7}`])));
+  results.forEach((r, i) => {
+    assert.equal(r.stdout, `${i}\n`);
+    assert.equal(r.stderr, `e${i}\n`);
+    assert.equal(r.code, i % 7);
+  });
+});
+
+test('a command past its timeout is killed and says so', async () => {
+  const started = Date.now();
+  const r = await run('sleep', ['10'], { timeoutMs: 150 });
+  assert.equal(r.timedOut, true);
+  assert.equal(r.signal, 'SIGKILL');
+  assert.equal(r.code, null);
+  assert.ok(Date.now() - started < 5000);
+});
+
+test('a program that cannot be started rejects with its errno, as spawn does', async () => {
+  await assert.rejects(run('/nonexistent/program', []), (e: NodeJS.ErrnoException) => e.code === 'ENOENT');
+  await assert.rejects(runDirect('/nonexistent/program', []), (e: NodeJS.ErrnoException) => e.code === 'ENOENT');
+});
+
+test('a helper that dies fails the commands in flight and the next command starts a new one', async () => {
+  const first = spawnHelper()!;
+  const inFlight = run('sleep', ['5']);
+  process.kill(first.pid!, 'SIGKILL');
+  await assert.rejects(inFlight, /spawn helper/);
+  const r = await run('echo', ['again']);
+  assert.equal(r.stdout, 'again\n');
+  assert.notEqual(spawnHelper()!.pid, first.pid);
+});
