@@ -66,8 +66,19 @@ export class HpackDecoder {
     this.maxSize = limit;
   }
 
-  decode(block: Uint8Array): HeaderField[] {
+  /**
+   * Decodes one header block. `maxListSize` bounds the decoded header list the way
+   * SETTINGS_MAX_HEADER_LIST_SIZE does (name + value + 32 per field): a few bytes of indexed
+   * fields can otherwise expand into megabytes, so the bound is checked as fields are read.
+   */
+  decode(block: Uint8Array, maxListSize = Number.POSITIVE_INFINITY): HeaderField[] {
     const fields: HeaderField[] = [];
+    let listSize = 0;
+    const add = (field: HeaderField) => {
+      listSize += field.name.length + field.value.length + ENTRY_OVERHEAD;
+      if (listSize > maxListSize) throw new HpackError(`header list larger than ${maxListSize} bytes`);
+      fields.push(field);
+    };
     let pos = 0;
     const integer = (prefixBits: number): number => {
       const mask = (1 << prefixBits) - 1;
@@ -102,13 +113,13 @@ export class HpackDecoder {
       const byte = block[pos]!;
       if (byte & 0x80) {
         const [name, value] = entry(integer(7));
-        fields.push({ name, value, sensitive: false });
+        add({ name, value, sensitive: false });
       } else if (byte & 0x40) {
         const index = integer(6);
         const name = index === 0 ? string() : entry(index)[0];
         const value = string();
         this.insert(name, value);
-        fields.push({ name, value, sensitive: false });
+        add({ name, value, sensitive: false });
       } else if (byte & 0x20) {
         const size = integer(5);
         if (size > this.limit) throw new HpackError(`table size ${size} above the limit ${this.limit}`);
@@ -118,7 +129,7 @@ export class HpackDecoder {
         const sensitive = (byte & 0x10) !== 0;
         const index = integer(4);
         const name = index === 0 ? string() : entry(index)[0];
-        fields.push({ name, value: string(), sensitive });
+        add({ name, value: string(), sensitive });
       }
     }
     return fields;

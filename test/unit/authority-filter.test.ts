@@ -66,3 +66,145 @@ test('a gRPC call whose :authority is the socket path (old Go clients) is served
   assert.equal(trailers['grpc-status'], '0');
   assert.match(Buffer.concat(chunks).toString('latin1'), /crisp/);
 });
+
+// ---- hostile header blocks: the connection that sends one is cut, the server goes on -----------
+
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+function frame(type: number, flags: number, streamId: number, payload: Buffer, declaredLength = payload.length): Buffer {
+  const header = Buffer.alloc(9);
+  header.writeUIntBE(declaredLength, 0, 3);
+  header[3] = type;
+  header[4] = flags;
+  header.writeUInt32BE(streamId, 5);
+  return Buffer.concat([header, payload]);
+}
+
+const literal = (name: string, value: string, indexing: boolean) =>
+  Buffer.concat([Buffer.from([indexing ? 0x40 : 0x00]), encodeLength(name.length), Buffer.from(name), encodeLength(value.length), Buffer.from(value)]);
+
+function encodeLength(n: number): Buffer {
+  if (n < 127) return Buffer.from([n]);
+  const out = [127];
+  n -= 127;
+  while (n >= 128) {
+    out.push((n % 128) | 0x80);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+  return Buffer.from(out);
+}
+
+function requestBlock(authority: string): Buffer {
+  return Buffer.concat([
+    literal(':method', 'POST', false), literal(':scheme', 'http', false), literal(':path', '/runtime.v1.RuntimeService/Version', false),
+    literal(':authority', authority, false), literal('content-type', 'application/grpc', false), literal('te', 'trailers', false),
+  ]);
+}
+
+/** One stored 4 KB header, then `refs` one-byte references to it: ~200 KB that decode to ~800 MB. */
+function bombFrames(streamId: number, refs: number): Buffer[] {
+  const block = Buffer.concat([literal('x-bomb', 'b'.repeat(4000), true), Buffer.alloc(refs, 0xbe)]);
+  const frames: Buffer[] = [];
+  for (let at = 0; at < block.length; at += 16_384) {
+    const last = at + 16_384 >= block.length;
+    frames.push(frame(at === 0 ? 0x1 : 0x9, last ? 0x4 | 0x1 : 0, streamId, block.subarray(at, at + 16_384)));
+  }
+  return frames;
+}
+
+async function hostileServer(t: import('node:test').TestContext) {
+  const dir = mkdtempSync(join(tmpdir(), 'crisp-hostile-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const socketPath = join(dir, 'crisp.sock');
+  const readiness = new Readiness();
+  readiness.markReady();
+  const server = await startCriServer({
+    socketPath, logger: silentLogger, readiness, image: {},
+    runtime: { Version: () => ({ version: '0.1.0', runtime_name: 'crisp', runtime_version: '9', runtime_api_version: 'v1' }) },
+  });
+  t.after(() => server.shutdown(100));
+  return socketPath;
+}
+
+/** Sends raw bytes on a fresh connection; resolves when the server closes it (or after 3 s). */
+function sendRaw(socketPath: string, chunks: Buffer[]): Promise<'closed' | 'open'> {
+  return new Promise((resolve) => {
+    const socket = netConnect(socketPath);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve('open');
+    }, 3000);
+    socket.on('data', () => undefined);
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve('closed');
+    });
+    socket.on('connect', () => {
+      for (const c of chunks) socket.write(c);
+    });
+  });
+}
+
+async function versionAnswers(socketPath: string, authority = 'localhost'): Promise<boolean> {
+  const session = h2connect('http://localhost', { createConnection: () => netConnect(socketPath) });
+  try {
+    const request = session.request({
+      ':method': 'POST', ':path': '/runtime.v1.RuntimeService/Version', ':authority': authority, 'content-type': 'application/grpc', te: 'trailers',
+    });
+    request.end(Buffer.from([0, 0, 0, 0, 0]));
+    request.on('data', () => undefined);
+    const trailers = await new Promise<Record<string, unknown>>((resolve, reject) => {
+      request.on('trailers', resolve);
+      request.on('error', reject);
+    });
+    return trailers['grpc-status'] === '0';
+  } finally {
+    session.close();
+  }
+}
+
+const SETTINGS = frame(0x4, 0, 0, Buffer.alloc(0));
+
+test('a header-block bomb as the first block (decoded by the filter) cuts that connection only', async (t) => {
+  const socketPath = await hostileServer(t);
+  const rssBefore = process.memoryUsage().rss;
+  assert.equal(await sendRaw(socketPath, [PREFACE, SETTINGS, ...bombFrames(1, 200_000)]), 'closed');
+  assert.ok(process.memoryUsage().rss - rssBefore < 200 * 1024 * 1024, 'the bomb was not decoded in full');
+  assert.equal(await versionAnswers(socketPath), true);
+  assert.equal(await versionAnswers(socketPath, socketPath), true);
+});
+
+test('a header-block bomb after a good first block (passed through to HTTP/2) is refused and the server goes on', async (t) => {
+  const socketPath = await hostileServer(t);
+  const good = frame(0x1, 0x4, 1, requestBlock('localhost'));
+  const data = frame(0x0, 0x1, 1, Buffer.from([0, 0, 0, 0, 0]));
+  const state = await sendRaw(socketPath, [PREFACE, SETTINGS, good, data, ...bombFrames(3, 200_000)]);
+  assert.ok(state === 'closed' || state === 'open');
+  assert.equal(await versionAnswers(socketPath), true);
+});
+
+test('a bomb on a rewritten connection (old Go client authority) cuts that connection only', async (t) => {
+  const socketPath = await hostileServer(t);
+  const good = frame(0x1, 0x4, 1, requestBlock(socketPath));
+  const data = frame(0x0, 0x1, 1, Buffer.from([0, 0, 0, 0, 0]));
+  assert.equal(await sendRaw(socketPath, [PREFACE, SETTINGS, good, data, ...bombFrames(3, 200_000)]), 'closed');
+  assert.equal(await versionAnswers(socketPath, socketPath), true);
+});
+
+test('malformed header frames cut their connection: bad padding, CONTINUATION floods, giant frames, interleaving', async (t) => {
+  const socketPath = await hostileServer(t);
+  const cases: [string, Buffer[]][] = [
+    ['padding longer than the frame', [frame(0x1, 0x4 | 0x8, 1, Buffer.from([200, 0x82]))]],
+    ['CONTINUATION flood without END_HEADERS', [frame(0x1, 0, 1, Buffer.from([0x82])), ...Array.from({ length: 10 }, () => frame(0x9, 0, 1, Buffer.alloc(16_000, 0x82)))]],
+    ['a 16 MB frame header', [frame(0x1, 0x4, 1, Buffer.alloc(10), 16 * 1024 * 1024 - 1)]],
+    ['CONTINUATION with no header block', [frame(0x9, 0x4, 1, Buffer.from([0x82]))]],
+    ['a DATA frame inside a header block', [frame(0x1, 0, 1, Buffer.from([0x82])), frame(0x0, 0, 1, Buffer.from('x'))]],
+    ['an HPACK index beyond the table', [frame(0x1, 0x4, 1, Buffer.from([0xff, 0x80, 0x01]))]],
+  ];
+  for (const [what, frames] of cases) {
+    assert.equal(await sendRaw(socketPath, [PREFACE, SETTINGS, ...frames]), 'closed', what);
+  }
+  assert.equal(await versionAnswers(socketPath), true);
+});
