@@ -5,7 +5,6 @@ import type { UnaryHandler } from './wrap.js';
 import type { CriContext } from './context.js';
 import { loadNetworkConfig } from '../actors/network/cni-config.js';
 import { messageOf } from '../errors.js';
-import { renderConfig } from '../config/load.js';
 
 /** NetworkReady follows the CNI configuration: true once a valid network config exists. */
 async function networkCondition(ctx: CriContext): Promise<RuntimeCondition> {
@@ -17,8 +16,10 @@ async function networkCondition(ctx: CriContext): Promise<RuntimeCondition> {
   }
 }
 
+// crictl (up to at least 1.26) pastes each value into its JSON output unescaped unless the value
+// is JSON itself, so every value here is JSON; the TOML view is `crisp config`'s.
 function verboseInfo(ctx: CriContext): Record<string, string> {
-  return { config: JSON.stringify(ctx.config), configToml: renderConfig(ctx.config) };
+  return { config: JSON.stringify(ctx.config) };
 }
 
 export const status = (ctx: CriContext): UnaryHandler<StatusRequest__Output, StatusResponse> => async (request) => {

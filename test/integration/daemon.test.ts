@@ -28,6 +28,8 @@ test('the daemon serves Version, Status, RuntimeConfig and UpdateRuntimeConfig o
   assert.equal(condition(started, 'RuntimeReady').status, true);
   assert.equal(condition(started, 'NetworkReady').status, true);
   assert.equal(JSON.parse(started.info.config!).root, d.root);
+  // crictl info pastes every value into its JSON unescaped: each one must be JSON itself
+  for (const [key, value] of Object.entries(started.info)) assert.doesNotThrow(() => JSON.parse(value), `info.${key} is JSON`);
   const written = readdirSync(cniDir);
   assert.equal(written.length, 1);
   assert.equal(JSON.parse(readFileSync(join(cniDir, written[0]!), 'utf8')).name, 'crisp');
