@@ -40,7 +40,9 @@ export interface HelperReply {
 const INHERIT_ENV = 0xffffffff;
 
 // The helper: a select loop over its requests, its children's pipes and a self-pipe that
-// SIGCHLD writes to (so a child that ends between two selects is never missed).
+// SIGCHLD writes to (so a child that ends between two selects is never missed). When the daemon
+// is gone (end of its requests, or its end of the replies closed) the helper exits at once: the
+// commands it started finish on their own and nobody is left to read their answers.
 const HELPER_SCRIPT = String.raw`
 use strict; use warnings; no warnings 'exec'; use Fcntl;
 $0 = 'crisp-spawn-helper';
@@ -49,7 +51,7 @@ sub nb { my $fh = shift; my $f = fcntl($fh, F_GETFL, 0); fcntl($fh, F_SETFL, $f 
 pipe(my $wake_r, my $wake_w) or die "pipe: $!"; nb($wake_r); nb($wake_w);
 $SIG{CHLD} = sub { syswrite($wake_w, 'x'); };
 binmode STDIN; binmode STDOUT; nb(\*STDIN); nb(\*STDOUT);
-my (%jobs, %pipes, $inbuf, $outq, $eof); $inbuf = ''; $outq = '';
+my (%jobs, %pipes, $inbuf, $outq); $inbuf = ''; $outq = '';
 sub str { my ($b, $p) = @_; my $n = unpack('N', substr($$b, $$p, 4)); my $s = substr($$b, $$p + 4, $n); $$p += 4 + $n; return $s; }
 sub u32 { my ($b, $p) = @_; my $n = unpack('N', substr($$b, $$p, 4)); $$p += 4; return $n; }
 sub reply { my ($id, $code, $sig, $to, $out, $err, $spawnerr) = @_;
@@ -84,7 +86,7 @@ sub start { my $req = shift; my $p = 0;
 }
 while (1) {
   my ($rin, $win) = ('', '');
-  vec($rin, fileno(STDIN), 1) = 1 unless $eof;
+  vec($rin, fileno(STDIN), 1) = 1;
   vec($rin, fileno($wake_r), 1) = 1;
   for my $fd (keys %pipes) { if ($pipes{$fd}[1] eq 'in') { vec($win, $fd, 1) = 1; } else { vec($rin, $fd, 1) = 1; } }
   vec($win, fileno(STDOUT), 1) = 1 if length $outq;
@@ -96,9 +98,9 @@ while (1) {
   next if $n < 0 && $!{EINTR};
   die "select: $!" if $n < 0;
   if (vec($rout, fileno($wake_r), 1)) { my $junk; 1 while sysread($wake_r, $junk, 512); }
-  if (!$eof && vec($rout, fileno(STDIN), 1)) {
+  if (vec($rout, fileno(STDIN), 1)) {
     my $got = sysread(STDIN, $inbuf, 65536, length $inbuf);
-    if (defined $got && $got == 0) { $eof = 1; }
+    if (defined $got && $got == 0) { exit 0; }
     while (length($inbuf) >= 4) { my $size = unpack('N', $inbuf); last if length($inbuf) < 4 + $size;
       my $req = substr($inbuf, 4, $size); substr($inbuf, 0, 4 + $size) = ''; start($req); }
   }
@@ -122,8 +124,8 @@ while (1) {
     reply($j->{id}, $sig ? -1 : $st >> 8, $sig, $j->{timedout}, $j->{out}, $j->{err}, $j->{why});
     delete $jobs{$pid};
   }
-  if (length $outq) { my $w = syswrite(STDOUT, $outq); substr($outq, 0, $w) = '' if defined $w && $w > 0; }
-  exit 0 if $eof && !%jobs && !length $outq;
+  if (length $outq) { my $w = syswrite(STDOUT, $outq);
+    if (defined $w) { substr($outq, 0, $w) = ''; } elsif (!$!{EAGAIN}) { exit 0; } }
 }
 `;
 

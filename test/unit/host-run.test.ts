@@ -1,6 +1,8 @@
 // The one command runner, through the spawn helper and directly: the same answers either way.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { run, runDirect, type RunResult } from '../../src/host/run.js';
 import { spawnHelper } from '../../src/host/spawn-helper.js';
 
@@ -53,4 +55,24 @@ test('a helper that dies fails the commands in flight and the next command start
   const r = await run('echo', ['again']);
   assert.equal(r.stdout, 'again\n');
   assert.notEqual(spawnHelper()!.pid, first.pid);
+});
+
+test('a helper whose daemon dies exits at once, with a command still running and replies unsent', async () => {
+  const script = `
+    const { run } = await import(${JSON.stringify(new URL('../../src/host/run.ts', import.meta.url).href)});
+    const { spawnHelper } = await import(${JSON.stringify(new URL('../../src/host/spawn-helper.ts', import.meta.url).href)});
+    await run('true', []);
+    run('sleep', ['30']);
+    for (let i = 0; i < 20; i++) run('echo', ['a reply nobody will read']);
+    console.log(spawnHelper().pid);
+    setInterval(() => {}, 1000);`;
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const helperPid = Number(await new Promise<string>((resolve) => child.stdout!.once('data', (b: Buffer) => resolve(b.toString().trim()))));
+  assert.ok(helperPid > 0);
+  child.kill('SIGKILL');
+  const deadline = Date.now() + 5000;
+  while (existsSync(`/proc/${helperPid}`) && readFileSync(`/proc/${helperPid}/stat`, 'utf8').split(') ')[1]![0] !== 'Z') {
+    assert.ok(Date.now() < deadline, 'the helper is still running after its daemon died');
+    await new Promise((r) => setTimeout(r, 50));
+  }
 });
