@@ -3,11 +3,11 @@ import { connect, createServer } from 'node:net';
 import { dirname } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
-import { ReflectionService } from '@grpc/reflection';
 import { imageServiceDefinition, packageDefinition, runtimeServiceDefinition } from './proto.js';
 import { serverStream, unary, type StreamHandler, type UnaryHandler, type WrapDeps } from './wrap.js';
 import { CrispError, unimplemented } from '../errors.js';
 import { AuthorityFilter } from './authority-filter.js';
+import { addLazyReflection } from './reflection.js';
 import type { Logger } from '../log.js';
 
 export type AnyHandler = UnaryHandler<any, any> | StreamHandler<any, any>;
@@ -75,7 +75,7 @@ export async function startCriServer(options: CriServerOptions): Promise<CriServ
   options.readiness.onChange((ready) => {
     for (const s of ['', ...SERVICE_NAMES]) health.setStatus(s, ready ? 'SERVING' : 'NOT_SERVING');
   });
-  new ReflectionService(packageDefinition).addToServer(server);
+  addLazyReflection(server, packageDefinition);
 
   await claimSocket(options.socketPath);
   // Connections are accepted here and handed to gRPC through a filter, rather than gRPC
