@@ -33,8 +33,15 @@ interface Drive {
   again: boolean;
 }
 
+// A release step that fails (an unmount that is busy, a runc delete that times out) used to wait
+// for kubelet's next call to be kicked again; Remove* now answer before the release, so the
+// driver retries by itself, backing off from 1 s to 1 min.
+const RETRY_FIRST_MS = 1000;
+const RETRY_MAX_MS = 60_000;
+
 export class StreamDriver<K extends StreamKind> {
   private readonly drives = new Map<string, Drive>();
+  private readonly retries = new Map<string, { timer: NodeJS.Timeout; delayMs: number }>();
   private subscription: Subscription | undefined;
   private readonly controller = new AbortController();
 
@@ -99,6 +106,27 @@ export class StreamDriver<K extends StreamKind> {
   stop(): void {
     this.subscription?.unsubscribe();
     this.controller.abort();
+    for (const r of this.retries.values()) clearTimeout(r.timer);
+    this.retries.clear();
+  }
+
+  /** Kicks the stream again after a back-off; a step that succeeds resets it. */
+  private retryLater(id: string): void {
+    const previous = this.retries.get(id);
+    if (previous) clearTimeout(previous.timer);
+    const delayMs = previous ? Math.min(RETRY_MAX_MS, previous.delayMs * 2) : RETRY_FIRST_MS;
+    const timer = setTimeout(() => {
+      if (this.retries.get(id)?.timer === timer) this.kick(id);
+    }, delayMs);
+    timer.unref();
+    this.retries.set(id, { timer, delayMs });
+  }
+
+  private retried(id: string): void {
+    const r = this.retries.get(id);
+    if (!r) return;
+    clearTimeout(r.timer);
+    this.retries.delete(id);
   }
 
   private async loop(id: string, drive: Drive): Promise<void> {
@@ -121,7 +149,8 @@ export class StreamDriver<K extends StreamKind> {
         log.debug({ ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'step done');
       } catch (err) {
         if (!step.failed) {
-          log.error({ err }, 'step failed; it will be retried when the stream is next kicked');
+          log.error({ err }, 'step failed; it will be retried');
+          if (!this.controller.signal.aborted) this.retryLater(id);
           return;
         }
         log.warn({ error: messageOf(err) }, 'step failed');
@@ -132,6 +161,7 @@ export class StreamDriver<K extends StreamKind> {
         log.error('step reported no fact; stopping so it cannot spin');
         return;
       }
+      this.retried(id);
       try {
         const current = this.store.stream(id);
         this.store.append({ kind: this.kind, streamId: id, expectedVersion: current?.version ?? 0, events: facts as DomainEvent[] });

@@ -8,7 +8,8 @@ import { notFound } from '../errors.js';
 export const containerStatus = (deps: ContainerDeps): UnaryHandler<ContainerStatusRequest__Output, ContainerStatusResponse> =>
   async (request) => {
     const found = findContainer(deps.ctx.store, request.container_id);
-    if (!found) throw notFound(`container_id: container ${request.container_id} not found`);
+    // A container whose removal is recorded is gone for kubelet, while its release finishes.
+    if (!found || found[1].value === 'removing') throw notFound(`container_id: container ${request.container_id} not found`);
     const [id, state] = found;
     return { status: toCriStatus(id, state), info: request.verbose ? await verboseInfo(id, state) : {} };
   };

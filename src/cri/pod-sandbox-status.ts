@@ -10,7 +10,7 @@ import { toPodSandboxStatus, verboseInfo } from '../actors/network/sandbox-view.
 export const podSandboxStatus = (ctx: CriContext): UnaryHandler<PodSandboxStatusRequest__Output, PodSandboxStatusResponse> => (request) => {
   const id = resolveStreamId(ctx.store, 'sandbox', request.pod_sandbox_id, 'pod_sandbox_id');
   const state = id ? sandboxState(ctx.store, id) : undefined;
-  if (!id || !state || state.value === 'new') throw notFound(`pod sandbox ${request.pod_sandbox_id} not found`);
+  if (!id || !state || state.value === 'new' || state.value === 'removing') throw notFound(`pod sandbox ${request.pod_sandbox_id} not found`);
   return {
     status: toPodSandboxStatus(id, state),
     info: request.verbose ? verboseInfo(id, state) : {},

@@ -3,12 +3,15 @@ import type { RemoveContainerResponse } from './proto/gen/runtime/v1/RemoveConta
 import type { UnaryHandler } from './wrap.js';
 import type { ContainerDeps } from '../actors/monitor/container-deps.js';
 import { findContainer } from '../actors/monitor/container-view.js';
-import { removeAndWait } from '../actors/monitor/container-requests.js';
+import { requestRemoval } from '../actors/monitor/container-requests.js';
 
-/** Stops a running container first; idempotent, and OK for a container that does not exist. */
+/**
+ * Stops a running container first; idempotent, and OK for a container that does not exist.
+ * Answers once the removal is recorded; the release finishes after the reply.
+ */
 export const removeContainer = (deps: ContainerDeps): UnaryHandler<RemoveContainerRequest__Output, RemoveContainerResponse> =>
   async (request, rpc) => {
     const found = findContainer(deps.ctx.store, request.container_id);
-    if (found) await removeAndWait(deps, found[0], rpc.signal);
+    if (found) await requestRemoval(deps, found[0], rpc.signal);
     return {};
   };

@@ -12,6 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import { startTestNode, type TestNode } from '../helpers/node-env.js';
 import { call } from '../helpers/cri-client.js';
 import type { ContainerConfig } from '../../src/cri/proto/gen/runtime/v1/ContainerConfig.js';
+import { eventually, removeContainerReleased } from '../helpers/eventually.js';
 
 const run = promisify(execFile);
 let node: TestNode;
@@ -45,7 +46,8 @@ async function create(cfg: ContainerConfig): Promise<string> {
 }
 const start = (id: string) => call(rt(), rt().StartContainer, { container_id: id }, 30_000);
 const stop = (id: string, timeout = 0) => call(rt(), rt().StopContainer, { container_id: id, timeout }, 60_000);
-const remove = (id: string) => call(rt(), rt().RemoveContainer, { container_id: id }, 60_000);
+// RemoveContainer answers before the release; these tests look at the node after it.
+const remove = (id: string) => removeContainerReleased(node.daemon, id);
 const status = async (id: string, verbose = false) => call(rt(), rt().ContainerStatus, { container_id: id, verbose });
 const exec = (id: string, cmd: string[], timeout = 10) => call(rt(), rt().ExecSync, { container_id: id, cmd, timeout }, 30_000);
 
@@ -253,4 +255,23 @@ test('a daemon restart keeps a running container running, and its later exit is 
   assert.ok(types.some((e) => typeOf(e) === 'ContainerExitObserved'), 'the exit while down is an observation');
   await remove(id);
   await remove(exitedWhileDown);
+});
+
+test('RemoveContainer answers once the removal is recorded: gone for every read, its name free, released right after', async () => {
+  const cfg = config(['sleep', '600']);
+  const id = await create(cfg);
+  await start(id);
+  await stop(id);
+  await call(rt(), rt().RemoveContainer, { container_id: id }, 60_000);
+  await assert.rejects(status(id), (e: grpc.ServiceError) => e.code === grpc.status.NOT_FOUND);
+  const listed = (await call(rt(), rt().ListContainers, { filter: null })).containers.map((c) => c.id);
+  assert.ok(!listed.includes(id), 'a removed container is not listed while it is released');
+  const again = await create(cfg);
+  assert.notEqual(again, id, 'the same name and attempt make a new container at once');
+  await call(rt(), rt().RemoveContainer, { container_id: id }, 60_000); // again: still fine
+  await eventually(() => {
+    assert.equal(existsSync(join(node.daemon.root, 'containers', id)), false, 'the rootfs and directory are released');
+    assert.equal(existsSync(join(node.daemon.runroot, 'runc', id)), false, 'runc no longer knows it');
+  });
+  await remove(again);
 });

@@ -12,6 +12,7 @@ import { startTestNode, type TestNode } from '../helpers/node-env.js';
 import { call } from '../helpers/cri-client.js';
 import type { ContainerConfig } from '../../src/cri/proto/gen/runtime/v1/ContainerConfig.js';
 import type { LinuxContainerSecurityContext } from '../../src/cri/proto/gen/runtime/v1/LinuxContainerSecurityContext.js';
+import { removeContainerReleased } from '../helpers/eventually.js';
 
 const run = promisify(execFile);
 let node: TestNode;
@@ -67,7 +68,8 @@ async function create(cfg: ContainerConfig, pod = podId): Promise<string> {
   return container_id;
 }
 const start = (id: string) => call(rt(), rt().StartContainer, { container_id: id }, 30_000);
-const remove = (id: string) => call(rt(), rt().RemoveContainer, { container_id: id }, 60_000);
+// RemoveContainer answers before the release; these tests look at the node after it.
+const remove = (id: string) => removeContainerReleased(node.daemon, id);
 const createError = (cfg: ContainerConfig, pod = podId) => create(cfg, pod).then(() => null, (e: grpc.ServiceError) => e);
 
 async function exec(id: string, script: string): Promise<{ out: string; err: string; code: number }> {

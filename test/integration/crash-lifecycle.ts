@@ -16,6 +16,7 @@ import { CRASH_ENV } from '../../src/crash-points.js';
 import { buildImage, buildLayer, pushImage } from '../helpers/oci-images.js';
 import { BUSYBOX_BINARY } from '../helpers/busybox-rootfs.js';
 import type { PodSandboxConfig } from '../../src/cri/proto/gen/runtime/v1/PodSandboxConfig.js';
+import { eventually } from '../helpers/eventually.js';
 
 const run = promisify(execFile);
 
@@ -180,7 +181,12 @@ export async function pushPause(node: TestNode): Promise<string> {
 }
 
 /** The leak audit: after everything was removed, no trace of it may be left on the node. */
+/** What a lifecycle left, once the releases that finish after the Remove* replies are done. */
 export async function assertNothingLeft(env: CrashEnv, label: string, images: 'image' | 'no-image'): Promise<void> {
+  await eventually(() => nothingLeft(env, label, images));
+}
+
+async function nothingLeft(env: CrashEnv, label: string, images: 'image' | 'no-image'): Promise<void> {
   const { node } = env;
   const { dir, root, runroot } = node.daemon;
   const d = env.current()!;

@@ -13,6 +13,7 @@ import Database from 'better-sqlite3';
 import { startTestNode, type TestNode } from '../helpers/node-env.js';
 import { call } from '../helpers/cri-client.js';
 import { CRASH_ENV } from '../../src/crash-points.js';
+import { eventually } from '../helpers/eventually.js';
 
 const run = promisify(execFile);
 let node: TestNode;
@@ -154,7 +155,7 @@ test('a rootfs the log holds as mounted but that is not is recorded, and removal
   await node.restartDaemon();
   assert.ok(eventTypes(id).includes('ContainerRootfsMountMissingObserved'), 'the missing mount is a fact in the log');
   await call(rt(), rt().RemoveContainer, { container_id: id }, 60_000);
-  assert.equal(existsSync(join(node.daemon.root, 'containers', id)), false);
+  await eventually(() => assert.equal(existsSync(join(node.daemon.root, 'containers', id)), false));
 });
 
 test('one container whose recovery hangs does not hold the node: the server opens within the bound', async () => {

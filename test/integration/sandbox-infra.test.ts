@@ -16,6 +16,7 @@ import { startTestNode, type TestNode } from '../helpers/node-env.js';
 import { call } from '../helpers/cri-client.js';
 import type { PodSandboxConfig } from '../../src/cri/proto/gen/runtime/v1/PodSandboxConfig.js';
 import type { ContainerConfig } from '../../src/cri/proto/gen/runtime/v1/ContainerConfig.js';
+import { eventually } from '../helpers/eventually.js';
 
 const run = promisify(execFile);
 const PAUSE_ARGS = ['/bin/sleep', 'infinity'];
@@ -153,6 +154,10 @@ async function execText(id: string, cmd: string[]): Promise<string> {
 
 /** Asserts that nothing of the pod is left on the node. */
 async function assertGone(id: string, infraPid: number): Promise<void> {
+  await eventually(() => gone(id, infraPid));
+}
+
+async function gone(id: string, infraPid: number): Promise<void> {
   assert.equal(alive(infraPid), false, 'the infra process is gone');
   assert.ok(!(await runcIds()).includes(id), 'runc no longer knows the infra container');
   assert.deepEqual(conmonsFor(id), [], 'no conmon monitors the infra container');

@@ -13,6 +13,7 @@ import * as grpc from '@grpc/grpc-js';
 import { CRISP_BIN, startDaemon, testDirs, type TestDaemon } from '../helpers/daemon.js';
 import { call } from '../helpers/cri-client.js';
 import type { PodSandboxConfig } from '../../src/cri/proto/gen/runtime/v1/PodSandboxConfig.js';
+import { eventually } from '../helpers/eventually.js';
 
 interface TestNet {
   bridge: string;
@@ -124,8 +125,12 @@ function dropNatRulesOf(id: string): void {
   }
 }
 
-/** Everything a pod held is gone: its dir, mounts, veth, IP lease and CNI cache entry. */
-function assertNothingLeft(d: TestDaemon, net: TestNet, id: string): void {
+/** Everything a pod held is gone: its dir, mounts, veth, IP lease and CNI cache entry (released after RemovePodSandbox answers). */
+function assertNothingLeft(d: TestDaemon, net: TestNet, id: string): Promise<void> {
+  return eventually(() => nothingLeft(d, net, id));
+}
+
+function nothingLeft(d: TestDaemon, net: TestNet, id: string): void {
   const dir = join(d.runroot, 'sandboxes', id);
   assert.ok(!existsSync(dir), `sandbox dir ${dir} is removed`);
   assert.deepEqual(mountsUnder(dir), [], 'no mount (netns, ipc, uts, shm) remains');
@@ -222,7 +227,7 @@ test('RunPodSandbox gives a pod a real IP, files, shm and namespaces; retried, i
   await call(r, r.StopPodSandbox, { pod_sandbox_id: id });
   await call(r, r.RemovePodSandbox, { pod_sandbox_id: id });
   await call(r, r.RemovePodSandbox, { pod_sandbox_id: id });
-  assertNothingLeft(d, net, id);
+  await assertNothingLeft(d, net, id);
   await assert.rejects(call(r, r.PodSandboxStatus, { pod_sandbox_id: id }), isCode(grpc.status.NOT_FOUND, /not found/));
 });
 
@@ -263,7 +268,7 @@ test('two pods reach each other, and a host port answers on 127.0.0.1 and the no
   assert.deepEqual(streamed.sort(), [a, b].sort());
 
   for (const id of [a, b]) await call(r, r.RemovePodSandbox, { pod_sandbox_id: id });
-  for (const id of [a, b]) assertNothingLeft(d, net, id);
+  for (const id of [a, b]) await assertNothingLeft(d, net, id);
   await assert.rejects(readGreeting('127.0.0.1', hostPort), 'the host port is gone with the pod');
 });
 
@@ -285,7 +290,7 @@ test('a host-network pod sees the node: its interfaces, hostname and resolv.conf
   assert.equal(readFileSync(join(info.podFilesDir, 'resolv.conf'), 'utf8'), readFileSync('/etc/resolv.conf', 'utf8'));
   assert.equal(readFileSync(join(info.podFilesDir, 'hosts'), 'utf8'), readFileSync('/etc/hosts', 'utf8'));
   await call(r, r.RemovePodSandbox, { pod_sandbox_id: id });
-  assertNothingLeft(d, net, id);
+  await assertNothingLeft(d, net, id);
 });
 
 test('bad requests are refused naming the field, unknown ids are handled as kubelet expects', async (t) => {
@@ -366,7 +371,7 @@ test('a release that fails answers with its reason instead of hanging, and a lat
   assert.equal(cacheEntries(d.root, id).length, 1, 'what DEL could not release stays recorded in the cache for the retry');
   rmSync(broken);
   await call(r, r.RemovePodSandbox, { pod_sandbox_id: id });
-  assertNothingLeft(d, net, id);
+  await assertNothingLeft(d, net, id);
 });
 
 test('after a daemon restart the pod is still listed and ready, and stop/remove still release it', async (t) => {
@@ -384,7 +389,7 @@ test('after a daemon restart the pod is still listed and ready, and stop/remove 
   assert.equal((await status(again, id)).status.network!.ip, ip);
   await call(r2, r2.StopPodSandbox, { pod_sandbox_id: id });
   await call(r2, r2.RemovePodSandbox, { pod_sandbox_id: id });
-  assertNothingLeft(again, net, id);
+  await assertNothingLeft(again, net, id);
 });
 
 test('a pod whose pinned namespaces vanished (a reboot) is found not ready at start-up and still removable', async (t) => {
@@ -407,5 +412,5 @@ test('a pod whose pinned namespaces vanished (a reboot) is found not ready at st
   assert.equal(after.status.state, 'SANDBOX_NOTREADY');
   assert.match(after.info.notReadyReason, /namespace .* is gone/);
   await call(r2, r2.RemovePodSandbox, { pod_sandbox_id: id });
-  assertNothingLeft(again, net, id);
+  await assertNothingLeft(again, net, id);
 });

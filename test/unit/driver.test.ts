@@ -105,3 +105,33 @@ test('waitForState answers at once when the state already holds, and on a later 
   controller.abort(new Error('client went away'));
   await assert.rejects(never, /client went away/);
 });
+
+test('a step without failed() that throws is retried by the driver itself, backing off, until it succeeds', async (t) => {
+  const store = EventStore.open(tempStore(t));
+  t.after(() => store.close());
+  const attempts: number[] = [];
+  const started = Date.now();
+  const flaky: Planner<'pull'> = (_id, state) => {
+    if (state.value !== 'pulling') return null;
+    return {
+      name: 'release',
+      run: async () => {
+        attempts.push(Date.now() - started);
+        if (attempts.length < 3) throw new Error('device or resource busy');
+        return [{ type: 'ImagePullCompleted', imageId: 'sha256:img', servedBy: 'test' }];
+      },
+    };
+  };
+  const driver = new StreamDriver(store, 'pull', flaky, silentLogger);
+  driver.start();
+  t.after(() => driver.stop());
+  const id = hexId();
+  // The driver's retry timers do not hold a process open (the daemon's server does): this test's does.
+  const alive = setInterval(() => undefined, 100);
+  t.after(() => clearInterval(alive));
+  request(store, id);
+  assert.equal(await waitForState(store, 'pull', id, () => false), null, 'the stream ended with no kick from outside');
+  assert.equal(attempts.length, 3);
+  // 1 s, then 2 s of back-off between the attempts
+  assert.ok(attempts[1]! - attempts[0]! >= 900 && attempts[2]! - attempts[1]! >= 1900, `attempts at ${attempts.join(', ')} ms`);
+});

@@ -14,6 +14,7 @@ import { liveImages, resolveImage, type ImageState } from './image-index.js';
 import type { AuthConfig } from './auth.js';
 import { failedPrecondition, messageOf } from '../../errors.js';
 import { stateOf } from '../../machines/index.js';
+import { waitForState } from '../driver.js';
 import { pullImage } from '../../cri/pull-image.js';
 import { listImages } from '../../cri/list-images.js';
 import { imageStatus } from '../../cri/image-status.js';
@@ -22,6 +23,9 @@ import { imageFsInfo } from '../../cri/image-fs-info.js';
 import { streamImages } from '../../cri/stream-images.js';
 import { crashPoint } from '../../crash-points.js';
 import { recordLeak } from '../reconcile/leaks.js';
+
+// How long RemoveImage waits for removed containers and pods to release the image's layers.
+const RELEASE_WAIT_MS = 30_000;
 
 export interface FsUsage {
   at: bigint;
@@ -128,6 +132,7 @@ export class Images {
     const { store } = this.ctx;
     const image = resolveImage(store, nameOrId);
     if (!image) return;
+    await this.releasesUsing(image.context.id);
     const users = store
       .liveStreams('container')
       .map(([id, live]) => [id, stateOf('container', live.snapshot)] as const)
@@ -145,6 +150,27 @@ export class Images {
     store.append({ kind: 'image', streamId: image.context.id, expectedVersion: store.stream(image.context.id)!.version, events: [{ type: 'ImageRemoved' }] });
     this.usageCache = undefined;
     await this.releaseUnreferenced(image);
+  }
+
+  /**
+   * Containers and pods whose removal is recorded still hold the image's layers until their
+   * release (after the Remove* reply) unmounts them; RemoveImage right after waits that out,
+   * bounded, rather than refusing an image kubelet no longer sees in use.
+   */
+  private async releasesUsing(imageId: string): Promise<void> {
+    const { store } = this.ctx;
+    const releasing = [
+      ...store.liveStreams('container').filter(([, live]) => {
+        const state = stateOf('container', live.snapshot);
+        return state.value === 'removing' && state.context.image?.id === imageId;
+      }),
+      ...store.liveStreams('sandbox').filter(([, live]) => {
+        const state = stateOf('sandbox', live.snapshot);
+        return state.value === 'removing' && state.context.infraImage?.id === imageId;
+      }),
+    ];
+    const bound = AbortSignal.timeout(RELEASE_WAIT_MS);
+    await Promise.all(releasing.map(([id, live]) => waitForState(store, live.kind, id, () => false, bound).catch(() => undefined)));
   }
 
   private async releaseUnreferenced(removed: ImageState): Promise<void> {

@@ -57,10 +57,20 @@ function createStep(name: string, run: () => Promise<ContainerEvent[]>): Step<'c
   };
 }
 
+// Image configs are content-addressed, so a parsed one never goes stale; every create and stop
+// reads one, and a node runs few images, so a small cache spares a read and a parse each time.
+const imageConfigs = new Map<string, OciImageConfig>();
+const IMAGE_CONFIG_CACHE = 64;
+
 /** The image config JSON's `config` member (Entrypoint, Cmd, Env, User, StopSignal...). */
 export async function imageConfigOf(deps: ContainerDeps, imageId: string): Promise<OciImageConfig> {
+  const cached = imageConfigs.get(imageId);
+  if (cached) return structuredClone(cached);
   const blob = JSON.parse((await deps.ctx.blobs.read(imageId)).toString('utf8')) as { config?: OciImageConfig };
-  return blob.config ?? {};
+  const config = blob.config ?? {};
+  if (imageConfigs.size >= IMAGE_CONFIG_CACHE) imageConfigs.delete(imageConfigs.keys().next().value!);
+  imageConfigs.set(imageId, config);
+  return structuredClone(config);
 }
 
 async function mountRootfs(deps: ContainerDeps, id: string, c: ContainerContext): Promise<ContainerEvent[]> {

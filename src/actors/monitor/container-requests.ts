@@ -54,14 +54,18 @@ export async function stopAndWait(deps: ContainerDeps, id: string, timeoutSecond
   await waitForState(store, 'container', id, (s) => DONE.has(s.value), signal);
 }
 
-/** Stops first if needed, then removes; resolves when the container stream has ended. */
-export async function removeAndWait(deps: ContainerDeps, id: string, signal: AbortSignal): Promise<void> {
+/**
+ * Stops first if needed, then records the removal and answers: from that fact on the container
+ * is gone for every CRI read and its name is free, and the planner releases what it holds
+ * (runc delete, rootfs unmount, its directory) after the reply, since kubelet waits for none of
+ * it. A crash in between leaves `removing` in the log, which start-up drives to the end; a
+ * release that fails is retried with a back-off (see StreamDriver).
+ */
+export async function requestRemoval(deps: ContainerDeps, id: string, signal: AbortSignal): Promise<void> {
   const { store } = deps.ctx;
   const settled = await waitForState(store, 'container', id, (s) => !IN_FLIGHT.has(s.value), signal);
   if (!settled) return;
   if (settled.value === 'running' || settled.value === 'stopping') await stopAndWait(deps, id, 0, signal);
   appendIfAccepted(store, 'container', id, { type: 'ContainerRemoveRequested' });
-  // A release that failed earlier is retried when kubelet asks again.
   deps.driver.kick(id);
-  await waitForState(store, 'container', id, () => false, signal);
 }

@@ -25,15 +25,14 @@ export function liveContainers(store: EventStore): [string, ContainerState][] {
   return store.liveStreams('container').map(([id, live]) => [id, stateOf('container', live.snapshot)]);
 }
 
-// A container being made or unwound after a failed create is not (yet, or any more) a
-// container kubelet can act on; it does not show in lists.
+// A container being made, unwound after a failed create, or released after its removal was
+// recorded is not (yet, or any more) a container kubelet can act on; it does not show in lists.
 const CRI_STATE: Partial<Record<ContainerStateName, CriContainerState>> = {
   created: 'CONTAINER_CREATED',
   starting: 'CONTAINER_CREATED',
   running: 'CONTAINER_RUNNING',
   stopping: 'CONTAINER_RUNNING',
   exited: 'CONTAINER_EXITED',
-  removing: 'CONTAINER_EXITED',
   unknown: 'CONTAINER_UNKNOWN',
 };
 

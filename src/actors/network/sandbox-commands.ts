@@ -111,7 +111,12 @@ export async function stopSandbox(deps: SandboxCommandDeps, id: string, signal: 
   await settle(deps, id, (s) => s.value !== 'stopping', signal, 'stopping');
 }
 
-/** Stops the pod if needed, removes its containers, then releases everything and ends the record. */
+/**
+ * Stops the pod if needed, then records the removal of its containers and its own and answers:
+ * from then on the pod is gone for every CRI read and its name is free. The planners release
+ * what the pod and its containers hold after the reply (kubelet waits for none of it); a crash
+ * in between is finished by start-up from the log, a failed release is retried with a back-off.
+ */
 export async function removeSandbox(deps: SandboxCommandDeps, id: string, signal: AbortSignal): Promise<void> {
   const { store } = deps;
   await stopSandbox(deps, id, signal);
@@ -119,5 +124,4 @@ export async function removeSandbox(deps: SandboxCommandDeps, id: string, signal
   if (!state) return;
   await removePodContainers(store, id, { signal, timeoutMs: deps.containerWaitMs });
   if (!appendIfAccepted(store, 'sandbox', id, { type: 'SandboxRemoveRequested' })) deps.driver.kick(id);
-  await settle(deps, id, () => false, signal, 'removing');
 }

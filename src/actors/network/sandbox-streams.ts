@@ -93,10 +93,14 @@ export async function stopPodContainers(store: EventStore, sandboxId: string, op
   }));
 }
 
-/** Asks every (stopped) container of the pod to be removed and waits until each is gone. */
+/**
+ * Asks every (stopped) container of the pod to be removed; each is released after the reply.
+ * Containers still being created or started are waited for first, since they cannot take the
+ * request yet.
+ */
 export async function removePodContainers(store: EventStore, sandboxId: string, options: WaitOptions): Promise<void> {
   await Promise.all(podContainerIds(store, sandboxId).map(async (id) => {
-    appendIfAccepted(store, 'container', id, { type: 'ContainerRemoveRequested' });
-    await waitBounded(store, 'container', id, () => false, options, 'be removed after ContainerRemoveRequested');
+    const before = await waitBounded(store, 'container', id, (s) => SETTLED_FOR_STOP.has(s.value), options, 'finish creating or starting');
+    if (before) appendIfAccepted(store, 'container', id, { type: 'ContainerRemoveRequested' });
   }));
 }

@@ -11,9 +11,12 @@ export function criState(state: SandboxState): 'SANDBOX_READY' | 'SANDBOX_NOTREA
   return state.value === 'ready' ? 'SANDBOX_READY' : 'SANDBOX_NOTREADY';
 }
 
-/** Pods whose creation has not finished (or is being undone) are not listed, as CRI-O does. */
+/**
+ * Pods whose creation has not finished (or is being undone) are not listed, as CRI-O does; nor
+ * are pods whose removal is recorded (their release finishes after RemovePodSandbox answered).
+ */
 export function isListed(state: SandboxState): boolean {
-  return state.value !== 'new' && state.value !== 'creating' && state.value !== 'failed';
+  return state.value !== 'new' && state.value !== 'creating' && state.value !== 'failed' && state.value !== 'removing';
 }
 
 export function matchesFilter(id: string, state: SandboxState, filter: PodSandboxFilter__Output | null | undefined): boolean {
