@@ -7,13 +7,23 @@
 // request and reads a reply on a pipe. When perl is missing or the helper dies, commands are
 // spawned directly, as before; a command in flight when the helper dies fails, it is not re-run.
 //
+// conmon is launched through the helper too (mode 1): in its own session, with the sync pipe as
+// fd 3 and the start pipe as fd 4 (CRI-O's protocol, see monitor/conmon.ts); the helper sets its
+// oom_score_adj, releases it, answers with the sync pipe's first line once the intermediate
+// process has exited, and keeps the pipe: conmon holds it until it exits, so its end is sent on
+// as a 'lifeline closed' frame. If the helper dies, those notices are lost, not faked: exits are
+// still seen through conmon's exit files.
+//
 // The wire format is length-prefixed, so neither side needs a JSON library:
-//   request  u32 size | u32 id | u32 timeoutMs (0: none) | str file | str cwd ('': inherit)
-//            | u32 argc | str × argc | u32 envc (0xffffffff: inherit) | str × envc | str input
-//   reply    u32 size | u32 id | i32 exit code (-1: signalled) | i32 signal | u8 timedOut
-//            | str stdout | str stderr | str spawn error ('' when the program started)
+//   request  u32 size | u32 id | u8 mode (0 run, 1 conmon) | u32 timeoutMs (0: none) | str file
+//            | str cwd ('': inherit) | u32 argc | str × argc | u32 envc (0xffffffff: inherit)
+//            | str × envc | str input
+//   reply    u32 size | u8 0 | u32 id | i32 exit code (-1: signalled) | i32 signal | u8 timedOut
+//            | str stdout | str stderr | str spawn error ('' when the program started) | str sync
+//   closed   u32 size | u8 1 | u32 id                  (mode 1: conmon's end of the sync pipe)
 // where str is u32 length + bytes.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { constants } from 'node:os';
 import type { Socket } from 'node:net';
@@ -25,6 +35,8 @@ export interface HelperRequest {
   env?: NodeJS.ProcessEnv;
   input?: string | Buffer;
   timeoutMs?: number;
+  /** Launch conmon with its sync and start pipes (mode 1). */
+  conmon?: boolean;
 }
 
 export interface HelperReply {
@@ -35,6 +47,41 @@ export interface HelperReply {
   timedOut: boolean;
   /** errno text (ENOENT...) when the program could not be started at all. */
   spawnError: string;
+  /** conmon only: the first line on its sync pipe ('' when it closed without one). */
+  sync: string;
+}
+
+/** conmon's end of its sync pipe, as the helper reports it: 'close' when conmon exits. */
+export class Lifeline extends EventEmitter {
+  private done = false;
+  private destroyed = false;
+  constructor(private readonly forget: () => void) {
+    super();
+  }
+  /** Called by the helper; only the first time counts. */
+  closed(): void {
+    this.forget();
+    if (this.done) return;
+    this.done = true;
+    this.emit('close');
+  }
+  /** A listener added after the end (it can come before the launch's reply) hears it at once. */
+  override once(event: string | symbol, listener: (...args: any[]) => void): this {
+    if (event === 'close' && this.done && !this.destroyed) {
+      setImmediate(listener);
+      return this;
+    }
+    return super.once(event, listener);
+  }
+  /** The daemon no longer wants to hear of it. */
+  destroy(): void {
+    this.destroyed = true;
+    this.done = true;
+    this.removeAllListeners();
+  }
+  unref(): this {
+    return this;
+  }
 }
 
 const INHERIT_ENV = 0xffffffff;
@@ -44,7 +91,7 @@ const INHERIT_ENV = 0xffffffff;
 // is gone (end of its requests, or its end of the replies closed) the helper exits at once: the
 // commands it started finish on their own and nobody is left to read their answers.
 const HELPER_SCRIPT = String.raw`
-use strict; use warnings; no warnings 'exec'; use Fcntl;
+use strict; use warnings; no warnings 'exec'; use Fcntl; use POSIX ();
 $0 = 'crisp-spawn-helper';
 $SIG{PIPE} = 'IGNORE';
 sub nb { my $fh = shift; my $f = fcntl($fh, F_GETFL, 0); fcntl($fh, F_SETFL, $f | O_NONBLOCK); }
@@ -54,21 +101,33 @@ binmode STDIN; binmode STDOUT; nb(\*STDIN); nb(\*STDOUT);
 my (%jobs, %pipes, $inbuf, $outq); $inbuf = ''; $outq = '';
 sub str { my ($b, $p) = @_; my $n = unpack('N', substr($$b, $$p, 4)); my $s = substr($$b, $$p + 4, $n); $$p += 4 + $n; return $s; }
 sub u32 { my ($b, $p) = @_; my $n = unpack('N', substr($$b, $$p, 4)); $$p += 4; return $n; }
-sub reply { my ($id, $code, $sig, $to, $out, $err, $spawnerr) = @_;
-  my $body = pack('N l> l> C N/a* N/a* N/a*', $id, $code, $sig, $to, $out, $err, $spawnerr);
-  $outq .= pack('N', length $body) . $body; }
+sub frame { my $body = shift; $outq .= pack('N', length $body) . $body; }
+sub reply { my ($id, $code, $sig, $to, $out, $err, $spawnerr, $sync) = @_;
+  frame(pack('C N l> l> C N/a* N/a* N/a* N/a*', 0, $id, $code, $sig, $to, $out, $err, $spawnerr, $sync // '')); }
 sub start { my $req = shift; my $p = 0;
-  my $id = u32(\$req, \$p); my $timeout = u32(\$req, \$p); my $file = str(\$req, \$p); my $cwd = str(\$req, \$p);
+  my $id = u32(\$req, \$p); my $mode = unpack('C', substr($req, $p, 1)); $p += 1;
+  my $timeout = u32(\$req, \$p); my $file = str(\$req, \$p); my $cwd = str(\$req, \$p);
   my $argc = u32(\$req, \$p); my @args = map { str(\$req, \$p) } 1 .. $argc;
   my $envc = u32(\$req, \$p); my @env = $envc == 0xffffffff ? () : map { str(\$req, \$p) } 1 .. $envc;
   my $input = str(\$req, \$p);
-  my ($in_r, $in_w, $out_r, $out_w, $err_r, $err_w, $x_r, $x_w);
-  pipe($in_r, $in_w) && pipe($out_r, $out_w) && pipe($err_r, $err_w) && pipe($x_r, $x_w) or return reply($id, -1, 0, 0, '', '', "pipe: $!");
+  my ($in_r, $in_w, $out_r, $out_w, $err_r, $err_w, $x_r, $x_w, $sync_r, $sync_w, $start_r, $start_w);
+  pipe($in_r, $in_w) && pipe($out_r, $out_w) && pipe($err_r, $err_w) && pipe($x_r, $x_w)
+    && ($mode == 0 || (pipe($sync_r, $sync_w) && pipe($start_r, $start_w))) or return reply($id, -1, 0, 0, '', '', "pipe: $!");
   my $pid = fork();
   if (!defined $pid) { return reply($id, -1, 0, 0, '', '', "fork: $!"); }
   if ($pid == 0) {
     $SIG{PIPE} = 'DEFAULT'; $SIG{CHLD} = 'DEFAULT';
-    open(STDIN, '<&', $in_r); open(STDOUT, '>&', $out_w); open(STDERR, '>&', $err_w);
+    open(STDIN, '<&', $in_r); open(STDERR, '>&', $err_w);
+    if ($mode == 0) { open(STDOUT, '>&', $out_w); } else { open(STDOUT, '>', '/dev/null'); }
+    if ($mode == 1) {
+      # conmon: its own session, the sync pipe as fd 3 and the start pipe as fd 4
+      POSIX::setsid();
+      # fresh copies first (free numbers, never 0-2 nor each other), so placing one at 3 or 4
+      # cannot overwrite the other, whatever numbers the pipes had in this busy process
+      my ($s3, $s4) = (POSIX::dup(fileno($sync_w)), POSIX::dup(fileno($start_r)));
+      POSIX::dup2($s3, 3); POSIX::dup2($s4, 4);
+      POSIX::close($s3) if $s3 > 4; POSIX::close($s4) if $s4 > 4;
+    }
     if (length $cwd && !chdir($cwd)) { syswrite($x_w, "chdir $cwd: $!"); exit 127; }
     if ($envc != 0xffffffff) { %ENV = (); for (@env) { my ($k, $v) = split /=/, $_, 2; $ENV{$k} = $v // ''; } }
     exec { $file } $file, @args;
@@ -77,13 +136,26 @@ sub start { my $req = shift; my $p = 0;
   }
   close $in_r; close $out_w; close $err_w; close $x_w;
   my $why = ''; sysread($x_r, $why, 4096); close $x_r;
-  my $job = { id => $id, out => '', err => '', in => $input, open => 2, status => undef, timedout => 0,
+  my $job = { id => $id, mode => $mode, out => '', err => '', in => $input, open => 2, status => undef, timedout => 0,
               deadline => $timeout ? time + $timeout / 1000 : undef, why => $why };
+  if ($mode == 1) {
+    close $sync_w; close $start_r;
+    if (!length $why) {
+      # the best score this process may give (without CAP_SYS_RESOURCE the kernel refuses -1000)
+      { no warnings; if (open(my $oom, '>', "/proc/$pid/oom_score_adj")) { print $oom '-1000'; close $oom; } }
+      syswrite($start_w, "\0");
+    }
+    close $start_w;
+    # conmon's daemon keeps its stdio: only the sync pipe and the intermediate's exit are waited for
+    $job->{syncbuf} = ''; $job->{open} = 0; close $out_r;
+    nb($sync_r); $pipes{fileno $sync_r} = [$pid, 'sync', $sync_r];
+  } else { nb($out_r); $pipes{fileno $out_r} = [$pid, 'out', $out_r]; }
   $jobs{$pid} = $job;
-  nb($out_r); nb($err_r); nb($in_w);
-  $pipes{fileno $out_r} = [$pid, 'out', $out_r]; $pipes{fileno $err_r} = [$pid, 'err', $err_r];
+  nb($err_r); nb($in_w);
+  $pipes{fileno $err_r} = [$pid, 'err', $err_r];
   if (length $input) { $pipes{fileno $in_w} = [$pid, 'in', $in_w]; } else { close $in_w; }
 }
+sub drop { my $fd = shift; close $pipes{$fd}[2]; delete $pipes{$fd}; }
 while (1) {
   my ($rin, $win) = ('', '');
   vec($rin, fileno(STDIN), 1) = 1;
@@ -104,24 +176,42 @@ while (1) {
     while (length($inbuf) >= 4) { my $size = unpack('N', $inbuf); last if length($inbuf) < 4 + $size;
       my $req = substr($inbuf, 4, $size); substr($inbuf, 0, 4 + $size) = ''; start($req); }
   }
-  for my $fd (keys %pipes) { my ($pid, $kind, $fh) = @{$pipes{$fd}}; my $j = $jobs{$pid};
+  for my $fd (keys %pipes) { next unless $pipes{$fd}; my ($owner, $kind, $fh) = @{$pipes{$fd}};
+    if ($kind eq 'life') { next unless vec($rout, $fd, 1);
+      # conmon holds the sync pipe until it exits: its end is conmon's death notice
+      my $buf; my $got = sysread($fh, $buf, 4096);
+      next if defined $got && $got > 0 || !defined $got && $!{EAGAIN};
+      frame(pack('C N', 1, $owner)); drop($fd); next; }
+    my $j = $jobs{$owner};
     if ($kind eq 'in') { next unless vec($wout, $fd, 1);
       my $w = syswrite($fh, $j->{in});
       if (!defined $w) { next if $!{EAGAIN}; $j->{in} = ''; } else { substr($j->{in}, 0, $w) = ''; }
-      if (!length $j->{in}) { close $fh; delete $pipes{$fd}; }
+      if (!length $j->{in}) { drop($fd); }
       next; }
     next unless vec($rout, $fd, 1);
+    if ($kind eq 'sync') {
+      my $got = sysread($fh, $j->{syncbuf}, 4096, length $j->{syncbuf});
+      next if !defined $got && $!{EAGAIN};
+      if (!$got) { $j->{syncdone} = 1; drop($fd); next; }
+      if ($j->{syncbuf} =~ /\n/) { $j->{syncdone} = 1; $pipes{$fd} = [$j->{id}, 'life', $fh]; }
+      next; }
     my $got = sysread($fh, $j->{$kind}, 65536, length $j->{$kind});
     next if !defined $got && $!{EAGAIN};
-    if (!$got) { close $fh; delete $pipes{$fd}; $j->{open}--; }
+    if (!$got) { drop($fd); $j->{open}-- if $j->{mode} == 0; }
   }
   while ((my $pid = waitpid(-1, 1)) > 0) { $jobs{$pid}{status} = $? if $jobs{$pid}; }
   for my $pid (keys %jobs) { my $j = $jobs{$pid};
-    if (!defined $j->{status} && defined $j->{deadline} && time >= $j->{deadline} && !$j->{timedout}) { kill 'KILL', $pid; $j->{timedout} = 1; }
+    if (defined $j->{deadline} && time >= $j->{deadline} && !$j->{timedout}) {
+      kill 'KILL', $pid unless defined $j->{status}; $j->{timedout} = 1; }
     next unless defined $j->{status} && $j->{open} == 0;
-    for my $fd (keys %pipes) { if ($pipes{$fd}[0] == $pid) { close $pipes{$fd}[2]; delete $pipes{$fd}; } }
+    # conmon's report: its intermediate process has exited and the sync pipe said something or closed
+    next if $j->{mode} == 1 && !$j->{syncdone} && !$j->{timedout} && $j->{status} == 0;
+    for my $fd (keys %pipes) { my $e = $pipes{$fd}; next if $e->[1] eq 'life' || $e->[0] != $pid;
+      if ($e->[1] eq 'err') { 1 while sysread($e->[2], $j->{err}, 65536, length $j->{err}); }
+      drop($fd); }
     my $st = $j->{status}; my $sig = $st & 127;
-    reply($j->{id}, $sig ? -1 : $st >> 8, $sig, $j->{timedout}, $j->{out}, $j->{err}, $j->{why});
+    my ($sync) = $j->{mode} == 1 ? split(/\n/, $j->{syncbuf}, 2) : ('');
+    reply($j->{id}, $sig ? -1 : $st >> 8, $sig, $j->{timedout}, $j->{out}, $j->{err}, $j->{why}, $sync);
     delete $jobs{$pid};
   }
   if (length $outq) { my $w = syswrite(STDOUT, $outq);
@@ -146,6 +236,7 @@ function encodeRequest(id: number, r: HelperRequest): Buffer {
     parts.push(b);
   };
   u32(id);
+  parts.push(Buffer.from([r.conmon ? 1 : 0]));
   u32(Math.max(0, Math.ceil(r.timeoutMs ?? 0)));
   str(r.file);
   str(r.cwd ?? '');
@@ -166,7 +257,7 @@ function encodeRequest(id: number, r: HelperRequest): Buffer {
 }
 
 function decodeReply(body: Buffer): { id: number; reply: HelperReply } {
-  let pos = 0;
+  let pos = 1;
   const u32 = () => ((pos += 4), body.readUInt32BE(pos - 4));
   const i32 = () => ((pos += 4), body.readInt32BE(pos - 4));
   const bytes = () => {
@@ -181,9 +272,10 @@ function decodeReply(body: Buffer): { id: number; reply: HelperReply } {
   const stdout = Buffer.from(bytes());
   const stderr = Buffer.from(bytes());
   const spawnError = bytes().toString();
+  const sync = bytes().toString();
   return {
     id,
-    reply: { code: code < 0 ? null : code, signal: signal > 0 ? (SIGNAL_NAMES.get(signal) ?? 'SIGKILL') : null, stdout, stderr, timedOut, spawnError },
+    reply: { code: code < 0 ? null : code, signal: signal > 0 ? (SIGNAL_NAMES.get(signal) ?? 'SIGKILL') : null, stdout, stderr, timedOut, spawnError, sync },
   };
 }
 
@@ -198,6 +290,7 @@ export class HelperGone extends Error {}
 class Helper {
   private readonly child: ChildProcess;
   private readonly pending = new Map<number, Pending>();
+  private readonly lifelines = new Map<number, Lifeline>();
   private nextId = 1;
   private buffered: Buffer = Buffer.alloc(0);
   alive = true;
@@ -210,11 +303,16 @@ class Helper {
       onGone();
       for (const p of this.pending.values()) p.reject(new HelperGone(`the spawn helper ${why}`));
       this.pending.clear();
+      // Their ends are unknown now, not reported: exits are still seen through the exit files.
+      this.lifelines.clear();
     };
     this.child.on('error', (e) => gone(`could not run: ${e.message}`));
     this.child.on('exit', (code, signal) => gone(`exited (${signal ?? code})`));
     this.child.stdin!.on('error', () => gone('stopped reading'));
     this.child.stdout!.on('data', (chunk: Buffer) => this.read(chunk));
+    // The end of its replies is the helper's end too (and, unlike 'exit', arrives while the
+    // pipe still holds the event loop open for the requests in flight).
+    this.child.stdout!.on('close', () => gone('closed its replies'));
     // The helper must not keep an idle process (a test, a CLI command) alive.
     this.child.unref();
     (this.child.stdin as unknown as Socket).unref();
@@ -223,6 +321,18 @@ class Helper {
 
   get pid(): number | undefined {
     return this.child.pid;
+  }
+
+  /** Launches conmon (mode 1); the lifeline reports its end. */
+  launchConmon(request: Omit<HelperRequest, 'conmon' | 'input'>): { reply: Promise<HelperReply>; lifeline: Lifeline } {
+    const id = this.nextId;
+    const lifeline = new Lifeline(() => this.lifelines.delete(id));
+    this.lifelines.set(id, lifeline);
+    const reply = this.run({ ...request, conmon: true });
+    reply.then((r) => {
+      if (!r.sync) this.lifelines.delete(id);
+    }, () => this.lifelines.delete(id));
+    return { reply, lifeline };
   }
 
   run(request: HelperRequest): Promise<HelperReply> {
@@ -241,8 +351,13 @@ class Helper {
     while (this.buffered.length >= 4) {
       const size = this.buffered.readUInt32BE(0);
       if (this.buffered.length < 4 + size) return;
-      const { id, reply } = decodeReply(this.buffered.subarray(4, 4 + size));
+      const body = this.buffered.subarray(4, 4 + size);
       this.buffered = this.buffered.subarray(4 + size);
+      if (body[0] === 1) {
+        this.lifelines.get(body.readUInt32BE(1))?.closed();
+        continue;
+      }
+      const { id, reply } = decodeReply(body);
       const p = this.pending.get(id);
       this.pending.delete(id);
       if (this.pending.size === 0) (this.child.stdout as unknown as Socket).unref();

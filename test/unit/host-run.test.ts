@@ -76,3 +76,21 @@ test('a helper whose daemon dies exits at once, with a command still running and
     await new Promise((r) => setTimeout(r, 50));
   }
 });
+
+test('conmon mode: fd 3 and 4 are the sync and start pipes in every child, even with hundreds of pipes open', async (t) => {
+  const helper = spawnHelper()!;
+  // Lifelines do not hold a process open (the daemon's server does): this test's interval does.
+  const alive = setInterval(() => undefined, 100);
+  t.after(() => clearInterval(alive));
+  // Stands in for conmon: waits for the start byte on fd 4, reports on fd 3, and leaves a
+  // process behind holding fd 3 for a while, as conmon's daemon does.
+  const fakeConmon = 'head -c1 <&4 >/dev/null && echo "{\\"data\\": $$}" >&3 && (sleep 0.3 &) && exit 0';
+  const launches = Array.from({ length: 150 }, () => helper.launchConmon({ file: 'sh', args: ['-c', fakeConmon], env: { PATH: '/usr/bin:/bin' }, timeoutMs: 20_000 }));
+  const replies = await Promise.all(launches.map((l) => l.reply));
+  for (const r of replies) {
+    assert.equal(r.code, 0, r.stderr.toString());
+    assert.ok((JSON.parse(r.sync) as { data: number }).data > 0, r.sync);
+  }
+  // each lifeline reports the end of the process holding fd 3
+  await Promise.all(launches.map((l) => new Promise<void>((resolve) => l.lifeline.once('close', resolve))));
+});

@@ -11,6 +11,7 @@ import { internal, deadlineExceeded } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
 import { adjustOomScore } from './oom-score.js';
 import { runcErrorText } from './runc.js';
+import { spawnHelper, type Helper } from '../../host/spawn-helper.js';
 
 export interface ConmonCreateOptions {
   conmonPath: string;
@@ -72,10 +73,15 @@ export interface LaunchedConmon {
   /** The daemonized conmon (not the short-lived process we spawned). */
   conmonPid: number;
   /**
-   * Our end of conmon's sync pipe. conmon holds its end until it exits, so 'close' on this
-   * socket is conmon's death notice for as long as this process lives.
+   * conmon's sync pipe, whose other end conmon holds until it exits: 'close' is conmon's death
+   * notice for as long as this process (or the spawn helper holding the pipe) lives.
    */
-  lifeline: Socket;
+  lifeline: ConmonLifeline;
+}
+
+export interface ConmonLifeline {
+  once(event: 'close', listener: () => void): unknown;
+  destroy(): void;
 }
 
 /**
@@ -87,12 +93,55 @@ export async function launchConmon(
   o: ConmonCreateOptions,
   opts: { timeoutMs: number; logger?: Logger },
 ): Promise<LaunchedConmon> {
+  const helper = spawnHelper();
+  return helper ? launchThroughHelper(helper, o, opts) : launchDirectly(o, opts);
+}
+
+const conmonEnv = () => ({ PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin', _OCI_SYNCPIPE: '3', _OCI_STARTPIPE: '4' });
+
+/** The pid conmon reported, or the runtime's error it carried. */
+function reportedPid(o: ConmonCreateOptions, msg: SyncMessage): number {
+  const pid = msg.data ?? msg.pid ?? -1;
+  if (pid <= 0) {
+    const text = msg.message ? runcErrorText(msg.message) : 'the runtime reported no error text';
+    throw internal(`container ${o.id}: create failed: ${text}`);
+  }
+  return pid;
+}
+
+/** The spawn helper forks conmon (see host/spawn-helper.ts), so the daemon's fork cost is not paid. */
+async function launchThroughHelper(helper: Helper, o: ConmonCreateOptions, opts: { timeoutMs: number }): Promise<LaunchedConmon> {
+  const { reply, lifeline } = helper.launchConmon({
+    file: o.conmonPath, args: conmonCreateArgs(o), cwd: o.containerDir, env: conmonEnv(), timeoutMs: opts.timeoutMs,
+  });
+  try {
+    const r = await reply;
+    if (r.spawnError) throw internal(`cannot run conmon at ${o.conmonPath}: ${r.spawnError}`);
+    if (r.timedOut) throw deadlineExceeded(`container ${o.id}: conmon did not report within ${opts.timeoutMs} ms`);
+    if (r.code !== 0) throw internal(`container ${o.id}: conmon failed (exit ${r.code ?? r.signal}): ${r.stderr.toString().trim()}`);
+    if (!r.sync) throw internal('conmon exited without reporting the container pid');
+    let msg: SyncMessage;
+    try {
+      msg = JSON.parse(r.sync) as SyncMessage;
+    } catch {
+      throw internal(`conmon sent an unreadable sync message: ${JSON.stringify(r.sync.slice(0, 200))}`);
+    }
+    const pid = reportedPid(o, msg);
+    const conmonPid = Number.parseInt(readFileSync(o.conmonPidFile, 'utf8').trim(), 10);
+    return { pid, conmonPid, lifeline };
+  } catch (err) {
+    lifeline.destroy();
+    throw err;
+  }
+}
+
+async function launchDirectly(o: ConmonCreateOptions, opts: { timeoutMs: number; logger?: Logger }): Promise<LaunchedConmon> {
   const logger = opts.logger ?? silentLogger;
   const child = spawn(o.conmonPath, conmonCreateArgs(o), {
     cwd: o.containerDir,
     detached: true,
     stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'],
-    env: { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin', _OCI_SYNCPIPE: '3', _OCI_STARTPIPE: '4' },
+    env: conmonEnv(),
   });
   const sync = child.stdio[3] as Readable & Socket;
   const start = child.stdio[4] as Writable & Socket;
@@ -124,11 +173,7 @@ export async function launchConmon(
       throw internal(`container ${o.id}: conmon failed (exit ${code}): ${Buffer.concat(stderr).toString().trim()}`);
     }
     const msg = await Promise.race([report, timeout]);
-    const pid = msg.data ?? msg.pid ?? -1;
-    if (pid <= 0) {
-      const text = msg.message ? runcErrorText(msg.message) : 'the runtime reported no error text';
-      throw internal(`container ${o.id}: create failed: ${text}`);
-    }
+    const pid = reportedPid(o, msg);
     const conmonPid = Number.parseInt(readFileSync(o.conmonPidFile, 'utf8').trim(), 10);
     sync.unref();
     return { pid, conmonPid, lifeline: sync };

@@ -6,7 +6,6 @@ import { open } from 'node:fs/promises';
 import { constants as fsConstants, mkdirSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Socket } from 'node:net';
 import { Subject } from 'rxjs';
 import { crashPoint } from '../../crash-points.js';
 import {
@@ -20,7 +19,7 @@ import {
 } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
 import { detectCgroupLayout, isFrozen, readOomKillCount, removeCgroupTree, resolveCgroupPaths, type CgroupLayout, type CgroupPaths } from './cgroups.js';
-import { isConmonFor, launchConmon } from './conmon.js';
+import { isConmonFor, launchConmon, type ConmonLifeline } from './conmon.js';
 import { DEFAULT_MAX_EXEC_OUTPUT, execSyncWithRunc } from './exec-sync.js';
 import { errCode, exists, readJsonFile, removePath, waitForFile, WaitAborted, writeJsonFileAtomic } from './files.js';
 import { readOomScoreAdj } from './oom-score.js';
@@ -111,7 +110,7 @@ export interface OrphanNotice {
 export class ContainerRuntime {
   private readonly runc: Runc;
   private readonly logger: Logger;
-  private readonly lifelines = new Map<string, Socket>();
+  private readonly lifelines = new Map<string, ConmonLifeline>();
   private readonly orphans = new Map<string, NodeJS.Timeout>();
   private layout?: Promise<CgroupLayout>;
   /** Each time crisp takes over watching a process whose conmon is gone. */
