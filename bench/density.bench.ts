@@ -16,7 +16,7 @@
 //   CRISP_DENSITY_CPU_PROF=DIR  writes a V8 CPU profile of the daemon to DIR
 //   CRISP_DENSITY_NODE_ARGS='…'  more options for the daemon's node
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync, watch } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, watch } from 'node:fs';
 import { access, mkdir, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -25,7 +25,7 @@ import { makeBundle, makeBusyboxRootfs, makeTempDir } from '../test/helpers/bund
 import { startTestNode, type TestNode } from '../test/helpers/node-env.js';
 import { call } from '../test/helpers/cri-client.js';
 import { CONMON, RUNC, percentile } from './lib/floor.js';
-import type { PodSandboxConfig } from '../src/cri/proto/gen/runtime/v1/PodSandboxConfig.js';
+import { describeLatencies, fmt, freePort, kubeletContainer, kubeletPod, rpcHistograms } from './lib/kubelet.js';
 import { PACKAGE_ROOT } from '../src/paths.js';
 
 const PODS = Number(process.argv[2] ?? process.env['BENCH_PODS'] ?? 100);
@@ -76,7 +76,6 @@ async function wave(count: number, batch: number, job: (i: number) => Promise<nu
   return { latencies, wallMs: performance.now() - started };
 }
 
-const fmt = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '-');
 const stats = (xs: number[]) => ({ p50: percentile(xs, 50), p90: percentile(xs, 90), p99: percentile(xs, 99), max: Math.max(...xs) });
 
 // ---- the floor: the same system work by hand -----------------------------------------------------
@@ -233,25 +232,6 @@ async function runFloor(node: TestNode, work: string) {
 
 // ---- crisp, as kubelet drives it -----------------------------------------------------------------
 
-function kubeletPod(node: TestNode, i: number): PodSandboxConfig {
-  const name = `density-${i}`;
-  const uid = `uid-${node.tag}-${i}`;
-  const labels = { 'io.kubernetes.pod.name': name, 'io.kubernetes.pod.namespace': 'bench', 'io.kubernetes.pod.uid': uid, app: 'density' };
-  return {
-    metadata: { name, namespace: 'bench', uid, attempt: 0 },
-    hostname: name,
-    log_directory: join(node.logDir, `bench_${name}_${uid}`),
-    dns_config: { servers: ['10.96.0.10'], searches: ['bench.svc.cluster.local', 'svc.cluster.local', 'cluster.local'], options: ['ndots:5'] },
-    port_mappings: [],
-    labels,
-    annotations: { 'kubernetes.io/config.seen': new Date().toISOString(), 'kubernetes.io/config.source': 'api' },
-    linux: {
-      cgroup_parent: `${node.cgroupParent}/pod${uid}`,
-      security_context: { namespace_options: { network: 'POD', pid: 'CONTAINER', ipc: 'POD' } },
-    },
-  } as PodSandboxConfig;
-}
-
 interface Relists {
   /** Relist durations (ListPodSandbox + ListContainers), ms, tagged by phase. */
   samples: { phase: string; ms: number }[];
@@ -266,11 +246,15 @@ function startPoller(node: TestNode): Relists {
   const loop = (async () => {
     for (let tick = 0; running; tick++) {
       const t0 = performance.now();
-      await call(rt, rt.ListPodSandbox, { filter: null }, 30_000);
-      await call(rt, rt.ListContainers, { filter: null }, 30_000);
-      r.samples.push({ phase: r.phase, ms: performance.now() - t0 });
-      if (tick % 10 === 0) {
-        await Promise.all([call(rt, rt.ListContainerStats, { filter: null }, 30_000), call(rt, rt.ListPodSandboxStats, { filter: null }, 30_000)]);
+      try {
+        await call(rt, rt.ListPodSandbox, { filter: null }, 30_000);
+        await call(rt, rt.ListContainers, { filter: null }, 30_000);
+        r.samples.push({ phase: r.phase, ms: performance.now() - t0 });
+        if (tick % 10 === 0) {
+          await Promise.all([call(rt, rt.ListContainerStats, { filter: null }, 30_000), call(rt, rt.ListPodSandboxStats, { filter: null }, 30_000)]);
+        }
+      } catch (err) {
+        if (running) console.error(`poller: ${(err as Error).message}`);
       }
       await sleep(Math.max(0, 1000 - (performance.now() - t0)));
     }
@@ -289,11 +273,15 @@ async function main(): Promise<void> {
   const build = spawnSync('npm', ['run', '-s', 'build'], { cwd: PACKAGE_ROOT, stdio: 'inherit' });
   if (build.status !== 0) throw new Error('npm run build failed');
   process.env['CRISP_TEST_DAEMON_ENTRY'] = join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'main.js');
-  const node = await startTestNode(['--log-level', 'info']);
+  // Metrics on a loopback port of its own: the server-side RPC latencies come from its histogram.
+  const metricsPort = await freePort();
+  const daemonArgs = ['--log-level', 'info', '--enable-metrics=true', '--metrics-address', `127.0.0.1:${metricsPort}`];
+  const node = await startTestNode(daemonArgs);
   const nodeArgs = [...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...(process.env['CRISP_DENSITY_NODE_ARGS']?.split(' ').filter(Boolean) ?? [])];
   // A profile is written when the daemon exits: restart it under the profiler.
-  if (nodeArgs.length > 0) await node.restartDaemon(['--log-level', 'info'], { nodeArgs });
+  if (nodeArgs.length > 0) await node.restartDaemon(daemonArgs, { nodeArgs });
   const work = await makeTempDir('bench-density');
+  let poller: Relists | undefined;
   try {
     const floor = await runFloor(node, work);
 
@@ -304,7 +292,12 @@ async function main(): Promise<void> {
     await node.runPod('warm');
     await sleep(500);
     const rssFresh = statusKiB(pid, 'VmRSS') / 1024;
-    const poller = startPoller(node);
+    // What pods and containers keep on disk until they are released (conmon's attach dir stays).
+    const listEntries = () => [join(node.daemon.runroot, 'sandboxes'), join(node.daemon.runroot, 'containers'), join(node.daemon.root, 'containers')]
+      .flatMap((dir) => (existsSync(dir) ? readdirSync(dir).filter((e) => e !== 'attach').map((e) => `${dir}/${e}`) : []));
+    const entriesLeft = () => listEntries().length;
+    const entriesBefore = entriesLeft();
+    poller = startPoller(node);
     await sleep(1500);
     const pods: string[] = new Array(PODS);
     const containers: string[] = new Array(PODS);
@@ -318,18 +311,7 @@ async function main(): Promise<void> {
       const { container_id } = await call(rt, rt.CreateContainer, {
         pod_sandbox_id: podId,
         sandbox_config: config,
-        config: {
-          metadata: { name: 'app', attempt: 0 },
-          image: { image: node.image },
-          command: ['sleep', '100000'],
-          log_path: 'app/0.log',
-          labels: { 'io.kubernetes.container.name': 'app', 'io.kubernetes.pod.name': `density-${i}`, 'io.kubernetes.pod.namespace': 'bench', 'io.kubernetes.pod.uid': `uid-${node.tag}-${i}` },
-          annotations: { 'io.kubernetes.container.hash': 'abc123', 'io.kubernetes.container.restartCount': '0', 'io.kubernetes.container.terminationMessagePath': '/dev/termination-log' },
-          linux: {
-            resources: { cpu_shares: 2, memory_limit_in_bytes: 0, oom_score_adj: 1000 },
-            security_context: { namespace_options: { network: 'POD', pid: 'CONTAINER', ipc: 'POD' } },
-          },
-        },
+        config: kubeletContainer(node, i),
       }, 120_000);
       containers[i] = container_id;
       await call(rt, rt.StartContainer, { container_id }, 120_000);
@@ -350,11 +332,19 @@ async function main(): Promise<void> {
       await call(rt, rt.RemovePodSandbox, { pod_sandbox_id: pods[i]! }, 120_000);
       return performance.now() - t0;
     });
+    // Remove* answer before the release (runc delete, unmounts, directories) is done: the CPU of
+    // the teardown is counted once the daemon has released everything.
+    const downEnded = performance.now();
+    while (entriesLeft() > entriesBefore && performance.now() - downEnded < 60_000) await sleep(20);
+    const releasedAfterMs = performance.now() - downEnded;
+    if (entriesLeft() > entriesBefore) console.log(`not released after 60 s: ${listEntries().join(' ')}`);
     const cpuDown = (cpuMsOf(pid) - cpuDown0) / PODS;
     await poller.stop();
+    const samples = poller.samples;
+    poller = undefined;
     const rssPeak = statusKiB(pid, 'VmHWM') / 1024;
 
-    const relist = (phase: string) => poller.samples.filter((s) => s.phase === phase).map((s) => s.ms);
+    const relist = (phase: string) => samples.filter((s) => s.phase === phase).map((s) => s.ms);
     const c = stats(up.latencies);
     const f = stats(floor.up.latencies);
     const cd = stats(down.latencies);
@@ -365,16 +355,19 @@ async function main(): Promise<void> {
     console.log(`                ratio p50 ${(c.p50 / f.p50).toFixed(2)}x p99 ${(c.p99 / f.p99).toFixed(2)}x`);
     console.log(`teardown ms     crisp p50 ${fmt(cd.p50)} p99 ${fmt(cd.p99)}; floor p50 ${fmt(fd.p50)} p99 ${fmt(fd.p99)}; ratio p50 ${(cd.p50 / fd.p50).toFixed(2)}x`);
     console.log(`wave wall s     up crisp ${(up.wallMs / 1000).toFixed(1)} floor ${(floor.up.wallMs / 1000).toFixed(1)} (${(up.wallMs / floor.up.wallMs).toFixed(2)}x); down crisp ${(down.wallMs / 1000).toFixed(1)} floor ${(floor.down.wallMs / 1000).toFixed(1)} (${(down.wallMs / floor.down.wallMs).toFixed(2)}x)`);
-    console.log(`daemon CPU      ${fmt(cpuUp)} ms per pod started, ${fmt(cpuDown)} ms per pod torn down`);
+    console.log(`daemon CPU      ${fmt(cpuUp)} ms per pod started, ${fmt(cpuDown)} ms per pod torn down (released ${fmt(releasedAfterMs)} ms after the last reply)`);
     for (const phase of ['up', 'steady', 'down']) {
       const xs = relist(phase);
       console.log(`relist ${phase.padEnd(8)} p50 ${fmt(percentile(xs, 50))} ms p99 ${fmt(percentile(xs, 99))} ms (${xs.length} relists)`);
     }
     console.log(`daemon RSS      fresh ${fmt(rssFresh)} MiB, with ${PODS + 1} pods ${fmt(rssLoaded)} MiB, peak ${fmt(rssPeak)} MiB`);
     console.log(`conmon RSS      ${conmons.count} conmons, ${fmt(conmons.mib)} MiB total, ${fmt(conmons.mib / Math.max(1, conmons.count))} MiB each`);
+    console.log('server-side RPC latency over the run (the daemon\'s histogram): calls, mean, p50/p99 bucket bounds');
+    for (const line of describeLatencies(await rpcHistograms(metricsPort))) console.log(line);
     if (nodeArgs.length > 0) await node.daemon.stop('SIGTERM');
     if (profileDir) console.log(`daemon CPU profile written to ${profileDir}`);
   } finally {
+    await poller?.stop();
     await node.cleanup();
     await rm(work, { recursive: true, force: true });
   }

@@ -1,0 +1,100 @@
+// What kubelet sends, for the benches that drive crisp as kubelet does, and the daemon's own
+// view of its RPC latencies (its metrics histogram).
+import { createServer, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import type { TestNode } from '../../test/helpers/node-env.js';
+import type { PodSandboxConfig } from '../../src/cri/proto/gen/runtime/v1/PodSandboxConfig.js';
+import type { ContainerConfig } from '../../src/cri/proto/gen/runtime/v1/ContainerConfig.js';
+
+export const fmt = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '-');
+
+/** A pod as kubelet runs it: namespace options, cgroup parent, DNS config, labels, annotations. */
+export function kubeletPod(node: TestNode, i: number): PodSandboxConfig {
+  const name = `density-${i}`;
+  const uid = `uid-${node.tag}-${i}`;
+  const labels = { 'io.kubernetes.pod.name': name, 'io.kubernetes.pod.namespace': 'bench', 'io.kubernetes.pod.uid': uid, app: 'density' };
+  return {
+    metadata: { name, namespace: 'bench', uid, attempt: 0 },
+    hostname: name,
+    log_directory: join(node.logDir, `bench_${name}_${uid}`),
+    dns_config: { servers: ['10.96.0.10'], searches: ['bench.svc.cluster.local', 'svc.cluster.local', 'cluster.local'], options: ['ndots:5'] },
+    port_mappings: [],
+    labels,
+    annotations: { 'kubernetes.io/config.seen': new Date().toISOString(), 'kubernetes.io/config.source': 'api' },
+    linux: {
+      cgroup_parent: `${node.cgroupParent}/pod${uid}`,
+      security_context: { namespace_options: { network: 'POD', pid: 'CONTAINER', ipc: 'POD' } },
+    },
+  } as PodSandboxConfig;
+}
+
+/** Its one container, as kubelet creates it. */
+export function kubeletContainer(node: TestNode, i: number): ContainerConfig {
+  return {
+    metadata: { name: 'app', attempt: 0 },
+    image: { image: node.image },
+    command: ['sleep', '100000'],
+    log_path: 'app/0.log',
+    labels: { 'io.kubernetes.container.name': 'app', 'io.kubernetes.pod.name': `density-${i}`, 'io.kubernetes.pod.namespace': 'bench', 'io.kubernetes.pod.uid': `uid-${node.tag}-${i}` },
+    annotations: { 'io.kubernetes.container.hash': 'abc123', 'io.kubernetes.container.restartCount': '0', 'io.kubernetes.container.terminationMessagePath': '/dev/termination-log' },
+    linux: {
+      resources: { cpu_shares: 2, memory_limit_in_bytes: 0, oom_score_adj: 1000 },
+      security_context: { namespace_options: { network: 'POD', pid: 'CONTAINER', ipc: 'POD' } },
+    },
+  };
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface RpcHistogram {
+  buckets: { le: number; count: number }[];
+  sum: number;
+}
+
+/** The daemon's crisp_rpc_duration_seconds histogram, per RPC, read from its /metrics. */
+export async function rpcHistograms(port: number): Promise<Map<string, RpcHistogram>> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const out = new Map<string, RpcHistogram>();
+  for (const line of text.split('\n')) {
+    const rpc = /rpc="([^"]+)"/.exec(line)?.[1];
+    if (!rpc || !line.startsWith('crisp_rpc_duration_seconds_')) continue;
+    const h = out.get(rpc) ?? out.set(rpc, { buckets: [], sum: 0 }).get(rpc)!;
+    const value = Number(line.split(' ').at(-1));
+    if (line.startsWith('crisp_rpc_duration_seconds_sum{')) h.sum = value;
+    const le = /le="([^"]+)"/.exec(line)?.[1];
+    if (le !== undefined) h.buckets.push({ le: le === '+Inf' ? Infinity : Number(le), count: value });
+  }
+  return out;
+}
+
+const READS = ['ListPodSandbox', 'ListContainers', 'PodSandboxStatus', 'ContainerStatus', 'ListContainerStats', 'ListPodSandboxStats'];
+const WRITES = ['RunPodSandbox', 'CreateContainer', 'StartContainer', 'StopContainer', 'RemoveContainer', 'StopPodSandbox', 'RemovePodSandbox'];
+
+/**
+ * Server-side latency of the calls between two readings of the histograms (or since start):
+ * calls, mean, and p50/p99 as the bucket bounds they fall under.
+ */
+export function describeLatencies(after: Map<string, RpcHistogram>, before?: Map<string, RpcHistogram>, rpcs = [...READS, ...WRITES]): string[] {
+  const lines: string[] = [];
+  for (const rpc of rpcs) {
+    const a = after.get(rpc);
+    if (!a) continue;
+    const b = before?.get(rpc);
+    const buckets = a.buckets.map((x, i) => ({ le: x.le, count: x.count - (b?.buckets[i]?.count ?? 0) }));
+    const count = buckets.at(-1)?.count ?? 0;
+    if (count === 0) continue;
+    const sum = a.sum - (b?.sum ?? 0);
+    const bound = (q: number) => buckets.find((x) => x.count >= q * count)!.le * 1000;
+    lines.push(`  ${rpc.padEnd(20)} ${String(count).padStart(5)} calls  mean ${fmt((sum / count) * 1000)} ms  p50 ≤ ${bound(0.5)} ms  p99 ≤ ${bound(0.99)} ms`);
+  }
+  return lines;
+}

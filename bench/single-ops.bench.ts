@@ -1,0 +1,97 @@
+// critest-style single operations, one pod at a time, against a fresh daemon: the first
+// RunPodSandbox after start-up against the later ones, CreateContainer + StartContainer against
+// conmon + runc by hand on a prepared bundle (bench/lib/floor.ts, measured in the same run), and
+// how soon StopContainer, RemoveContainer, StopPodSandbox and RemovePodSandbox answer. The
+// reads' server-side latency comes from the daemon's own histogram, with 110 pods present.
+//
+// Run as root: node --import tsx bench/single-ops.bench.ts [iterations=30]
+import { spawnSync } from 'node:child_process';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { directCycle, percentile } from './lib/floor.js';
+import { describeLatencies, fmt, freePort, kubeletContainer, kubeletPod, rpcHistograms } from './lib/kubelet.js';
+import { makeBundle, makeBusyboxRootfs, makeTempDir } from '../test/helpers/bundle.js';
+import { startTestNode } from '../test/helpers/node-env.js';
+import { call } from '../test/helpers/cri-client.js';
+import { PACKAGE_ROOT } from '../src/paths.js';
+
+const ITERATIONS = Number(process.argv[2] ?? process.env['BENCH_ITERATIONS'] ?? 30);
+const PRESENT = 110;
+
+async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
+  const t0 = performance.now();
+  const value = await fn();
+  return [value, performance.now() - t0];
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('the benchmark runs pods: run it as root');
+  const build = spawnSync('npm', ['run', '-s', 'build'], { cwd: PACKAGE_ROOT, stdio: 'inherit' });
+  if (build.status !== 0) throw new Error('npm run build failed');
+  process.env['CRISP_TEST_DAEMON_ENTRY'] = join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'main.js');
+  const metricsPort = await freePort();
+  const daemonArgs = ['--log-level', 'info', '--enable-metrics=true', '--metrics-address', `127.0.0.1:${metricsPort}`];
+  const node = await startTestNode(daemonArgs);
+  const work = await makeTempDir('bench-single');
+  try {
+    // A fresh daemon: the image is pulled, nothing has run yet.
+    await node.restartDaemon(daemonArgs);
+    const rt = () => node.daemon.clients.runtime;
+    const run: number[] = [];
+    const createStart: number[] = [];
+    const floor: number[] = [];
+    const stopCtr: number[] = [];
+    const removeCtr: number[] = [];
+    const stopPod: number[] = [];
+    const removePod: number[] = [];
+    const rootfs = await makeBusyboxRootfs(work);
+    const bundle = await makeBundle({ dir: join(work, 'bundle'), rootfs, args: ['sleep', '1000'], cgroupsPath: `${node.cgroupParent}/floor` });
+    await mkdir(join(work, 'logs'), { recursive: true });
+    for (let i = 0; i < ITERATIONS; i++) {
+      const config = kubeletPod(node, i);
+      const [{ pod_sandbox_id: pod }, runMs] = await timed(() => call(rt(), rt().RunPodSandbox, { config }, 60_000));
+      run.push(runMs);
+      const t0 = performance.now();
+      const { container_id: ctr } = await call(rt(), rt().CreateContainer, { pod_sandbox_id: pod, sandbox_config: config, config: kubeletContainer(node, i) }, 60_000);
+      await call(rt(), rt().StartContainer, { container_id: ctr }, 60_000);
+      createStart.push(performance.now() - t0);
+      floor.push((await directCycle(work, bundle, `single-floor-${i}`)).createStartMs);
+      stopCtr.push((await timed(() => call(rt(), rt().StopContainer, { container_id: ctr, timeout: 0 }, 60_000)))[1]);
+      removeCtr.push((await timed(() => call(rt(), rt().RemoveContainer, { container_id: ctr }, 60_000)))[1]);
+      stopPod.push((await timed(() => call(rt(), rt().StopPodSandbox, { pod_sandbox_id: pod }, 60_000)))[1]);
+      removePod.push((await timed(() => call(rt(), rt().RemovePodSandbox, { pod_sandbox_id: pod }, 60_000)))[1]);
+    }
+    const p50 = (xs: number[]) => percentile(xs, 50);
+    console.log(`single operations, ${ITERATIONS} pods one at a time against a fresh daemon, ms (client side)`);
+    console.log(`RunPodSandbox        first ${fmt(run[0]!)}  tenth ${fmt(run[9] ?? NaN)}  p50 of the rest ${fmt(p50(run.slice(1)))}`);
+    console.log(`Create+StartContainer p50 ${fmt(p50(createStart))}  floor (conmon + runc) p50 ${fmt(p50(floor))}  ratio ${(p50(createStart) / p50(floor)).toFixed(2)}x`);
+    console.log(`StopContainer        p50 ${fmt(p50(stopCtr))}   RemoveContainer p50 ${fmt(p50(removeCtr))}`);
+    console.log(`StopPodSandbox       p50 ${fmt(p50(stopPod))}   RemovePodSandbox p50 ${fmt(p50(removePod))}`);
+
+    // Reads with PRESENT pods of one running container each.
+    for (let i = 0; i < PRESENT; i++) {
+      const config = kubeletPod(node, 1000 + i);
+      const { pod_sandbox_id: pod } = await call(rt(), rt().RunPodSandbox, { config }, 60_000);
+      const { container_id: ctr } = await call(rt(), rt().CreateContainer, { pod_sandbox_id: pod, sandbox_config: config, config: kubeletContainer(node, 1000 + i) }, 60_000);
+      await call(rt(), rt().StartContainer, { container_id: ctr }, 60_000);
+    }
+    console.log('server side (the daemon\'s histogram) for the operations above:');
+    for (const line of describeLatencies(await rpcHistograms(metricsPort))) console.log(line);
+    const before = await rpcHistograms(metricsPort);
+    const pods = (await call(rt(), rt().ListPodSandbox, {})).items;
+    const ctrs = (await call(rt(), rt().ListContainers, {})).containers;
+    for (let i = 0; i < 100; i++) {
+      await call(rt(), rt().ListPodSandbox, {});
+      await call(rt(), rt().ListContainers, {});
+      await call(rt(), rt().PodSandboxStatus, { pod_sandbox_id: pods[i % pods.length]!.id });
+      await call(rt(), rt().ContainerStatus, { container_id: ctrs[i % ctrs.length]!.id });
+    }
+    console.log(`server side of 100 rounds of List/Status reads with ${pods.length} pods present:`);
+    for (const line of describeLatencies(await rpcHistograms(metricsPort), before, ['ListPodSandbox', 'ListContainers', 'PodSandboxStatus', 'ContainerStatus'])) console.log(line);
+  } finally {
+    await node.cleanup();
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+await main();
