@@ -68,6 +68,8 @@ async function main(): Promise<void> {
     console.log(`StopContainer        p50 ${fmt(p50(stopCtr))}   RemoveContainer p50 ${fmt(p50(removeCtr))}`);
     console.log(`StopPodSandbox       p50 ${fmt(p50(stopPod))}   RemovePodSandbox p50 ${fmt(p50(removePod))}`);
 
+    console.log('server side (the daemon\'s histogram) for the operations above:');
+    for (const line of describeLatencies(await rpcHistograms(metricsPort))) console.log(line);
     // Reads with PRESENT pods of one running container each.
     for (let i = 0; i < PRESENT; i++) {
       const config = kubeletPod(node, 1000 + i);
@@ -75,8 +77,6 @@ async function main(): Promise<void> {
       const { container_id: ctr } = await call(rt(), rt().CreateContainer, { pod_sandbox_id: pod, sandbox_config: config, config: kubeletContainer(node, 1000 + i) }, 60_000);
       await call(rt(), rt().StartContainer, { container_id: ctr }, 60_000);
     }
-    console.log('server side (the daemon\'s histogram) for the operations above:');
-    for (const line of describeLatencies(await rpcHistograms(metricsPort))) console.log(line);
     const before = await rpcHistograms(metricsPort);
     const pods = (await call(rt(), rt().ListPodSandbox, {})).items;
     const ctrs = (await call(rt(), rt().ListContainers, {})).containers;

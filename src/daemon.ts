@@ -18,6 +18,7 @@ import { runtimeConfig } from './cri/runtime-config.js';
 import { updateRuntimeConfig } from './cri/update-runtime-config.js';
 import { RUNTIME_STREAM_ID } from './machines/runtime.js';
 import { PACKAGE_ROOT } from './paths.js';
+import { spawnHelper, stopSpawnHelper } from './host/spawn-helper.js';
 import { imageService, Images } from './actors/image-pull/service.js';
 import { sandboxService } from './actors/network/service.js';
 import type { Logger } from './log.js';
@@ -67,6 +68,8 @@ export async function runDaemon(config: CrispConfig, logger: Logger): Promise<Da
   mkdirSync(config.root, { recursive: true, mode: 0o700 });
   mkdirSync(config.runroot, { recursive: true, mode: 0o755 });
   const readiness = new Readiness();
+  // The helper that runs every host command, started now rather than by the first pod.
+  spawnHelper();
   const store = EventStore.open(join(config.root, 'state.db'));
   const blobs = new BlobStore(config.root);
   const layers = new LayerStore(config.root, { logger });
@@ -136,6 +139,8 @@ export async function runDaemon(config: CrispConfig, logger: Logger): Promise<Da
   const retentionTimer = setInterval(compact, Math.min(3_600_000, Math.max(60_000, config.eventRetentionMs / 4)));
   retentionTimer.unref();
   readiness.markReady();
+  // Read once, off the reply path of the first pod that needs them.
+  context.hostFacts().catch((err: unknown) => logger.warn({ err }, 'reading host facts failed; the first container create will try again'));
   const startupMs = Number(process.hrtime.bigint() - started) / 1e6;
   logger.info({ startupMs: Math.round(startupMs * 10) / 10, root: config.root, version: CRISP_VERSION }, 'crisp is ready');
 
@@ -158,6 +163,7 @@ export async function runDaemon(config: CrispConfig, logger: Logger): Promise<Da
           events: [{ type: 'DaemonStopped', pid: process.pid }],
         });
         store.close();
+        stopSpawnHelper();
         logger.info('crisp stopped; containers keep running');
       })()),
   };
