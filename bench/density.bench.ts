@@ -15,18 +15,16 @@
 // Run as root: node --import tsx bench/density.bench.ts [pods=100] [batch=10]
 //   CRISP_DENSITY_CPU_PROF=DIR  writes a V8 CPU profile of the daemon to DIR
 //   CRISP_DENSITY_NODE_ARGS='…'  more options for the daemon's node
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, watch } from 'node:fs';
-import { access, mkdir, open, rm } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdir, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { makeBundle, makeBusyboxRootfs, makeTempDir } from '../test/helpers/bundle.js';
 import { startTestNode, type TestNode } from '../test/helpers/node-env.js';
 import { call } from '../test/helpers/cri-client.js';
-import { CONMON, RUNC, percentile } from './lib/floor.js';
-import { describeLatencies, fmt, freePort, kubeletContainer, kubeletPod, rpcHistograms } from './lib/kubelet.js';
-import { PACKAGE_ROOT } from '../src/paths.js';
+import { RUNC, createByHand, percentile, waitForFile } from './lib/floor.js';
+import { benchDaemon, describeLatencies, fmt, kubeletContainer, kubeletPod, rpcHistograms } from './lib/kubelet.js';
 
 const PODS = Number(process.argv[2] ?? process.env['BENCH_PODS'] ?? 100);
 const BATCH = Number(process.argv[3] ?? process.env['BENCH_BATCH'] ?? 10);
@@ -94,19 +92,6 @@ function exec(file: string, args: string[], env?: NodeJS.ProcessEnv, input?: str
   });
 }
 
-function waitForFile(dir: string, name: string): Promise<void> {
-  return new Promise((resolve) => {
-    const w = watch(dir, (_e, f) => {
-      if (f === name) done();
-    });
-    const done = () => {
-      w.close();
-      resolve();
-    };
-    access(join(dir, name)).then(done, () => undefined);
-  });
-}
-
 interface FloorNet {
   name: string;
   cniVersion: string;
@@ -158,27 +143,7 @@ class Floor {
     });
     const run = join(dir, 'run');
     await mkdir(run, { recursive: true });
-    const child = spawn(
-      CONMON,
-      ['--api-version', '1', '-c', id, '-u', id, '-n', id, '-b', bundle, '-r', RUNC, '--runtime-arg', `--root=${this.runcRoot}`,
-        '-p', join(run, 'pidfile'), '-P', join(run, 'conmon.pid'), '--persist-dir', run, '--exit-dir', this.exits,
-        '--socket-dir-path', join(this.work, 'attach'), '-l', `k8s-file:${join(run, 'log')}`],
-      { cwd: run, detached: true, stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'], env: { PATH: process.env['PATH'], _OCI_SYNCPIPE: '3', _OCI_STARTPIPE: '4' } },
-    );
-    const sync = child.stdio[3] as Readable;
-    const reply = new Promise<string>((resolve, reject) => {
-      let buf = '';
-      sync.once('close', () => reject(new Error(`conmon exited without reporting a pid for ${id}`)));
-      sync.on('data', (b: Buffer) => {
-        buf += b;
-        if (buf.includes('\n')) resolve(buf);
-      });
-    });
-    (child.stdio[4] as Writable).end(Buffer.from([0]));
-    const msg = JSON.parse(await reply) as { data: number; message?: string };
-    sync.destroy();
-    child.unref();
-    if (msg.data <= 0) throw new Error(`floor create failed: ${msg.message}`);
+    await createByHand({ id, bundle, runcRoot: this.runcRoot, exits: this.exits, attachDir: join(this.work, 'attach'), dir: run });
     await exec(RUNC, ['--root', this.runcRoot, 'start', id]);
   }
 
@@ -269,13 +234,7 @@ function startPoller(node: TestNode): Relists {
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the density benchmark runs pods: run it as root');
   const profileDir = process.env['CRISP_DENSITY_CPU_PROF'];
-  // The daemon a node runs is the compiled one (`npm start`), not the sources through tsx.
-  const build = spawnSync('npm', ['run', '-s', 'build'], { cwd: PACKAGE_ROOT, stdio: 'inherit' });
-  if (build.status !== 0) throw new Error('npm run build failed');
-  process.env['CRISP_TEST_DAEMON_ENTRY'] = join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'main.js');
-  // Metrics on a loopback port of its own: the server-side RPC latencies come from its histogram.
-  const metricsPort = await freePort();
-  const daemonArgs = ['--log-level', 'info', '--enable-metrics=true', '--metrics-address', `127.0.0.1:${metricsPort}`];
+  const { metricsPort, daemonArgs } = await benchDaemon();
   const node = await startTestNode(daemonArgs);
   const nodeArgs = [...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...(process.env['CRISP_DENSITY_NODE_ARGS']?.split(' ').filter(Boolean) ?? [])];
   // A profile is written when the daemon exits: restart it under the profiler.

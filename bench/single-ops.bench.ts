@@ -5,15 +5,13 @@
 // reads' server-side latency comes from the daemon's own histogram, with 110 pods present.
 //
 // Run as root: node --import tsx bench/single-ops.bench.ts [iterations=30]
-import { spawnSync } from 'node:child_process';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { directCycle, percentile } from './lib/floor.js';
-import { describeLatencies, fmt, freePort, kubeletContainer, kubeletPod, rpcHistograms } from './lib/kubelet.js';
+import { benchDaemon, describeLatencies, fmt, kubeletContainer, kubeletPod, rpcHistograms } from './lib/kubelet.js';
 import { makeBundle, makeBusyboxRootfs, makeTempDir } from '../test/helpers/bundle.js';
 import { startTestNode } from '../test/helpers/node-env.js';
 import { call } from '../test/helpers/cri-client.js';
-import { PACKAGE_ROOT } from '../src/paths.js';
 
 const ITERATIONS = Number(process.argv[2] ?? process.env['BENCH_ITERATIONS'] ?? 30);
 const PRESENT = 110;
@@ -26,11 +24,7 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the benchmark runs pods: run it as root');
-  const build = spawnSync('npm', ['run', '-s', 'build'], { cwd: PACKAGE_ROOT, stdio: 'inherit' });
-  if (build.status !== 0) throw new Error('npm run build failed');
-  process.env['CRISP_TEST_DAEMON_ENTRY'] = join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'main.js');
-  const metricsPort = await freePort();
-  const daemonArgs = ['--log-level', 'info', '--enable-metrics=true', '--metrics-address', `127.0.0.1:${metricsPort}`];
+  const { metricsPort, daemonArgs } = await benchDaemon();
   const node = await startTestNode(daemonArgs);
   const work = await makeTempDir('bench-single');
   try {

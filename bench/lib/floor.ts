@@ -24,7 +24,8 @@ function run(cmd: string, args: string[]): Promise<void> {
   });
 }
 
-function waitForFile(dir: string, name: string): Promise<void> {
+/** Resolves once `dir/name` exists (an exit file conmon writes). */
+export function waitForFile(dir: string, name: string): Promise<void> {
   return new Promise((resolve) => {
     const w = watch(dir, (_e, f) => {
       if (f === name) done();
@@ -37,20 +38,24 @@ function waitForFile(dir: string, name: string): Promise<void> {
   });
 }
 
-/** conmon + runc by hand: the least work a conmon-based runtime can do per container. */
-export async function directCycle(work: string, bundle: string, id: string): Promise<Sample> {
-  const root = join(work, 'direct-runc');
-  const exits = join(work, 'direct-exits');
-  const dir = join(work, 'direct-run', id);
-  await mkdir(dir, { recursive: true });
-  await mkdir(exits, { recursive: true });
-  await mkdir(join(work, 'direct-attach'), { recursive: true });
-  const t0 = performance.now();
+export interface HandCreate {
+  id: string;
+  bundle: string;
+  runcRoot: string;
+  exits: string;
+  attachDir: string;
+  /** conmon's persist dir and cwd: pid files and the log land here. */
+  dir: string;
+}
+
+/** conmon runs `runc create`, with the sync and start pipes CRI-O's protocol uses, and nothing else. */
+export async function createByHand(o: HandCreate): Promise<void> {
+  const { id, dir } = o;
   const child = spawn(
     CONMON,
-    ['--api-version', '1', '-c', id, '-u', id, '-n', id, '-b', bundle, '-r', RUNC, '--runtime-arg', `--root=${root}`,
-      '-p', join(dir, 'pidfile'), '-P', join(dir, 'conmon.pid'), '--persist-dir', dir, '--exit-dir', exits,
-      '--socket-dir-path', join(work, 'direct-attach'), '-l', `k8s-file:${join(dir, 'log')}`],
+    ['--api-version', '1', '-c', id, '-u', id, '-n', id, '-b', o.bundle, '-r', RUNC, '--runtime-arg', `--root=${o.runcRoot}`,
+      '-p', join(dir, 'pidfile'), '-P', join(dir, 'conmon.pid'), '--persist-dir', dir, '--exit-dir', o.exits,
+      '--socket-dir-path', o.attachDir, '-l', `k8s-file:${join(dir, 'log')}`],
     { cwd: dir, detached: true, stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'], env: { PATH: process.env['PATH'], _OCI_SYNCPIPE: '3', _OCI_STARTPIPE: '4' } },
   );
   const sync = child.stdio[3] as Readable;
@@ -66,7 +71,19 @@ export async function directCycle(work: string, bundle: string, id: string): Pro
   const msg = JSON.parse(await reply) as { data: number; message?: string };
   sync.destroy();
   child.unref();
-  if (msg.data <= 0) throw new Error(`direct create failed: ${msg.message}`);
+  if (msg.data <= 0) throw new Error(`create by hand failed: ${msg.message}`);
+}
+
+/** conmon + runc by hand: the least work a conmon-based runtime can do per container. */
+export async function directCycle(work: string, bundle: string, id: string): Promise<Sample> {
+  const root = join(work, 'direct-runc');
+  const exits = join(work, 'direct-exits');
+  const dir = join(work, 'direct-run', id);
+  await mkdir(dir, { recursive: true });
+  await mkdir(exits, { recursive: true });
+  await mkdir(join(work, 'direct-attach'), { recursive: true });
+  const t0 = performance.now();
+  await createByHand({ id, bundle, runcRoot: root, exits, attachDir: join(work, 'direct-attach'), dir });
   await run(RUNC, ['--root', root, 'start', id]);
   const t1 = performance.now();
   const exited = waitForFile(exits, id);

@@ -1,10 +1,12 @@
 // What kubelet sends, for the benches that drive crisp as kubelet does, and the daemon's own
 // view of its RPC latencies (its metrics histogram).
+import { spawnSync } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { TestNode } from '../../test/helpers/node-env.js';
 import type { PodSandboxConfig } from '../../src/cri/proto/gen/runtime/v1/PodSandboxConfig.js';
 import type { ContainerConfig } from '../../src/cri/proto/gen/runtime/v1/ContainerConfig.js';
+import { PACKAGE_ROOT } from '../../src/paths.js';
 
 export const fmt = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '-');
 
@@ -42,6 +44,19 @@ export function kubeletContainer(node: TestNode, i: number): ContainerConfig {
       security_context: { namespace_options: { network: 'POD', pid: 'CONTAINER', ipc: 'POD' } },
     },
   };
+}
+
+/**
+ * The daemon a node runs is the compiled one (`npm start`), not the sources through tsx: builds
+ * it and points the test daemon helper at it, with metrics on a loopback port of its own (the
+ * server-side RPC latencies come from its histogram). Returns the daemon's arguments.
+ */
+export async function benchDaemon(): Promise<{ metricsPort: number; daemonArgs: string[] }> {
+  const build = spawnSync('npm', ['run', '-s', 'build'], { cwd: PACKAGE_ROOT, stdio: 'inherit' });
+  if (build.status !== 0) throw new Error('npm run build failed');
+  process.env['CRISP_TEST_DAEMON_ENTRY'] = join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'main.js');
+  const metricsPort = await freePort();
+  return { metricsPort, daemonArgs: ['--log-level', 'info', '--enable-metrics=true', '--metrics-address', `127.0.0.1:${metricsPort}`] };
 }
 
 export function freePort(): Promise<number> {

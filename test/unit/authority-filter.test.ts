@@ -1,15 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { connect as h2connect } from 'node:http2';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { HpackDecoder, encodeLiterals } from '../../src/cri/hpack.js';
 import { fixAuthority } from '../../src/cri/authority-filter.js';
-import { startCriServer } from '../../src/cri/server.js';
-import { Readiness } from '../../src/cri/wrap.js';
-import { silentLogger } from '../../src/log.js';
+import { startVersionServer } from '../helpers/cri-server.js';
 
 test('HPACK: the RFC 7541 C.4 requests decode, Huffman strings and dynamic table included', () => {
   const decoder = new HpackDecoder();
@@ -40,16 +35,7 @@ test('only an :authority that is not a valid authority is replaced', () => {
 });
 
 test('a gRPC call whose :authority is the socket path (old Go clients) is served', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'crisp-authority-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const socketPath = join(dir, 'crisp.sock');
-  const readiness = new Readiness();
-  readiness.markReady();
-  const server = await startCriServer({
-    socketPath, logger: silentLogger, readiness, image: {},
-    runtime: { Version: () => ({ version: '0.1.0', runtime_name: 'crisp', runtime_version: '9', runtime_api_version: 'v1' }) },
-  });
-  t.after(() => server.shutdown(100));
+  const socketPath = await startVersionServer(t);
   const session = h2connect('http://localhost', { createConnection: () => netConnect(socketPath) });
   t.after(() => session.close());
   const request = session.request({
@@ -113,20 +99,6 @@ function bombFrames(streamId: number, refs: number): Buffer[] {
   return frames;
 }
 
-async function hostileServer(t: import('node:test').TestContext) {
-  const dir = mkdtempSync(join(tmpdir(), 'crisp-hostile-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const socketPath = join(dir, 'crisp.sock');
-  const readiness = new Readiness();
-  readiness.markReady();
-  const server = await startCriServer({
-    socketPath, logger: silentLogger, readiness, image: {},
-    runtime: { Version: () => ({ version: '0.1.0', runtime_name: 'crisp', runtime_version: '9', runtime_api_version: 'v1' }) },
-  });
-  t.after(() => server.shutdown(100));
-  return socketPath;
-}
-
 /** Sends raw bytes on a fresh connection; resolves when the server closes it (or after 3 s). */
 function sendRaw(socketPath: string, chunks: Buffer[]): Promise<'closed' | 'open'> {
   return new Promise((resolve) => {
@@ -168,7 +140,7 @@ async function versionAnswers(socketPath: string, authority = 'localhost'): Prom
 const SETTINGS = frame(0x4, 0, 0, Buffer.alloc(0));
 
 test('a header-block bomb as the first block (decoded by the filter) cuts that connection only', async (t) => {
-  const socketPath = await hostileServer(t);
+  const socketPath = await startVersionServer(t);
   const rssBefore = process.memoryUsage().rss;
   assert.equal(await sendRaw(socketPath, [PREFACE, SETTINGS, ...bombFrames(1, 200_000)]), 'closed');
   assert.ok(process.memoryUsage().rss - rssBefore < 200 * 1024 * 1024, 'the bomb was not decoded in full');
@@ -177,7 +149,7 @@ test('a header-block bomb as the first block (decoded by the filter) cuts that c
 });
 
 test('a header-block bomb after a good first block (passed through to HTTP/2) is refused and the server goes on', async (t) => {
-  const socketPath = await hostileServer(t);
+  const socketPath = await startVersionServer(t);
   const good = frame(0x1, 0x4, 1, requestBlock('localhost'));
   const data = frame(0x0, 0x1, 1, Buffer.from([0, 0, 0, 0, 0]));
   const state = await sendRaw(socketPath, [PREFACE, SETTINGS, good, data, ...bombFrames(3, 200_000)]);
@@ -186,7 +158,7 @@ test('a header-block bomb after a good first block (passed through to HTTP/2) is
 });
 
 test('a bomb on a rewritten connection (old Go client authority) cuts that connection only', async (t) => {
-  const socketPath = await hostileServer(t);
+  const socketPath = await startVersionServer(t);
   const good = frame(0x1, 0x4, 1, requestBlock(socketPath));
   const data = frame(0x0, 0x1, 1, Buffer.from([0, 0, 0, 0, 0]));
   assert.equal(await sendRaw(socketPath, [PREFACE, SETTINGS, good, data, ...bombFrames(3, 200_000)]), 'closed');
@@ -194,7 +166,7 @@ test('a bomb on a rewritten connection (old Go client authority) cuts that conne
 });
 
 test('malformed header frames cut their connection: bad padding, CONTINUATION floods, giant frames, interleaving', async (t) => {
-  const socketPath = await hostileServer(t);
+  const socketPath = await startVersionServer(t);
   const cases: [string, Buffer[]][] = [
     ['padding longer than the frame', [frame(0x1, 0x4 | 0x8, 1, Buffer.from([200, 0x82]))]],
     ['CONTINUATION flood without END_HEADERS', [frame(0x1, 0, 1, Buffer.from([0x82])), ...Array.from({ length: 10 }, () => frame(0x9, 0, 1, Buffer.alloc(16_000, 0x82)))]],
