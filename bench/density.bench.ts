@@ -24,7 +24,7 @@ import { makeBundle, makeBusyboxRootfs, makeTempDir } from '../test/helpers/bund
 import { startTestNode, type TestNode } from '../test/helpers/node-env.js';
 import { call } from '../test/helpers/cri-client.js';
 import { RUNC, createByHand, percentile, waitForFile } from './lib/floor.js';
-import { benchDaemon, describeLatencies, fmt, kubeletContainer, kubeletPod, rpcHistograms } from './lib/kubelet.js';
+import { benchDaemon, describeLatencies, eventLoopDelay, fmt, kubeletContainer, kubeletPod, rpcHistograms } from './lib/kubelet.js';
 
 const PODS = Number(process.argv[2] ?? process.env['BENCH_PODS'] ?? 100);
 const BATCH = Number(process.argv[3] ?? process.env['BENCH_BATCH'] ?? 10);
@@ -261,6 +261,7 @@ async function main(): Promise<void> {
     const pods: string[] = new Array(PODS);
     const containers: string[] = new Array(PODS);
     poller.phase = 'up';
+    await eventLoopDelay(metricsPort); // restarts the daemon's delay monitor
     const cpuUp0 = cpuMsOf(pid);
     const up = await wave(PODS, BATCH, async (i) => {
       const t0 = performance.now();
@@ -277,11 +278,13 @@ async function main(): Promise<void> {
       return performance.now() - t0;
     });
     const cpuUp = (cpuMsOf(pid) - cpuUp0) / PODS;
+    const lagUp = await eventLoopDelay(metricsPort);
     poller.phase = 'steady';
     await sleep(STEADY_SECONDS * 1000);
     const rssLoaded = statusKiB(pid, 'VmRSS') / 1024;
     const conmons = conmonRssMiB(exitsMarker);
     poller.phase = 'down';
+    await eventLoopDelay(metricsPort);
     const cpuDown0 = cpuMsOf(pid);
     const down = await wave(PODS, BATCH, async (i) => {
       const t0 = performance.now();
@@ -298,6 +301,7 @@ async function main(): Promise<void> {
     const releasedAfterMs = performance.now() - downEnded;
     if (entriesLeft() > entriesBefore) console.log(`not released after 60 s: ${listEntries().join(' ')}`);
     const cpuDown = (cpuMsOf(pid) - cpuDown0) / PODS;
+    const lagDown = await eventLoopDelay(metricsPort);
     await poller.stop();
     const samples = poller.samples;
     poller = undefined;
@@ -315,6 +319,7 @@ async function main(): Promise<void> {
     console.log(`teardown ms     crisp p50 ${fmt(cd.p50)} p99 ${fmt(cd.p99)}; floor p50 ${fmt(fd.p50)} p99 ${fmt(fd.p99)}; ratio p50 ${(cd.p50 / fd.p50).toFixed(2)}x`);
     console.log(`wave wall s     up crisp ${(up.wallMs / 1000).toFixed(1)} floor ${(floor.up.wallMs / 1000).toFixed(1)} (${(up.wallMs / floor.up.wallMs).toFixed(2)}x); down crisp ${(down.wallMs / 1000).toFixed(1)} floor ${(floor.down.wallMs / 1000).toFixed(1)} (${(down.wallMs / floor.down.wallMs).toFixed(2)}x)`);
     console.log(`daemon CPU      ${fmt(cpuUp)} ms per pod started, ${fmt(cpuDown)} ms per pod torn down (released ${fmt(releasedAfterMs)} ms after the last reply)`);
+    console.log(`event-loop delay up p50 ${fmt(lagUp.p50)} p99 ${fmt(lagUp.p99)} max ${fmt(lagUp.max)} ms; down p50 ${fmt(lagDown.p50)} p99 ${fmt(lagDown.p99)} max ${fmt(lagDown.max)} ms`);
     for (const phase of ['up', 'steady', 'down']) {
       const xs = relist(phase);
       console.log(`relist ${phase.padEnd(8)} p50 ${fmt(percentile(xs, 50))} ms p99 ${fmt(percentile(xs, 99))} ms (${xs.length} relists)`);

@@ -91,6 +91,17 @@ export async function rpcHistograms(port: number): Promise<Map<string, RpcHistog
   return out;
 }
 
+/**
+ * The daemon's event-loop delay since the previous reading (prom-client's monitor restarts at
+ * each scrape): p50, p99 and max in ms. A stall here is time every RPC waited before its
+ * handler ran, which the RPC histogram does not see.
+ */
+export async function eventLoopDelay(port: number): Promise<{ p50: number; p99: number; max: number }> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const value = (name: string) => Number(new RegExp(`^crisp_nodejs_eventloop_lag_${name}_seconds (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) * 1000;
+  return { p50: value('p50'), p99: value('p99'), max: value('max') };
+}
+
 const READS = ['ListPodSandbox', 'ListContainers', 'PodSandboxStatus', 'ContainerStatus', 'ListContainerStats', 'ListPodSandboxStats'];
 const WRITES = ['RunPodSandbox', 'CreateContainer', 'StartContainer', 'StopContainer', 'RemoveContainer', 'StopPodSandbox', 'RemovePodSandbox'];
 
