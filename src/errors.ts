@@ -38,7 +38,19 @@ export function isCrispError(err: unknown, kind?: ErrorKind): err is CrispError 
   return err instanceof CrispError && (kind === undefined || err.kind === kind);
 }
 
-/** The message of anything thrown, for error events and logs. */
+/**
+ * How much of a message crisp repeats in a reply, a log line or a failure event. A caller's bad
+ * value is often quoted in its error; quoting a 1 MiB pod name whole made a megabyte grpc-message
+ * trailer that a Node gRPC client never receives (its connection then hangs), and a 1 MB log line.
+ */
+export const MESSAGE_LIMIT = 1024;
+
+/** `text` cut to `limit` characters, saying how much was left out. */
+export function clip(text: string, limit = MESSAGE_LIMIT): string {
+  return text.length <= limit ? text : `${text.slice(0, limit)}… (${text.length - limit} more characters)`;
+}
+
+/** The message of anything thrown, for error events and logs, clipped to MESSAGE_LIMIT. */
 export function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  return clip(err instanceof Error ? err.message : String(err));
 }

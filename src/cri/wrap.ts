@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { customAlphabet } from 'nanoid';
 import type { Logger } from '../log.js';
-import { CrispError, messageOf, unavailable } from '../errors.js';
+import { CrispError, MESSAGE_LIMIT, clip, messageOf, unavailable } from '../errors.js';
 import { GRPC_CODE } from './errors.js';
 
 const requestId = customAlphabet('0123456789abcdefghijklmnopqrstuvwxyz', 12);
@@ -61,7 +61,7 @@ export interface WrapDeps {
 const QUIET = /^(List|Status|.*Status$|Version$|ImageFsInfo$|.*Stats$|ListMetricDescriptors$)/;
 
 function toServiceError(err: unknown): Partial<grpc.ServiceError> & { code: grpc.status; details: string } {
-  if (err instanceof CrispError) return { code: GRPC_CODE[err.kind], details: err.message };
+  if (err instanceof CrispError) return { code: GRPC_CODE[err.kind], details: clip(err.message) };
   return { code: grpc.status.INTERNAL, details: `internal error: ${messageOf(err)}` };
 }
 
@@ -76,7 +76,11 @@ function begin(name: string, deps: WrapDeps, call: grpc.ServerUnaryCall<unknown,
     deps.observe?.(name, code, seconds);
     const fields = { code: grpc.status[code], ms: Math.round(seconds * 1e6) / 1e3 };
     if (code === grpc.status.OK) QUIET.test(name) ? log.debug(fields, 'done') : log.info(fields, 'done');
-    else if (code === grpc.status.INTERNAL || code === grpc.status.UNKNOWN) log.error({ ...fields, err }, 'failed');
+    else if (code === grpc.status.INTERNAL || code === grpc.status.UNKNOWN) {
+      // The whole error (stack, cause) unless its message is too long to repeat.
+      const long = err instanceof Error && err.message.length > MESSAGE_LIMIT;
+      log.error({ ...fields, ...(long ? { error: messageOf(err) } : { err }) }, 'failed');
+    }
     else log.info({ ...fields, error: messageOf(err) }, 'refused');
   };
   return { rpc: { id, log, signal: controller.signal }, finish };

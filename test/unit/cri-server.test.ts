@@ -127,3 +127,16 @@ test('the socket is 0660 in a 0755 directory; a stale socket is replaced, a live
   writeFileSync(notSocket, 'precious');
   await assert.rejects(serve(t, notSocket), /is not a socket/);
 });
+
+test('an error quoting a huge bad value is answered with a short prefix, and the connection goes on', async (t) => {
+  const ready = new Readiness();
+  ready.markReady();
+  const { clients } = await serve(t, tempSocket(t), ready);
+  const huge = 'x'.repeat(1024 * 1024);
+  await assert.rejects(
+    call(clients.runtime, clients.runtime.PodSandboxStatus, { pod_sandbox_id: huge }, 10_000),
+    (err: grpc.ServiceError) => err.code === grpc.status.NOT_FOUND && err.details.length < 1200 && /more characters/.test(err.details),
+  );
+  // the same client, the same connection: still answered
+  assert.equal((await call(clients.runtime, clients.runtime.Version, {})).runtime_name, 'test');
+});
