@@ -4,4 +4,24 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh runtime
 npm run -s build
-exec node dist/src/cli/main.js daemon "$@"
+
+# npm (10 and 11) does not pass SIGTERM on to the script it runs: killing `npm start` left the
+# daemon running without it. So the daemon runs as this script's child: a signal this script
+# gets is passed on, and when the npm process that started it is gone, the daemon is stopped
+# the way SIGTERM stops it (calls in flight finish; containers keep running).
+node dist/src/cli/main.js daemon "$@" &
+daemon=$!
+trap 'kill -TERM "$daemon" 2>/dev/null || true' TERM INT HUP
+if [[ -n "${npm_lifecycle_event:-}" ]]; then
+  # npm -> sh -c "bash scripts/start.sh" -> this script
+  npm_pid=$(ps -o ppid= -p "$PPID" | tr -d ' ')
+  (
+    while kill -0 "$npm_pid" 2>/dev/null && kill -0 "$daemon" 2>/dev/null; do sleep 1; done
+    kill -TERM "$daemon" 2>/dev/null || true
+  ) &
+fi
+status=0
+while kill -0 "$daemon" 2>/dev/null; do
+  wait "$daemon" && status=0 || status=$?
+done
+exit "$status"
