@@ -234,10 +234,15 @@ function startPoller(node: TestNode): Relists {
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the density benchmark runs pods: run it as root');
   const profileDir = process.env['CRISP_DENSITY_CPU_PROF'];
-  const { metricsPort, daemonArgs } = await benchDaemon();
+  const { metricsPort, daemonArgs, nodeArgs: daemonNodeArgs } = await benchDaemon();
   const node = await startTestNode(daemonArgs);
-  const nodeArgs = [...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...(process.env['CRISP_DENSITY_NODE_ARGS']?.split(' ').filter(Boolean) ?? [])];
-  // A profile is written when the daemon exits: restart it under the profiler.
+  const nodeArgs = [
+    ...daemonNodeArgs,
+    ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
+    ...(process.env['CRISP_DENSITY_NODE_ARGS']?.split(' ').filter(Boolean) ?? []),
+  ];
+  // The daemon as npm start runs it (its node flags), and under the profiler when asked: the
+  // profile is written when the daemon exits.
   if (nodeArgs.length > 0) await node.restartDaemon(daemonArgs, { nodeArgs });
   const work = await makeTempDir('bench-density');
   let poller: Relists | undefined;

@@ -24,12 +24,12 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the benchmark runs pods: run it as root');
-  const { metricsPort, daemonArgs } = await benchDaemon();
+  const { metricsPort, daemonArgs, nodeArgs } = await benchDaemon();
   const node = await startTestNode(daemonArgs);
   const work = await makeTempDir('bench-single');
   try {
     // A fresh daemon: the image is pulled, nothing has run yet.
-    await node.restartDaemon(daemonArgs);
+    await node.restartDaemon(daemonArgs, { nodeArgs });
     const rt = () => node.daemon.clients.runtime;
     const run: number[] = [];
     const createStart: number[] = [];

@@ -9,7 +9,10 @@ npm run -s build
 # daemon running without it. So the daemon runs as this script's child: a signal this script
 # gets is passed on, and when the npm process that started it is gone, the daemon is stopped
 # the way SIGTERM stops it (calls in flight finish; containers keep running).
-node dist/src/cli/main.js daemon "$@" &
+# scripts/daemon-node-flags: a 2 MB young generation keeps the daemon's RSS ~35 MB lower (fresh
+# 114 -> 76 MiB, 133 -> 94 MiB with 100 pods, density bench) at no measured CPU cost.
+read -r -a node_flags < scripts/daemon-node-flags
+node "${node_flags[@]}" dist/src/cli/main.js daemon "$@" &
 daemon=$!
 trap 'kill -TERM "$daemon" 2>/dev/null || true' TERM INT HUP
 if [[ -n "${npm_lifecycle_event:-}" ]]; then

@@ -1,6 +1,7 @@
 // What kubelet sends, for the benches that drive crisp as kubelet does, and the daemon's own
 // view of its RPC latencies (its metrics histogram).
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { TestNode } from '../../test/helpers/node-env.js';
@@ -51,12 +52,17 @@ export function kubeletContainer(node: TestNode, i: number): ContainerConfig {
  * it and points the test daemon helper at it, with metrics on a loopback port of its own (the
  * server-side RPC latencies come from its histogram). Returns the daemon's arguments.
  */
-export async function benchDaemon(): Promise<{ metricsPort: number; daemonArgs: string[] }> {
+export async function benchDaemon(): Promise<{ metricsPort: number; daemonArgs: string[]; nodeArgs: string[] }> {
   const build = spawnSync('npm', ['run', '-s', 'build'], { cwd: PACKAGE_ROOT, stdio: 'inherit' });
   if (build.status !== 0) throw new Error('npm run build failed');
   process.env['CRISP_TEST_DAEMON_ENTRY'] = join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'main.js');
   const metricsPort = await freePort();
-  return { metricsPort, daemonArgs: ['--log-level', 'info', '--enable-metrics=true', '--metrics-address', `127.0.0.1:${metricsPort}`] };
+  return {
+    metricsPort,
+    daemonArgs: ['--log-level', 'info', '--enable-metrics=true', '--metrics-address', `127.0.0.1:${metricsPort}`],
+    // the node flags `npm start` runs the daemon with
+    nodeArgs: readFileSync(join(PACKAGE_ROOT, 'scripts', 'daemon-node-flags'), 'utf8').split(/\s+/).filter(Boolean),
+  };
 }
 
 export function freePort(): Promise<number> {
