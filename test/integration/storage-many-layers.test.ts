@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LayerStore, chainIds } from '../../src/actors/storage/layer-store.js';
-import { mountedType } from '../../src/actors/storage/native.js';
+import { mountsAt } from '../../src/host/mountinfo.js';
 import { mountOverlay, unmount } from '../../src/actors/storage/overlay.js';
 import { createTar } from '../helpers/tar.js';
 
@@ -44,12 +44,12 @@ test(`a ${LAYERS}-layer image mounts as one overlay`, async (t) => {
   const lowerDirs = chains.map((c) => store.path(c));
   assert.ok(lowerDirs.join(':').length > 4096, 'full paths would not fit in a page');
   await mountOverlay({ lowerDirs, upperDir: join(root, 'upper'), workDir: join(root, 'work'), target: merged, linkDir: store.linkDir });
-  assert.equal(await mountedType(merged), 'overlay');
+  assert.equal((await mountsAt(merged)).at(-1)?.fsType, 'overlay');
   assert.equal(readdirSync(join(merged, 'layers')).length, LAYERS);
   assert.equal(readFileSync(join(merged, 'top'), 'utf8'), `layer ${LAYERS - 1}`, 'the last layer is on top');
   assert.equal(readFileSync(join(merged, 'layers', '0'), 'utf8'), '0');
   await unmount(merged);
-  assert.equal(await mountedType(merged), undefined);
+  assert.equal((await mountsAt(merged)).at(-1)?.fsType, undefined);
 
   // Removing the layers also removes their short links.
   for (const c of chains) await store.remove(c);

@@ -8,7 +8,8 @@ import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkS
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { LayerStore, chainIds } from '../../src/actors/storage/layer-store.js';
-import { getXattrs, mountedType } from '../../src/actors/storage/native.js';
+import { getXattrs } from '../../src/actors/storage/native.js';
+import { mountsAt } from '../../src/host/mountinfo.js';
 import { mountOverlay, unmount } from '../../src/actors/storage/overlay.js';
 import { createTar, type TarEntry } from '../helpers/tar.js';
 
@@ -138,7 +139,7 @@ test('a three-layer image unpacks and mounts as exactly the merged tree', async 
   for (const d of [upper, work, merged, readOnly]) mkdirSync(d);
   const lowerDirs = chains.map((c) => store.path(c));
   await mountOverlay({ lowerDirs, upperDir: upper, workDir: work, target: merged, linkDir: store.linkDir });
-  assert.equal(await mountedType(merged), 'overlay');
+  assert.equal((await mountsAt(merged)).at(-1)?.fsType, 'overlay');
   await mountOverlay({ lowerDirs, upperDir: upper, workDir: work, target: merged, linkDir: store.linkDir }); // re-driven: no second mount
 
   assert.deepEqual(snapshot(merged), expectedTree);
@@ -156,7 +157,7 @@ test('a three-layer image unpacks and mounts as exactly the merged tree', async 
   assert.equal(readFileSync(join(store.path(chains[0]!), 'etc/passwd'), 'utf8'), 'root:x:0:0\n');
 
   await unmount(merged);
-  assert.equal(await mountedType(merged), undefined);
+  assert.equal((await mountsAt(merged)).at(-1)?.fsType, undefined);
   await unmount(merged);
 
   // Read-only, lowers only.

@@ -7,7 +7,7 @@
 
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { run as runCommand } from '../../host/run.js';
-import { mountedHere, mountsAt } from '../../host/mountinfo.js';
+import { mountedHere } from '../../host/mountinfo.js';
 import { internal } from '../../errors.js';
 
 export type DeviceKind = 'char' | 'block';
@@ -74,10 +74,6 @@ export async function unmount(target: string): Promise<void> {
   }
 }
 
-/** The filesystem type of the topmost mount at `target`, or undefined when nothing is mounted there. */
-export async function mountedType(target: string): Promise<string | undefined> {
-  return (await mountsAt(target)).at(-1)?.fsType;
-}
 
 async function run(cmd: string, args: string[], cwd?: string): Promise<string> {
   let r;
