@@ -18,6 +18,7 @@ export interface CrispConfig {
   registriesConf: string;
   maxConcurrentDownloads: number;
   pullProgressTimeoutMs: number;
+  pullMinBytesPerSecond: number;
   cniConfigDir: string;
   cniPluginDirs: string[];
   enableMetrics: boolean;
@@ -54,6 +55,7 @@ export const DEFAULTS: CrispConfig = {
   registriesConf: '/etc/containers/registries.conf',
   maxConcurrentDownloads: 3,
   pullProgressTimeoutMs: 5 * 60_000,
+  pullMinBytesPerSecond: 1024,
   cniConfigDir: '/etc/cni/net.d',
   cniPluginDirs: ['/usr/lib/cni', '/opt/cni/bin'],
   enableMetrics: true,
@@ -96,6 +98,8 @@ export const KEYS: KeySpec[] = [
     doc: 'Layers downloaded at once per pull.' },
   { prop: 'pullProgressTimeoutMs', section: 'crisp.image', key: 'pull_progress_timeout', type: 'duration',
     doc: 'A pull whose bytes stop moving this long is cancelled; "0s" turns the watchdog off.' },
+  { prop: 'pullMinBytesPerSecond', section: 'crisp.image', key: 'pull_min_rate', type: 'int', min: 0, max: 1_000_000_000,
+    doc: 'Bytes per second a pull must average over each pull_progress_timeout window, or it is cancelled (a registry trickling bytes); 0 turns the floor off.' },
   { prop: 'cniConfigDir', section: 'crisp.network', key: 'cni_config_dir', type: 'path', flag: 'cni-config-dir',
     doc: 'CNI network configurations; the first in lexical order is used. crisp writes its default network here when it is empty.' },
   { prop: 'cniPluginDirs', section: 'crisp.network', key: 'cni_plugin_dirs', type: 'paths', flag: 'cni-plugin-dir',

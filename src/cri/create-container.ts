@@ -10,6 +10,7 @@ import { resolveImage } from '../actors/image-pull/image-index.js';
 import { liveContainers } from '../actors/monitor/container-view.js';
 import { containerLayout } from '../actors/monitor/container-layout.js';
 import { awaitCreated } from '../actors/monitor/container-requests.js';
+import { planResources } from '../actors/spec/resources.js';
 import { alreadyExists, failedPrecondition, notFound } from '../errors.js';
 import { nowNs } from '../events/clock.js';
 
@@ -22,6 +23,9 @@ const sameRequest = (a: ContainerConfig__Output | null, b: ContainerConfig__Outp
 export const createContainer = (deps: ContainerDeps): UnaryHandler<CreateContainerRequest__Output, CreateContainerResponse> =>
   async (request, rpc) => {
     const { sandboxId: requested, config, imageName } = validateCreateContainer(request);
+    // Limits the node cannot honour (CPUs it lacks, a limit below the floor) are the caller's
+    // mistake, found here rather than as a failed runtime step.
+    planResources(config.linux?.resources ?? null, await deps.hostFacts());
     const { store } = deps.ctx;
     const sandboxId = resolveStreamId(store, 'sandbox', requested, 'pod_sandbox_id');
     const sandbox = sandboxId ? sandboxState(store, sandboxId) : undefined;

@@ -3,6 +3,7 @@
 // ready, is the image present) are made by the handler against live state.
 import { posix } from 'node:path';
 import { invalidArgument } from '../errors.js';
+import { checkStringMap, quote, rejectNul } from './request-bounds.js';
 import { validateCriMount } from '../actors/spec/mounts.js';
 import { seccompChoice } from '../actors/spec/seccomp.js';
 import { normalizeCapability } from '../actors/spec/capabilities.js';
@@ -25,9 +26,16 @@ export function validateCreateContainer(request: CreateContainerRequest__Output)
   if (!config) throw invalidArgument('config: required');
   const name = config.metadata?.name ?? '';
   if (name === '') throw invalidArgument('config.metadata.name: required');
-  if (!NAME.test(name)) throw invalidArgument(`config.metadata.name: ${JSON.stringify(name)} must be letters, digits, '_', '.' or '-'`);
+  if (!NAME.test(name)) throw invalidArgument(`config.metadata.name: ${quote(name)} must be 1 to 253 letters, digits, '_', '.' or '-', starting with a letter or digit`);
   const imageName = config.image?.image?.trim() ?? '';
   if (imageName === '') throw invalidArgument('config.image.image: required');
+  if (imageName.length > 1024) throw invalidArgument(`config.image.image: ${quote(imageName)} is longer than 1024 characters`);
+  rejectNul(config, 'config');
+  checkStringMap(config.labels, 'config.labels');
+  checkStringMap(config.annotations, 'config.annotations');
+  if (config.working_dir !== '' && !posix.isAbsolute(config.working_dir)) {
+    throw invalidArgument(`config.working_dir: ${quote(config.working_dir)} must be an absolute path`);
+  }
 
   const sc = config.linux?.security_context;
   if (sc?.run_as_group && !sc.run_as_user && (sc.run_as_username ?? '') === '') {

@@ -5,6 +5,7 @@ import { isIP } from 'node:net';
 import type { PodSandboxConfig__Output } from '../cri/proto/gen/runtime/v1/PodSandboxConfig.js';
 import type { PodSandboxMetadata__Output } from '../cri/proto/gen/runtime/v1/PodSandboxMetadata.js';
 import { invalidArgument } from '../errors.js';
+import { checkStringMap, quote, rejectNul, requireCleanAbsolute, requireObjectName } from './request-bounds.js';
 import { validateHostname, type PodNamespaceKind } from '../actors/network/namespaces.js';
 import { renderResolvConf } from '../actors/network/pod-files.js';
 import { validateSysctls } from '../actors/network/sysctls.js';
@@ -105,13 +106,7 @@ export function bandwidthOf(config: PodSandboxConfig__Output): BandwidthLimits |
   };
 }
 
-const LABEL_VALUE_MAX = 63 * 1024;
 const PROTOCOLS = new Set(['TCP', 'UDP', 'SCTP']);
-
-function requireText(value: string | undefined, field: string): void {
-  if (!value) throw invalidArgument(`${field} is required`);
-  if (/[\0/]/.test(value) || value.length > 253) throw invalidArgument(`${field}: ${JSON.stringify(value)} may not contain "/" or NUL and is at most 253 characters`);
-}
 
 export interface SandboxRequestOptions {
   /** Runtime handlers this node knows ('' always means the default one). */
@@ -130,9 +125,14 @@ export function validateSandboxRequest(
   if (!config) throw invalidArgument('config is required');
   const m = config.metadata;
   if (!m) throw invalidArgument('config.metadata is required');
-  requireText(m.name, 'config.metadata.name');
-  requireText(m.namespace, 'config.metadata.namespace');
-  requireText(m.uid, 'config.metadata.uid');
+  requireObjectName(m.name, 'config.metadata.name');
+  requireObjectName(m.namespace, 'config.metadata.namespace');
+  requireObjectName(m.uid, 'config.metadata.uid');
+  rejectNul(config, 'config');
+  // The log directory is made by crisp and joined with each container's log_path: a relative
+  // one would land wherever the daemon's working directory is.
+  if (config.log_directory) requireCleanAbsolute(config.log_directory, 'config.log_directory');
+  validateCgroupParent(config.linux?.cgroup_parent ?? '');
   if (!Number.isInteger(m.attempt) || m.attempt < 0) throw invalidArgument(`config.metadata.attempt: ${m.attempt} must be a non-negative integer`);
   if (runtimeHandler !== '' && !options.runtimeHandlers.includes(runtimeHandler)) {
     throw invalidArgument(`runtime_handler: ${JSON.stringify(runtimeHandler)} is not configured (known: ${options.runtimeHandlers.join(', ') || 'none'})`);
@@ -166,11 +166,19 @@ export function validateSandboxRequest(
     throw err;
   }
   bandwidthOf(config);
-  for (const [where, map] of [['labels', config.labels], ['annotations', config.annotations]] as const) {
-    for (const [k, v] of Object.entries(map ?? {})) {
-      if (k === '') throw invalidArgument(`config.${where}: keys may not be empty`);
-      if (v.length > LABEL_VALUE_MAX) throw invalidArgument(`config.${where}[${k}]: value is longer than ${LABEL_VALUE_MAX} characters`);
-    }
-  }
+  checkStringMap(config.labels, 'config.labels');
+  checkStringMap(config.annotations, 'config.annotations');
   return { config, nameKey: sandboxNameKey(m) };
+}
+
+/**
+ * A cgroupfs path under which crisp makes the pod's cgroups (kubelet's pod cgroup). crisp drives
+ * cgroupfs itself, so a systemd slice name is refused, and no segment may climb out with "..".
+ */
+export function validateCgroupParent(parent: string): void {
+  const field = 'config.linux.cgroup_parent';
+  const p = parent.trim();
+  if (p === '') return;
+  if (p.endsWith('.slice')) throw invalidArgument(`${field}: ${quote(p)} is a systemd slice; crisp uses the cgroupfs driver`);
+  if (p.split('/').some((s) => s === '..' || s === '.')) throw invalidArgument(`${field}: ${quote(p)} must not contain "." or ".." segments`);
 }

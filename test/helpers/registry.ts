@@ -405,6 +405,28 @@ export function stallAfterHeaders(pathPattern: RegExp): Interceptor {
   };
 }
 
+/**
+ * Serves matching GETs one byte every `intervalMs`: bytes keep moving, so only a rate floor
+ * ends such a pull. The drip stops when the client goes away.
+ */
+export function trickle(pathPattern: RegExp, intervalMs: number): Interceptor {
+  return async (req, res, ctx) => {
+    if (req.method !== 'GET' || !pathPattern.test(req.url ?? '')) return false;
+    const up = await ctx.fetchUpstream();
+    const headers = { ...up.headers };
+    delete headers['transfer-encoding'];
+    headers['content-length'] = String(up.body.length);
+    res.writeHead(up.status, headers);
+    let at = 0;
+    const timer = setInterval(() => {
+      if (res.destroyed || at >= up.body.length) return clearInterval(timer), res.end();
+      res.write(up.body.subarray(at, ++at));
+    }, intervalMs);
+    res.on('close', () => clearInterval(timer));
+    return true;
+  };
+}
+
 /** Serves the blob `digest` with one byte flipped: a registry serving corrupted content. */
 export function corruptBlob(digest: string): Interceptor {
   return async (req, _res, ctx) => {

@@ -23,6 +23,7 @@ import {
   failFirst,
   resetMidBody,
   stallAfterHeaders,
+  trickle,
   corruptBlob,
   type TestRegistry,
   type RegistryProxy,
@@ -383,6 +384,21 @@ test('the watchdog cancels a stalled pull and says so', async (t) => {
     return true;
   });
   assert.ok(Date.now() - started < 5000, 'cancelled promptly');
+  assert.ok(!(await e.blobs.has(img.layers[0]!.digest)));
+  await assertNoTemp(e.root);
+});
+
+test('a pull whose bytes trickle under the rate floor is cancelled and says so', async (t) => {
+  const img = single(fx.corrupt);
+  const p = await proxy(t, { auth: 'none', intercept: trickle(new RegExp(`/blobs/${img.layers[0]!.digest}`), 50) });
+  const e = await env(t, { hosts: [p.host], progressTimeoutMs: 600, minBytesPerSecond: 1000 });
+  const started = Date.now();
+  await assert.rejects(e.puller.pull(ref(p.host, fx.corrupt)), (err: unknown) => {
+    assert.ok(isCrispError(err, 'DeadlineExceeded'), String(err));
+    assert.match(err.message, /under the floor of 1000 bytes\/s \(pull_min_rate\)/);
+    return true;
+  });
+  assert.ok(Date.now() - started < 5000, 'cancelled after about one window');
   assert.ok(!(await e.blobs.has(img.layers[0]!.digest)));
   await assertNoTemp(e.root);
 });

@@ -381,9 +381,9 @@ test('resources map to linux.resources', () => {
   assert.equal(spec.process.oomScoreAdj, 100);
   assert.deepEqual(gen().spec.linux.resources, { devices: [{ allow: false, access: 'rwm' }] });
   // swap defaults to the memory limit (no swap) where swap is accounted, and is left out where not
-  assert.deepEqual(gen({ resources: { memory_limit_in_bytes: '1000000' } }).spec.linux.resources.memory, { limit: 1000000, swap: 1000000 });
-  assert.deepEqual(gen({ resources: { memory_limit_in_bytes: '1000000' }, host: { swapAccounting: false } }).spec.linux.resources.memory, { limit: 1000000 });
-  rejects(() => gen({ resources: { memory_limit_in_bytes: '1000', memory_swap_limit_in_bytes: '10' } }), 'InvalidArgument', /memory_swap_limit_in_bytes/);
+  assert.deepEqual(gen({ resources: { memory_limit_in_bytes: '16777216' } }).spec.linux.resources.memory, { limit: 16777216, swap: 16777216 });
+  assert.deepEqual(gen({ resources: { memory_limit_in_bytes: '16777216' }, host: { swapAccounting: false } }).spec.linux.resources.memory, { limit: 16777216 });
+  rejects(() => gen({ resources: { memory_limit_in_bytes: '16777216', memory_swap_limit_in_bytes: '10' } }), 'InvalidArgument', /memory_swap_limit_in_bytes/);
   rejects(() => gen({ resources: { cpu_shares: 'abc' } }), 'InvalidArgument', /cpu_shares/);
   rejects(() => gen({ input: { pidsLimit: 0 } }), 'InvalidArgument', /pidsLimit/);
   const noHuge = gen({ resources: { hugepage_limits: [{ page_size: '2MB', limit: '1' }] }, host: { hugetlb: false } });

@@ -3,8 +3,8 @@
 // digest reference (name@sha256:…). Reads live machine state only, so it never waits.
 import type { EventStore } from '../../events/store.js';
 import { stateOf, type EntityState } from '../../machines/index.js';
-import { parseReference } from './reference.js';
-import { invalidArgument } from '../../errors.js';
+import { REFERENCE_MAX, parseReference } from './reference.js';
+import { clip, invalidArgument } from '../../errors.js';
 
 export type ImageState = EntityState<'image'>;
 
@@ -22,6 +22,8 @@ export function liveImages(store: EventStore): ImageState[] {
 export function resolveImage(store: EventStore, nameOrId: string): ImageState | undefined {
   const text = nameOrId.trim();
   if (text === '') return undefined;
+  // No image has a longer name; parsing a huge one would only cost time.
+  if (text.length > REFERENCE_MAX) throw invalidArgument(`image ${JSON.stringify(clip(text, 100))} is longer than ${REFERENCE_MAX} characters`);
   const images = liveImages(store);
   const full = FULL_ID.exec(text);
   if (full) {

@@ -26,6 +26,11 @@ export interface ImagePullerOptions {
   maxConcurrentDownloads?: number;
   /** A pull waiting this long for a byte from the registry is cancelled. Default 300000; 0 = off. */
   progressTimeoutMs?: number;
+  /**
+   * Bytes per second a pull must average over each progress window (progressTimeoutMs) while
+   * it waits on the network; slower, it is cancelled. 0 turns the floor off.
+   */
+  minBytesPerSecond?: number;
   /** Platform to pick from multi-platform images. Default: linux + this node's architecture. */
   platform?: WantedPlatform;
   /** Retries of transient registry failures (per request, and per blob download). */
@@ -90,23 +95,39 @@ interface SharedPull {
 }
 
 /**
- * Cancels a pull that is waiting on the network without receiving anything for too long.
- * Time spent with no request in flight (unpacking, disk) does not count as a stall.
+ * Cancels a pull that is waiting on the network without receiving anything for too long, or
+ * whose bytes trickle in slower than a floor over a whole window (a registry sending one byte a
+ * second never stalls, yet never ends either). Time spent with no request in flight (unpacking,
+ * disk) counts as neither.
  */
-class ProgressWatchdog {
+export class ProgressWatchdog {
   private inFlight = 0;
   private last = Date.now();
+  /** Bytes received since `windowStart`, the start of the current rate window. */
+  private windowBytes = 0;
+  private windowStart = Date.now();
   private readonly timer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly timeoutMs: number,
-    onStall: (idleMs: number) => void,
+    onStall: (why: string) => void,
+    private readonly minBytesPerSecond = 0,
   ) {
     if (timeoutMs <= 0) return;
     this.timer = setInterval(
       () => {
-        const idle = Date.now() - this.last;
-        if (this.inFlight > 0 && idle >= this.timeoutMs) onStall(idle);
+        if (this.inFlight === 0) return;
+        const now = Date.now();
+        const idle = now - this.last;
+        if (idle >= this.timeoutMs) return onStall(`made no progress for ${Math.round(idle / 1000)}s (limit ${this.timeoutMs}ms)`);
+        const span = now - this.windowStart;
+        if (span < this.timeoutMs) return;
+        const rate = (this.windowBytes * 1000) / span;
+        if (rate < this.minBytesPerSecond) {
+          return onStall(`received ${this.windowBytes} bytes in ${Math.round(span / 1000)}s, under the floor of ${this.minBytesPerSecond} bytes/s (pull_min_rate)`);
+        }
+        this.windowBytes = 0;
+        this.windowStart = now;
       },
       Math.max(Math.min(this.timeoutMs / 4, 1000), 10),
     );
@@ -115,7 +136,7 @@ class ProgressWatchdog {
 
   /** Marks a network operation as started; call the returned function when it ends. */
   begin(): () => void {
-    if (this.inFlight++ === 0) this.last = Date.now();
+    if (this.inFlight++ === 0) this.restart();
     let ended = false;
     return () => {
       if (ended) return;
@@ -125,12 +146,18 @@ class ProgressWatchdog {
     };
   }
 
-  progress(): void {
+  progress(bytes = 0): void {
     this.last = Date.now();
+    this.windowBytes += bytes;
   }
 
   stop(): void {
     if (this.timer !== undefined) clearInterval(this.timer);
+  }
+
+  private restart(): void {
+    this.last = this.windowStart = Date.now();
+    this.windowBytes = 0;
   }
 }
 
@@ -192,6 +219,7 @@ export class ImagePuller {
   private readonly logger: Logger;
   private readonly maxConcurrentDownloads: number;
   private readonly progressTimeoutMs: number;
+  private readonly minBytesPerSecond: number;
   private readonly platform: WantedPlatform;
   private readonly client: RegistryClient;
   private readonly inflight = new Map<string, SharedPull>();
@@ -203,6 +231,7 @@ export class ImagePuller {
     this.logger = opts.logger ?? silentLogger;
     this.maxConcurrentDownloads = opts.maxConcurrentDownloads ?? 3;
     this.progressTimeoutMs = opts.progressTimeoutMs ?? 300_000;
+    this.minBytesPerSecond = opts.minBytesPerSecond ?? 0;
     this.platform = opts.platform ?? hostPlatform();
     if (!Number.isInteger(this.maxConcurrentDownloads) || this.maxConcurrentDownloads < 1) {
       throw failedPrecondition(`maxConcurrentDownloads must be a positive integer, got ${opts.maxConcurrentDownloads}`);
@@ -285,9 +314,9 @@ export class ImagePuller {
   ): Promise<PullResult> {
     const started = Date.now();
     const signal = controller.signal;
-    const watchdog = new ProgressWatchdog(this.progressTimeoutMs, (idle) => {
-      controller.abort(deadlineExceeded(`pull of ${ref.toString()} made no progress for ${Math.round(idle / 1000)}s (limit ${this.progressTimeoutMs}ms): cancelled`));
-    });
+    const watchdog = new ProgressWatchdog(this.progressTimeoutMs, (why) => {
+      controller.abort(deadlineExceeded(`pull of ${ref.toString()} ${why}: cancelled`));
+    }, this.minBytesPerSecond);
     const log = this.logger.child({ ref: ref.toString() });
     log.info('pulling image');
     try {
@@ -347,7 +376,7 @@ export class ImagePuller {
       const end = watchdog.begin();
       try {
         const blob = await session.getBlob(desc.digest, signal);
-        await this.blobs.ingest(desc.digest, desc.size, blob.body, { signal, onBytes: () => watchdog.progress() });
+        await this.blobs.ingest(desc.digest, desc.size, blob.body, { signal, onBytes: (n) => watchdog.progress(n) });
         return;
       } catch (err) {
         if (signal.aborted) throw signal.reason;

@@ -3,7 +3,7 @@
 // `docker.io/library/busybox:latest` all name the same image in crisp as in kubelet,
 // containerd and CRI-O.
 
-import { invalidArgument } from '../../errors.js';
+import { clip, invalidArgument } from '../../errors.js';
 
 export const DEFAULT_DOMAIN = 'docker.io';
 export const LEGACY_DEFAULT_DOMAIN = 'index.docker.io';
@@ -101,13 +101,17 @@ function splitTagAndDigest(input: string): { name: string; tag?: string; digest?
   return { name: rest, tag, digest };
 }
 
+/** Far above any real reference (a repository name is at most 255, a tag 128, a digest ~100). */
+export const REFERENCE_MAX = 1024;
+
 /**
  * Parses and normalises an image reference: `busybox` → `docker.io/library/busybox:latest`.
  * A reference with a digest and no tag keeps no tag. Throws invalidArgument naming the input.
  */
 export function parseReference(input: string, opts: { defaultTag?: boolean } = {}): ImageReference {
-  const fail = (why: string) => invalidArgument(`invalid image reference ${JSON.stringify(input)}: ${why}`);
+  const fail = (why: string) => invalidArgument(`invalid image reference ${JSON.stringify(String(input).length > REFERENCE_MAX ? clip(String(input), 100) : input)}: ${why}`);
   if (typeof input !== 'string' || input.length === 0) throw fail('empty');
+  if (input.length > REFERENCE_MAX) throw fail(`longer than ${REFERENCE_MAX} characters`);
   if (input !== input.trim()) throw fail('contains leading or trailing whitespace');
   if (hexIdRe.test(input)) throw fail('a 64-character hexadecimal string is an image id, not a reference');
 

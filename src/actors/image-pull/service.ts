@@ -52,6 +52,7 @@ export class Images {
       logger: this.ctx.logger,
       maxConcurrentDownloads: this.ctx.config.maxConcurrentDownloads,
       progressTimeoutMs: this.ctx.config.pullProgressTimeoutMs,
+      minBytesPerSecond: this.ctx.config.pullMinBytesPerSecond,
     });
     this.puller.setRegistries(registries);
     return this.puller;

@@ -17,7 +17,7 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { mkdir, open, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { alreadyExists, internal, invalidArgument, messageOf } from '../../errors.js';
+import { alreadyExists, clip, internal, invalidArgument, messageOf } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
 import { describeFailure, run, type RunOptions, type RunResult } from '../../host/run.js';
 import { unmountOwn, type MountEntry } from './mounts.js';
@@ -45,7 +45,7 @@ const HOSTNAME_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9
 export function validateHostname(hostname: string, field = 'hostname'): void {
   if (hostname.length === 0 || hostname.length > 64 || !HOSTNAME_RE.test(hostname)) {
     throw invalidArgument(
-      `${field} ${JSON.stringify(hostname)} is not a valid hostname (DNS-1123, at most 64 characters)`,
+      `${field} ${JSON.stringify(clip(hostname, 80))} is not a valid hostname (DNS-1123, at most 64 characters)`,
     );
   }
 }

@@ -107,7 +107,7 @@ export async function readHostFacts(options: HostFactsOptions = {}): Promise<Hos
     }
   }
   const controllers = (await readOptional('/sys/fs/cgroup/cgroup.controllers')) ?? '';
-  const [cgroupNamespace, apparmor, selinux, swapAccounting, hugetlbV1, oomText, devices] = await Promise.all([
+  const [cgroupNamespace, apparmor, selinux, swapAccounting, hugetlbV1, oomText, devices, cpus, mems] = await Promise.all([
     exists('/proc/self/ns/cgroup'),
     readOptional('/sys/module/apparmor/parameters/enabled').then((v) => v?.trim() === 'Y'),
     exists('/sys/fs/selinux/enforce'),
@@ -115,6 +115,9 @@ export async function readHostFacts(options: HostFactsOptions = {}): Promise<Hos
     exists('/sys/fs/cgroup/hugetlb'),
     readFile('/proc/self/oom_score_adj', 'utf8'),
     listHostDevices(options.devDir ?? '/dev'),
+    readOptional('/sys/devices/system/cpu/online'),
+    // A kernel without NUMA has no node directory: its memory is node 0.
+    readOptional('/sys/devices/system/node/online').then((v) => v ?? '0'),
   ]);
   return {
     capabilities: capabilitiesFromMask(status),
@@ -129,5 +132,7 @@ export async function readHostFacts(options: HostFactsOptions = {}): Promise<Hos
     arch: goArch(process.arch),
     kernelRelease: release(),
     devices,
+    ...(cpus !== undefined && { cpus: cpus.trim() }),
+    mems: mems.trim(),
   };
 }

@@ -62,6 +62,9 @@ export interface HostFacts {
   kernelRelease: string;
   /** Character and block devices under /dev, for privileged containers and CRI devices. */
   devices: HostDevice[];
+  /** The online CPUs and memory nodes, in the kernel's list format ("0-3"); absent when unknown. */
+  cpus?: string;
+  mems?: string;
 }
 
 export interface ResolvedUser {

@@ -2,6 +2,7 @@
 // values this host cannot honour clamped or left out (each leaving a warning).
 
 import { invalidArgument } from '../../errors.js';
+import { parseCpuList } from '../../machines/request-bounds.js';
 import type { LinuxContainerResources__Output } from '../../cri/proto/gen/runtime/v1/LinuxContainerResources.js';
 import type { HostFacts } from './input.js';
 import type { OciResources } from './oci-types.js';
@@ -12,6 +13,19 @@ function int(value: string | undefined, field: string, min = Number.MIN_SAFE_INT
   const n = Number(value);
   if (!Number.isSafeInteger(n) || n < min) throw invalidArgument(`${field}: ${value} is out of range`);
   return n;
+}
+
+/** The smallest memory limit a container may have (CRI-O's minimum too). */
+export const MEMORY_FLOOR = 12 * 1024 * 1024;
+
+/** A cpuset list that parses and names only CPUs (or memory nodes) the node has online. */
+function checkCpuset(list: string, online: string | undefined, field: string, what: string): string {
+  const wanted = parseCpuList(list, field);
+  if (online === undefined) return list;
+  const have = parseCpuList(online, `the node's online ${what}`);
+  const missing = [...wanted].filter((n) => !have.has(n));
+  if (missing.length > 0) throw invalidArgument(`${field}: ${what} ${missing.slice(0, 8).join(',')}${missing.length > 8 ? ',…' : ''} are not online on this node (online: ${online})`);
+  return list;
 }
 
 export interface ResourcePlan {
@@ -50,13 +64,15 @@ export function planResources(
     if (shares > 0) cpu.shares = shares;
     if (quota !== 0) cpu.quota = quota;
     if (period > 0) cpu.period = period;
-    if (res.cpuset_cpus !== '') cpu.cpus = res.cpuset_cpus;
-    if (res.cpuset_mems !== '') cpu.mems = res.cpuset_mems;
+    if (res.cpuset_cpus !== '') cpu.cpus = checkCpuset(res.cpuset_cpus, host.cpus, f('cpuset_cpus'), 'CPUs');
+    if (res.cpuset_mems !== '') cpu.mems = checkCpuset(res.cpuset_mems, host.mems, f('cpuset_mems'), 'memory nodes');
     if (Object.keys(cpu).length > 0) out.cpu = cpu;
 
     const limit = int(res.memory_limit_in_bytes, f('memory_limit_in_bytes'), 0);
     const swap = int(res.memory_swap_limit_in_bytes, f('memory_swap_limit_in_bytes'), -1);
     if (limit > 0) {
+      // Below this a container's own runtime does not fit, and runc fails with a cgroup error.
+      if (limit < MEMORY_FLOOR) throw invalidArgument(`${f('memory_limit_in_bytes')}: ${limit} is below the ${MEMORY_FLOOR}-byte (12 MiB) minimum`);
       out.memory = { limit };
       if (swap > 0 && swap < limit) {
         throw invalidArgument(`${f('memory_swap_limit_in_bytes')}: ${swap} is below memory_limit_in_bytes ${limit}`);

@@ -1,0 +1,100 @@
+// Caller mistakes over the real socket (issue 15, sections 5 and 6): each gets INVALID_ARGUMENT
+// (or NOT_FOUND) naming the field, a short quotation of the bad value, and leaves nothing made:
+// no pod, no container, no directory, no cgroup. The connection keeps serving afterwards.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { startTestNode, type TestNode } from '../helpers/node-env.js';
+import { call } from '../helpers/cri-client.js';
+import type { PodSandboxConfig } from '../../src/cri/proto/gen/runtime/v1/PodSandboxConfig.js';
+import type { ContainerConfig } from '../../src/cri/proto/gen/runtime/v1/ContainerConfig.js';
+
+let node: TestNode;
+let podId: string;
+const rt = () => node.daemon.clients.runtime;
+const img = () => node.daemon.clients.image;
+
+before(async () => {
+  node = await startTestNode();
+  podId = await node.runPod(`hostile${node.tag}`);
+});
+after(async () => {
+  await node?.cleanup();
+});
+
+async function refused(what: Promise<unknown>, code: grpc.status, pattern: RegExp): Promise<void> {
+  await assert.rejects(what, (err: grpc.ServiceError) => {
+    assert.equal(err.code, code, `${grpc.status[err.code]}: ${err.details}`);
+    assert.match(err.details, pattern);
+    assert.ok(err.details.length < 600, `the reply quotes ${err.details.length} characters`);
+    return true;
+  });
+}
+
+let n = 0;
+function pod(extra: (c: PodSandboxConfig) => PodSandboxConfig): PodSandboxConfig {
+  const base = node.podConfig(`bad${n++}`);
+  return extra(base);
+}
+
+test('bad RunPodSandbox requests are INVALID_ARGUMENT naming the field, and make nothing', async () => {
+  const relative = `crisp-hostile-${node.tag}`;
+  const cases: [string, PodSandboxConfig, RegExp][] = [
+    ['pod named ..', pod((c) => ({ ...c, metadata: { ...c.metadata!, name: '..' } })), /config\.metadata\.name: "\.\." must be/],
+    ['1 MiB pod name', pod((c) => ({ ...c, metadata: { ...c.metadata!, name: 'a'.repeat(1 << 20) } })), /config\.metadata\.name: "a+… \(\d+ more characters\)"/],
+    ['uid with a slash', pod((c) => ({ ...c, metadata: { ...c.metadata!, uid: 'x/../y' } })), /config\.metadata\.uid/],
+    ['1 MiB hostname', pod((c) => ({ ...c, hostname: 'h'.repeat(1 << 20) })), /config\.hostname/],
+    ['relative log_directory', pod((c) => ({ ...c, log_directory: `../../${relative}` })), /config\.log_directory: .* must be an absolute path/],
+    ['log_directory with ..', pod((c) => ({ ...c, log_directory: `${node.logDir}/../../${relative}` })), /config\.log_directory: .* must not contain/],
+    ['cgroup_parent with ..', pod((c) => ({ ...c, linux: { ...c.linux, cgroup_parent: `${node.cgroupParent}/../../${relative}` } })), /config\.linux\.cgroup_parent: .* must not contain/],
+    ['a 1 MiB label key', pod((c) => ({ ...c, labels: { ['k'.repeat(1 << 20)]: 'v' } })), /config\.labels: key "k+… \(\d+ more characters\)" is longer than 317/],
+    ['annotations over 256 KiB', pod((c) => ({ ...c, annotations: { a: 'x'.repeat(300 * 1024) } })), /config\.annotations: keys and values together exceed/],
+    ['NUL in a DNS search domain', pod((c) => ({ ...c, dns_config: { servers: ['10.0.0.10'], searches: ['a\0b'], options: [] } })), /config\.dns_config\.searches\[0\]: contains a NUL byte/],
+  ];
+  for (const [label, config, pattern] of cases) {
+    await test(label, () => refused(call(rt(), rt().RunPodSandbox, { config }, 30_000), grpc.status.INVALID_ARGUMENT, pattern));
+  }
+  const pods = (await call(rt(), rt().ListPodSandbox, {})).items;
+  assert.deepEqual(pods.map((p) => p.id), [podId], 'no pod was made');
+  assert.ok(!existsSync(resolve(relative)) && !existsSync(resolve('..', relative)), 'no relative log directory was made');
+  for (const h of readdirSync('/sys/fs/cgroup')) assert.ok(!existsSync(join('/sys/fs/cgroup', h, relative)), `no cgroup under ${h}`);
+  // The same connection still answers (a megabyte trailer once hung it).
+  assert.equal((await call(rt(), rt().Version, {})).runtime_name, 'crisp');
+});
+
+test('bad CreateContainer and UpdateContainerResources requests are INVALID_ARGUMENT naming the field, and make nothing', async () => {
+  const container = (extra: Partial<ContainerConfig>): ContainerConfig =>
+    ({ metadata: { name: `c${n++}`, attempt: 0 }, image: { image: node.image }, command: ['sleep', '60'], ...extra });
+  const resources = (r: Record<string, unknown>) => container({ linux: { resources: r } });
+  const cases: [string, ContainerConfig, RegExp][] = [
+    ['cpuset_cpus that is no list', resources({ cpuset_cpus: '0-9999999,abc' }), /linux\.resources\.cpuset_cpus: 9999999 is above 8191/],
+    ['cpuset_cpus of CPUs the node lacks', resources({ cpuset_cpus: '0-4095' }), /linux\.resources\.cpuset_cpus: CPUs .* are not online on this node/],
+    ['cpuset_mems of nodes the node lacks', resources({ cpuset_mems: '7' }), /linux\.resources\.cpuset_mems: memory nodes 7 are not online/],
+    ['a memory limit of 100 bytes', resources({ memory_limit_in_bytes: '100' }), /linux\.resources\.memory_limit_in_bytes: 100 is below/],
+    ['negative cpu_shares', resources({ cpu_shares: '-5' }), /linux\.resources\.cpu_shares: -5 is out of range/],
+    ['NUL in log_path', container({ log_path: 'a\0b.log' }), /config\.log_path: contains a NUL byte/],
+    ['log_path leaving the pod directory', container({ log_path: '../../x.log' }), /config\.log_path: .* must not leave/],
+    ['relative working_dir', container({ working_dir: 'rel' }), /config\.working_dir: "rel" must be an absolute path/],
+    ['relative host_path', container({ mounts: [{ container_path: '/x', host_path: 'rel/dir' }] }), /mounts\[0\]\.host_path: must be an absolute path/],
+    ['container named ..', container({ metadata: { name: '..', attempt: 0 } }), /config\.metadata\.name: "\.\." must be/],
+    ['1 MiB image reference', container({ image: { image: 'i'.repeat(1 << 20) } }), /config\.image\.image: "i+… \(\d+ more characters\)" is longer than 1024/],
+  ];
+  for (const [label, config, pattern] of cases) {
+    await test(label, () => refused(call(rt(), rt().CreateContainer, { pod_sandbox_id: podId, config, sandbox_config: null }, 30_000), grpc.status.INVALID_ARGUMENT, pattern));
+  }
+  assert.deepEqual((await call(rt(), rt().ListContainers, {})).containers, [], 'no container was made');
+
+  const id = (await call(rt(), rt().CreateContainer, { pod_sandbox_id: podId, config: container({}), sandbox_config: null }, 30_000)).container_id;
+  await refused(call(rt(), rt().UpdateContainerResources, { container_id: id, linux: { cpuset_cpus: 'abc' } }), grpc.status.INVALID_ARGUMENT, /linux\.resources\.cpuset_cpus: "abc" is not a list/);
+  await refused(call(rt(), rt().UpdateContainerResources, { container_id: id, linux: { memory_limit_in_bytes: '4096' } }), grpc.status.INVALID_ARGUMENT, /memory_limit_in_bytes: 4096 is below/);
+  await call(rt(), rt().RemoveContainer, { container_id: id });
+});
+
+test('bad image references are INVALID_ARGUMENT quoting a short prefix', async () => {
+  const huge = 'r'.repeat(1 << 20);
+  await refused(call(img(), img().PullImage, { image: { image: huge } }), grpc.status.INVALID_ARGUMENT, /"r+… \(\d+ more characters\)": longer than 1024/);
+  await refused(call(img(), img().ImageStatus, { image: { image: huge } }), grpc.status.INVALID_ARGUMENT, /longer than 1024/);
+  await refused(call(img(), img().RemoveImage, { image: { image: huge } }), grpc.status.INVALID_ARGUMENT, /longer than 1024/);
+});
