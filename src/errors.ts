@@ -54,3 +54,48 @@ export function clip(text: string, limit = MESSAGE_LIMIT): string {
 export function messageOf(err: unknown): string {
   return clip(err instanceof Error ? err.message : String(err));
 }
+
+const FULL_CODES = new Set(['ENOSPC', 'EDQUOT', 'SQLITE_FULL']);
+const FULL_TEXT = /no space left on device|disk quota exceeded|database or disk is full/i;
+
+/**
+ * Whether `err` says a disk (or quota, or the SQLite database) is full: the node's resource ran
+ * out, which a caller can act on (free space, retry), so it is answered RESOURCE_EXHAUSTED, never
+ * INTERNAL. Child processes (runc, conmon, CNI plugins) only say so in their message.
+ */
+export function isDiskFull(err: unknown): boolean {
+  if (err instanceof CrispError) return err.kind === 'ResourceExhausted';
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && FULL_CODES.has(code)) return true;
+  return err instanceof Error && FULL_TEXT.test(err.message);
+}
+
+/**
+ * `err` as a RESOURCE_EXHAUSTED error naming `where` (the file, directory or database that could
+ * not be written) when it says a disk is full; otherwise `err` itself.
+ */
+export function diskFullAt(err: unknown, where: string): unknown {
+  if (!isDiskFull(err) || (err instanceof CrispError && err.message.includes(where))) return err;
+  const reason = err instanceof Error ? err.message : String(err);
+  return new CrispError('ResourceExhausted', clip(`no space left to write ${where}: ${reason}`), { cause: err });
+}
+
+/** Any thrown value as a CrispError: full disks are RESOURCE_EXHAUSTED, the unknown is INTERNAL. */
+export function asCrispError(err: unknown): CrispError {
+  if (err instanceof CrispError) return err;
+  const message = messageOf(err);
+  return new CrispError(isDiskFull(err) ? 'ResourceExhausted' : 'Internal', message, { cause: err });
+}
+
+/** Kinds a failure event keeps so that the RPC waiting on it answers with them, not INTERNAL. */
+export type RecordedKind = 'InvalidArgument' | 'FailedPrecondition' | 'NotFound' | 'ResourceExhausted';
+
+/**
+ * The kind to record with a failed step: a full disk always, the request's own fault when the
+ * step can judge the request (`callerMayBeAtFault`); undefined means INTERNAL.
+ */
+export function recordedKind(err: unknown, callerMayBeAtFault = true): RecordedKind | undefined {
+  if (isDiskFull(err)) return 'ResourceExhausted';
+  if (!callerMayBeAtFault || !(err instanceof CrispError)) return undefined;
+  return err.kind === 'InvalidArgument' || err.kind === 'FailedPrecondition' || err.kind === 'NotFound' ? err.kind : undefined;
+}

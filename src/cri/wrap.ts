@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { customAlphabet } from 'nanoid';
 import type { Logger } from '../log.js';
-import { CrispError, MESSAGE_LIMIT, clip, messageOf, unavailable } from '../errors.js';
+import { CrispError, MESSAGE_LIMIT, clip, isDiskFull, messageOf, unavailable } from '../errors.js';
 import { GRPC_CODE } from './errors.js';
 
 const requestId = customAlphabet('0123456789abcdefghijklmnopqrstuvwxyz', 12);
@@ -62,6 +62,7 @@ const QUIET = /^(List|Status|.*Status$|Version$|ImageFsInfo$|.*Stats$|ListMetric
 
 function toServiceError(err: unknown): Partial<grpc.ServiceError> & { code: grpc.status; details: string } {
   if (err instanceof CrispError) return { code: GRPC_CODE[err.kind], details: clip(err.message) };
+  if (isDiskFull(err)) return { code: grpc.status.RESOURCE_EXHAUSTED, details: messageOf(err) };
   return { code: grpc.status.INTERNAL, details: `internal error: ${messageOf(err)}` };
 }
 

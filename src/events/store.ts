@@ -7,7 +7,7 @@ import { assertNoSecrets } from './secrets.js';
 import { compactEndedStreams } from './retention.js';
 import { accepts, acceptedEventTypes, initialSnapshot, next, type Snapshot } from '../machines/index.js';
 import { SCHEMA_VERSIONS, type DomainEvent, type StreamKind } from '../machines/events.js';
-import { conflict, CrispError, failedPrecondition, messageOf } from '../errors.js';
+import { conflict, CrispError, diskFullAt, failedPrecondition, messageOf } from '../errors.js';
 import { damagedDatabase, isDamageError } from './integrity.js';
 
 export interface StoredEvent<E extends DomainEvent = DomainEvent> {
@@ -138,7 +138,7 @@ export class EventStore {
     const ts = nowNs();
     const staged = new Map<string, LiveStream>();
     const stored: StoredEvent[] = [];
-    this.db.transaction(() => {
+    this.write(() => {
       for (const req of batch) {
         const current = staged.get(req.streamId) ?? this.currentFor(req);
         let { snapshot, version } = current;
@@ -161,10 +161,19 @@ export class EventStore {
         this.projector.project(req.kind, req.streamId, snapshot);
         staged.set(req.streamId, { kind: req.kind, version, snapshot });
       }
-    })();
+    });
     for (const [id, s] of staged) this.keep(id, s.kind, s.version, s.snapshot);
     this.emit(stored);
     return stored;
+  }
+
+  /** Runs `body` in one transaction; a full disk is RESOURCE_EXHAUSTED naming the database. */
+  private write(body: () => void): void {
+    try {
+      this.db.transaction(body)();
+    } catch (err) {
+      throw diskFullAt(err, `the event log ${this.db.name}`);
+    }
   }
 
   private currentFor(req: AppendRequest): LiveStream {

@@ -4,6 +4,7 @@
 import type { PodSandboxConfig__Output } from '../cri/proto/gen/runtime/v1/PodSandboxConfig.js';
 import type { ContainerConfig__Output } from '../cri/proto/gen/runtime/v1/ContainerConfig.js';
 import type { LinuxContainerResources__Output } from '../cri/proto/gen/runtime/v1/LinuxContainerResources.js';
+import type { RecordedKind } from '../errors.js';
 
 export type StreamKind = 'sandbox' | 'container' | 'image' | 'pull' | 'runtime';
 
@@ -29,7 +30,7 @@ export type SandboxEvent =
   | { type: 'SandboxInfraSpecWritten'; bundle: string }
   | { type: 'SandboxInfraStarted'; containerId: string; pid: number }
   | { type: 'SandboxReady' }
-  | { type: 'SandboxRunFailed'; step: string; message: string }
+  | { type: 'SandboxRunFailed'; step: string; message: string; kind?: CallerFault }
   | { type: 'SandboxStopRequested' }
   | { type: 'SandboxInfraStopped' }
   | { type: 'SandboxInfraDeleted' }
@@ -47,8 +48,11 @@ export type SandboxEvent =
 
 // ---- containers ----------------------------------------------------------------------------
 
-/** Error kinds that blame the request rather than the node; recorded with a failure to answer with. */
-export type CallerFault = 'InvalidArgument' | 'FailedPrecondition' | 'NotFound';
+/**
+ * Error kinds recorded with a failure so the RPC answers with them: the request's own fault, or a
+ * full disk (RESOURCE_EXHAUSTED); a failure without one is INTERNAL.
+ */
+export type CallerFault = RecordedKind;
 
 export interface ImageRef {
   /** What the CRI request named. */

@@ -1,7 +1,7 @@
 import { assign, setup } from 'xstate';
 import type { PodSandboxConfig__Output } from '../cri/proto/gen/runtime/v1/PodSandboxConfig.js';
 import type { LinuxContainerResources__Output } from '../cri/proto/gen/runtime/v1/LinuxContainerResources.js';
-import type { ImageRef, NamespacePaths, NsTime, SandboxEvent } from './events.js';
+import type { CallerFault, ImageRef, NamespacePaths, NsTime, SandboxEvent } from './events.js';
 
 export interface SandboxContext {
   id: string;
@@ -23,7 +23,7 @@ export interface SandboxContext {
   infraBundle: string | null;
   /** The infra container as the OCI runtime knows it (runc state, conmon, cgroup) until deleted. */
   infraRuntimeId: string | null;
-  failure: { step: string; message: string } | null;
+  failure: { step: string; message: string; kind?: CallerFault } | null;
   notReadyReason: string | null;
   /** The pod's overhead and resources: from the config, then as UpdatePodSandboxResources set them. */
   overhead: LinuxContainerResources__Output | null;
@@ -127,7 +127,7 @@ export const sandboxMachine = setup({
         SandboxReady: { target: 'ready' },
         SandboxRunFailed: {
           target: 'failed',
-          actions: assign(({ event }) => ({ failure: { step: event.step, message: event.message } })),
+          actions: assign(({ event }) => ({ failure: { step: event.step, message: event.message, ...(event.kind && { kind: event.kind }) } })),
         },
       },
     },

@@ -5,7 +5,7 @@
 // blobs and layers it completed stay as content (reported through onLayerStored) for the core
 // to keep or collect. Nothing here records an image: the result is for the core to do so.
 
-import { CrispError, deadlineExceeded, failedPrecondition, type ErrorKind } from '../../errors.js';
+import { asCrispError, CrispError, deadlineExceeded, failedPrecondition, type ErrorKind } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
 import { resolvePullEndpoints, type PullEndpoint, type RegistriesConfig } from '../../config/registries.js';
 import type { BlobStore } from '../storage/blob-store.js';
@@ -474,11 +474,6 @@ interface ResolvedManifest {
   platformManifest: { digest: string; body: Buffer };
   manifest: ImageManifest;
   indexMediaType?: string;
-}
-
-function asCrispError(err: unknown): CrispError {
-  if (err instanceof CrispError) return err;
-  return new CrispError('Internal', err instanceof Error ? err.message : String(err), { cause: err });
 }
 
 /** One error for a pull that failed everywhere: the last place's kind, every place's reason. */

@@ -11,7 +11,7 @@ import { stateOf } from '../../machines/index.js';
 import type { CallerFault, ContainerEvent } from '../../machines/events.js';
 import type { ContainerContext } from '../../machines/container.js';
 import { nowNs } from '../../events/clock.js';
-import { failedPrecondition, isCrispError, messageOf } from '../../errors.js';
+import { failedPrecondition, isCrispError, messageOf, recordedKind } from '../../errors.js';
 import { mountOverlay, unmount } from '../storage/overlay.js';
 import { resolveImage } from '../image-pull/image-index.js';
 import { generateSpec, loadLocalhostSeccompProfile, prepareMounts, releasePreparedMounts, resolveUser, writeSpecFile } from '../spec/index.js';
@@ -53,7 +53,7 @@ function createStep(name: string, run: () => Promise<ContainerEvent[]>): Step<'c
     name,
     run,
     // Only the steps that read the request can blame it; runtime-create errors are the node's.
-    failed: (err) => [{ type: 'ContainerCreateFailed', step: name, message: messageOf(err), ...(name !== 'runtime-create' && callerFault(err)) }],
+    failed: (err) => [{ type: 'ContainerCreateFailed', step: name, message: messageOf(err), ...kindOf(err, name !== 'runtime-create') }],
   };
 }
 
@@ -247,10 +247,10 @@ function releaseStep(deps: ContainerDeps, id: string, c: ContainerContext): Step
   return { name: 'forget', run: async () => [{ type: 'ContainerRemoved' }] };
 }
 
-/** The request's own fault, kept with the failure so CreateContainer answers INVALID_ARGUMENT rather than INTERNAL. */
-function callerFault(err: unknown): { kind?: CallerFault } {
-  for (const kind of ['InvalidArgument', 'FailedPrecondition', 'NotFound'] as const) if (isCrispError(err, kind)) return { kind };
-  return {};
+/** The kind kept with a failure (the request's fault, a full disk) so CreateContainer answers with it rather than INTERNAL. */
+function kindOf(err: unknown, callerMayBeAtFault: boolean): { kind?: CallerFault } {
+  const kind = recordedKind(err, callerMayBeAtFault);
+  return kind ? { kind } : {};
 }
 
 export type { ContainerState };

@@ -80,14 +80,14 @@ export async function runSandbox(
   }
   const outcome = await waitForState(store, 'sandbox', id, (s) => !IN_FLIGHT.has(s.value), signal);
   if (outcome?.value === 'failed') {
-    const { step, message } = outcome.context.failure!;
+    const { step, message, kind } = outcome.context.failure!;
     const failed = `RunPodSandbox failed at step ${step}: ${message}`;
     try {
       await settle(deps, id, () => false, signal, 'releasing');
     } catch (err) {
       throw new CrispError('Internal', `${failed}; then ${(err as Error).message}`);
     }
-    throw new CrispError('Internal', `${failed} (everything acquired was released)`);
+    throw new CrispError(kind ?? 'Internal', `${failed} (everything acquired was released)`);
   }
   if (!outcome) throw failedPrecondition(`pod sandbox ${id} was removed before it became ready`);
   return id;

@@ -18,7 +18,7 @@ import { rm } from 'node:fs/promises';
 import type { Planner, Step } from '../driver.js';
 import type { EntityState } from '../../machines/index.js';
 import type { SandboxEvent } from '../../machines/events.js';
-import { messageOf } from '../../errors.js';
+import { messageOf, recordedKind } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
 import type { CniRunner, PodIdentity } from './cni.js';
 import { POD_NAMESPACE_KINDS, isPinned, pinNamespaces, unpinNamespaces, type PinnedNamespaces } from './namespaces.js';
@@ -88,7 +88,10 @@ export function createSandboxPlanner(options: SandboxPlannerOptions): Planner<'s
   const creationStep = (name: string, run: (signal: AbortSignal) => Promise<SandboxEvent[]>): Step<'sandbox'> => ({
     name,
     run,
-    failed: (err) => [{ type: 'SandboxRunFailed', step: name, message: messageOf(err) }],
+    failed: (err) => {
+      const kind = recordedKind(err, false);
+      return [{ type: 'SandboxRunFailed', step: name, message: messageOf(err), ...(kind && { kind }) }];
+    },
   });
 
   const pin = (id: string, state: SandboxState) => creationStep('pin-namespaces', async () => {

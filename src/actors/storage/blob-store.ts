@@ -6,7 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { failedPrecondition, invalidArgument, notFound } from '../../errors.js';
+import { diskFullAt, failedPrecondition, invalidArgument, notFound } from '../../errors.js';
 import { isSha256Hex, sha256Hex } from './digest.js';
 import { diskUsage, type Usage } from './disk-usage.js';
 import { fsyncDir, isMissing, readdirOrEmpty } from './fs-util.js';
@@ -100,7 +100,7 @@ export class BlobStore {
       iterator.return?.().catch(() => undefined);
       await file?.close().catch(() => undefined);
       await rm(temp, { force: true });
-      throw err;
+      throw diskFullAt(err, `blob ${digest} (${temp})`);
     }
   }
 

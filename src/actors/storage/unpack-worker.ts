@@ -2,7 +2,7 @@
 // file operations never stall the daemon's event loop. One job at a time per thread.
 
 import { parentPort } from 'node:worker_threads';
-import { CrispError, messageOf } from '../../errors.js';
+import { asCrispError, diskFullAt } from '../../errors.js';
 import { unpackLayer, type UnpackJob } from './unpack.js';
 
 export type WorkerReply =
@@ -12,11 +12,9 @@ export type WorkerReply =
 parentPort!.on('message', (job: UnpackJob) => {
   unpackLayer(job).then(
     (outcome) => parentPort!.postMessage({ ok: true, ...outcome } satisfies WorkerReply),
-    (err: unknown) =>
-      parentPort!.postMessage({
-        ok: false,
-        kind: err instanceof CrispError ? err.kind : undefined,
-        message: messageOf(err),
-      } satisfies WorkerReply),
+    (err: unknown) => {
+      const failure = asCrispError(diskFullAt(err, `layer directory ${job.diffDir}`));
+      parentPort!.postMessage({ ok: false, kind: failure.kind === 'Internal' ? undefined : failure.kind, message: failure.message } satisfies WorkerReply);
+    },
   );
 });
