@@ -10,14 +10,31 @@ import { startTestNode, type TestNode } from '../helpers/node-env.js';
 import { call } from '../helpers/cri-client.js';
 import type { PodSandboxConfig } from '../../src/cri/proto/gen/runtime/v1/PodSandboxConfig.js';
 import type { ContainerConfig } from '../../src/cri/proto/gen/runtime/v1/ContainerConfig.js';
+import { buildImage, buildLayer, fixtures, pushImage, type BuiltImage } from '../helpers/oci-images.js';
 
 let node: TestNode;
 let podId: string;
 const rt = () => node.daemon.clients.runtime;
 const img = () => node.daemon.clients.image;
 
+let oddImage: string;
+
 before(async () => {
-  node = await startTestNode();
+  node = await startTestNode([], {
+    async prepare(registry) {
+      // Legal but unusual layer entries, as some image builders write them: absolute names, an
+      // inner '..' that stays inside the root, an absolute hard-link target.
+      const busybox = fixtures().busybox.image as BuiltImage;
+      const odd = buildLayer([
+        { path: '/odd', type: 'dir', mode: 0o755 },
+        { path: '/odd/abs.txt', type: 'file', content: 'absolute\n', mode: 0o644 },
+        { path: 'odd/x/../inner.txt', type: 'file', content: 'inner\n', mode: 0o644 },
+        { path: 'odd/hard.txt', type: 'hardlink', linkname: '/odd/abs.txt' },
+      ]);
+      oddImage = `${registry.host}/crisp-test/odd-layers:latest`;
+      await pushImage(registry.url, 'crisp-test/odd-layers', 'latest', buildImage({ layers: [busybox.layers[0]!, odd] }));
+    },
+  });
   podId = await node.runPod(`hostile${node.tag}`);
 });
 after(async () => {
@@ -97,4 +114,18 @@ test('bad image references are INVALID_ARGUMENT quoting a short prefix', async (
   await refused(call(img(), img().PullImage, { image: { image: huge } }), grpc.status.INVALID_ARGUMENT, /"r+… \(\d+ more characters\)": longer than 1024/);
   await refused(call(img(), img().ImageStatus, { image: { image: huge } }), grpc.status.INVALID_ARGUMENT, /longer than 1024/);
   await refused(call(img(), img().RemoveImage, { image: { image: huge } }), grpc.status.INVALID_ARGUMENT, /longer than 1024/);
+});
+
+test('an image whose layers use absolute names, inner .. and absolute hard-link targets pulls and runs', async () => {
+  await call(img(), img().PullImage, { image: { image: oddImage } }, 60_000);
+  const config: ContainerConfig = { metadata: { name: `odd${n++}`, attempt: 0 }, image: { image: oddImage }, command: ['sleep', '60'] };
+  const { container_id } = await call(rt(), rt().CreateContainer, { pod_sandbox_id: podId, config, sandbox_config: null }, 60_000);
+  await call(rt(), rt().StartContainer, { container_id }, 30_000);
+  const out = await call(rt(), rt().ExecSync, { container_id, cmd: ['sh', '-c', 'cat /odd/abs.txt /odd/inner.txt /odd/hard.txt; ls /odd; stat -c %i /odd/abs.txt /odd/hard.txt'], timeout: 10 }, 30_000);
+  const lines = out.stdout.toString().trim().split('\n');
+  assert.deepEqual(lines.slice(0, 4), ['absolute', 'inner', 'absolute', 'abs.txt'], out.stderr.toString());
+  assert.deepEqual(lines.slice(4, 6), ['hard.txt', 'inner.txt'], 'no x directory: it was only a step of a cleaned path');
+  assert.equal(lines[6], lines[7], 'the hard link shares the file\'s inode');
+  await call(rt(), rt().StopContainer, { container_id, timeout: 0 }, 30_000);
+  await call(rt(), rt().RemoveContainer, { container_id });
 });

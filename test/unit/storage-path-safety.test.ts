@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LayerStore } from '../../src/actors/storage/layer-store.js';
 import { createTar, type TarEntry } from '../helpers/tar.js';
@@ -34,12 +34,37 @@ async function assertRejected(name: string, entries: TarEntry[], message: RegExp
 
 const ok: TarEntry = { path: 'innocent', type: 'file', content: 'fine' };
 
-test('absolute paths are refused', () =>
-  assertRejected('absolute', [ok, { path: `${outside}/owned`, type: 'file', content: 'x' }], new RegExp(`layer entry "${outside}/owned": absolute path`)));
+/** Unpacks a layer that must be accepted; returns its directory. Nothing outside may change. */
+async function accepted(name: string, entries: TarEntry[]): Promise<string> {
+  mkdirSync(outside, { recursive: true });
+  writeFileSync(join(root, 'victim'), 'secret');
+  const blobPath = join(root, `${name}.tar`);
+  writeFileSync(blobPath, createTar(entries.map((e) => ({ ...me, ...e }))));
+  const chainId = sha(name);
+  await store.unpack({ blobPath, mediaType: 'application/vnd.oci.image.layer.v1.tar', chainId });
+  assert.deepEqual(readdirSync(outside), [], `${name}: nothing written outside`);
+  assert.equal(readFileSync(join(root, 'victim'), 'utf8'), 'secret', `${name}: the file outside is unchanged`);
+  return store.path(chainId);
+}
 
-test('.. components are refused, even when they would stay inside', async () => {
-  await assertRejected('dotdot', [ok, { path: '../../outside/owned', type: 'file', content: 'x' }], /layer entry "\.\.\/\.\.\/outside\/owned": path .* contains "\.\."/);
-  await assertRejected('dotdot-inner', [{ path: 'a/../b', type: 'file', content: 'x' }], /layer entry "a\/\.\.\/b"/);
+test('absolute entry names are taken relative to the layer root', async () => {
+  const dir = await accepted('absolute', [ok, { path: '/etc/x', type: 'file', content: 'x' }, { path: `${outside}/owned`, type: 'file', content: 'y' }]);
+  assert.equal(readFileSync(join(dir, 'etc/x'), 'utf8'), 'x');
+  assert.equal(readFileSync(join(dir, outside.slice(1), 'owned'), 'utf8'), 'y', 'an absolute name naming a host path lands inside the layer');
+});
+
+test('a .. that stays inside the root is cleaned away; one that climbs out is refused', async () => {
+  const dir = await accepted('dotdot-inner', [{ path: 'etc/x/../y', type: 'file', content: 'y' }, { path: 'a/../b', type: 'file', content: 'b' }]);
+  assert.equal(readFileSync(join(dir, 'etc/y'), 'utf8'), 'y');
+  assert.equal(readFileSync(join(dir, 'b'), 'utf8'), 'b');
+  assert.ok(!existsSync(join(dir, 'etc/x')), 'etc/x is only a step of the path, never made');
+  await assertRejected('dotdot', [ok, { path: '../../outside/owned', type: 'file', content: 'x' }], /layer entry "\.\.\/\.\.\/outside\/owned": path .* climbs out of the layer root/);
+  await assertRejected('dotdot-late', [ok, { path: 'a/../../outside/owned', type: 'file', content: 'x' }], /layer entry "a\/\.\.\/\.\.\/outside\/owned": path .* climbs out/);
+});
+
+test('absolute hard-link targets are taken relative to the layer root', async () => {
+  const dir = await accepted('hardlink-absolute-ok', [{ path: 'etc/x', type: 'file', content: 'x' }, { path: 'h', type: 'hardlink', linkname: '/etc/x' }]);
+  assert.equal(statSync(join(dir, 'h')).ino, statSync(join(dir, 'etc/x')).ino);
 });
 
 test('writing through a symlink planted by an earlier entry is refused', async () => {
@@ -73,8 +98,9 @@ test('a symlink dir replaced by a dir entry is made a real directory', async () 
 
 test('hard links must point at an earlier entry inside the layer', async () => {
   writeFileSync(join(root, 'victim'), 'secret');
-  await assertRejected('hardlink-absolute', [ok, { path: 'h', type: 'hardlink', linkname: join(root, 'victim') }], /layer entry "h": absolute hard link target/);
-  await assertRejected('hardlink-dotdot', [ok, { path: 'h', type: 'hardlink', linkname: '../../victim' }], /layer entry "h": hard link target "\.\.\/\.\.\/victim" contains "\.\."/);
+  // An absolute target naming a host file means that path inside the layer, which is not there.
+  await assertRejected('hardlink-absolute', [ok, { path: 'h', type: 'hardlink', linkname: join(root, 'victim') }], /layer entry "h": hard link target ".*victim" is not an earlier entry of this layer/);
+  await assertRejected('hardlink-dotdot', [ok, { path: 'h', type: 'hardlink', linkname: '../../victim' }], /layer entry "h": hard link target "\.\.\/\.\.\/victim" climbs out of the layer root/);
   await assertRejected('hardlink-missing', [ok, { path: 'h', type: 'hardlink', linkname: 'etc/shadow' }], /layer entry "h": hard link target "etc\/shadow" is not an earlier entry of this layer/);
   await assertRejected(
     'hardlink-via-symlink',

@@ -271,16 +271,22 @@ export class LayerExtractor implements TarSink {
 }
 
 /**
- * The entry's path relative to the layer root, with `.` and empty components dropped.
- * Absolute paths and `..` components are refused: a layer must not reach outside itself.
+ * The entry's path relative to the layer root, cleaned as containers/storage and containerd
+ * clean it: a leading '/' means the layer root, '.' and empty components are dropped, and a '..'
+ * takes back the component before it. Only a '..' that would climb above the root is refused.
+ * The result never names anything outside the layer, and ensureParent then refuses to write
+ * through a symlink, so no entry reaches outside the layer directory.
  */
 export function safeRelative(path: string, entry: string, what = 'path'): string {
-  if (path.startsWith('/')) throw invalidArgument(`layer entry "${entry}": absolute ${what} "${path}"`);
   if (path.includes('\0')) throw invalidArgument(`layer entry "${entry}": ${what} contains a NUL byte`);
   const parts: string[] = [];
   for (const part of path.split('/')) {
     if (part === '' || part === '.') continue;
-    if (part === '..') throw invalidArgument(`layer entry "${entry}": ${what} "${path}" contains ".."`);
+    if (part === '..') {
+      if (parts.length === 0) throw invalidArgument(`layer entry "${entry}": ${what} "${path}" climbs out of the layer root`);
+      parts.pop();
+      continue;
+    }
     parts.push(part);
   }
   return parts.join('/');
