@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { CreateContainerRequest__Output } from './proto/gen/runtime/v1/CreateContainerRequest.js';
 import type { CreateContainerResponse } from './proto/gen/runtime/v1/CreateContainerResponse.js';
-import type { ContainerConfig__Output } from './proto/gen/runtime/v1/ContainerConfig.js';
 import type { UnaryHandler } from './wrap.js';
 import type { ContainerDeps } from '../actors/monitor/container-deps.js';
 import { containerLogPath, containerNameKey, validateCreateContainer } from '../machines/container-config.js';
+import { differingField } from '../machines/request-compare.js';
 import { resolveStreamId, sandboxState } from '../actors/network/sandbox-streams.js';
 import { resolveImage } from '../actors/image-pull/image-index.js';
 import { liveContainers } from '../actors/monitor/container-view.js';
@@ -13,8 +13,6 @@ import { awaitCreated } from '../actors/monitor/container-requests.js';
 import { planResources } from '../actors/spec/resources.js';
 import { alreadyExists, failedPrecondition, notFound } from '../errors.js';
 import { nowNs } from '../events/clock.js';
-
-const sameRequest = (a: ContainerConfig__Output | null, b: ContainerConfig__Output) => JSON.stringify(a) === JSON.stringify(b);
 
 /**
  * Everything from the lookups to the append runs without an await, so two concurrent creates
@@ -35,11 +33,13 @@ export const createContainer = (deps: ContainerDeps): UnaryHandler<CreateContain
     if (!image) throw notFound(`config.image.image: image ${JSON.stringify(imageName)} is not present; pull it first`);
 
     const nameKey = containerNameKey(sandboxId, config);
-    const holder = liveContainers(store).find(([, s]) => s.context.nameKey === nameKey && s.value !== 'createFailed' && s.value !== 'removing');
+    // A create that failed holds the name while it unwinds: the same request then gets its error.
+    const holder = liveContainers(store).find(([, s]) => s.context.nameKey === nameKey && s.value !== 'removing');
     let id: string;
     if (holder) {
-      if (!sameRequest(holder[1].context.config, config)) {
-        throw alreadyExists(`config.metadata: name ${JSON.stringify(config.metadata!.name)} attempt ${config.metadata!.attempt} is taken in pod ${sandboxId} by container ${holder[0]}`);
+      const differs = differingField(holder[1].context.config, config, 'config');
+      if (differs) {
+        throw alreadyExists(`config.metadata: name ${JSON.stringify(config.metadata!.name)} attempt ${config.metadata!.attempt} is taken in pod ${sandboxId} by container ${holder[0]}, whose request differs at ${differs}`);
       }
       id = holder[0];
     } else {

@@ -77,11 +77,15 @@ test('an image a container uses cannot be removed; the error names the container
 
 test('lifecycle: create, start, list, inspect, exec, logs, stop, remove', async () => {
   const cfg = config(['/bin/sh', '-c', 'trap "echo bye; exit 0" TERM; echo hello; printf partial; echo; printf "no newline"; while true; do sleep 0.1; done']);
-  const id = await create(cfg);
+  // kubelet's retries: identical creates sent while the first is still creating share its id.
+  const ids = await Promise.all(Array.from({ length: 6 }, () => create(cfg)));
+  const id = ids[0]!;
   assert.match(id, /^[0-9a-f]{64}$/);
+  assert.deepEqual(ids, Array(6).fill(id), 'concurrent identical creates return one id');
   assert.equal(await create(cfg), id, 'a retried create returns the same id');
   const clash = await create({ ...cfg, command: ['/bin/true'] }).then(() => null, (e: grpc.ServiceError) => e);
   assert.equal(clash?.code, grpc.status.ALREADY_EXISTS);
+  assert.match(clash!.details, /whose request differs at config\.command\[0\]/);
 
   let s = (await status(id)).status!;
   assert.equal(s.state, 'CONTAINER_CREATED');

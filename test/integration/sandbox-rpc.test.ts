@@ -414,3 +414,77 @@ test('a pod whose pinned namespaces vanished (a reboot) is found not ready at st
   await call(r2, r2.RemovePodSandbox, { pod_sandbox_id: id });
   await assertNothingLeft(again, net, id);
 });
+
+/** A CNI plugin (node script) that sleeps in ADD and DEL, then passes prevResult on or fails ADD. */
+function slowPlugin(t: { after(fn: () => unknown): void }): string {
+  const pluginDir = join(testDirs('crisp-test-plugins-').dir);
+  writeFileSync(join(pluginDir, 'crispslow'), `#!${process.execPath}
+let input = '';
+process.stdin.on('data', (c) => (input += c)).on('end', () => {
+  const conf = JSON.parse(input);
+  const add = process.env.CNI_COMMAND === 'ADD';
+  setTimeout(() => {
+    if (add && conf.fail) {
+      process.stdout.write(JSON.stringify({ cniVersion: conf.cniVersion, code: 999, msg: 'crispslow fails ADD on purpose' }));
+      process.exit(1);
+    }
+    if (add) process.stdout.write(JSON.stringify(conf.prevResult));
+    process.exit(0);
+  }, add ? conf.addMs : conf.delMs);
+});
+`);
+  chmodSync(join(pluginDir, 'crispslow'), 0o755);
+  t.after(() => execFileSync('rm', ['-rf', pluginDir]));
+  return pluginDir;
+}
+
+function runRequests(d: TestDaemon): string[] {
+  return execFileSync(process.execPath, [CRISP_BIN, 'events', '--root', d.root, '--kind', 'sandbox', '--json'], { encoding: 'utf8' })
+    .trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)).filter((e) => e.event.type === 'SandboxRunRequested').map((e) => e.stream as string);
+}
+
+test('identical RunPodSandbox calls while the first is creating or ready all get its id; a different one names the field', async (t) => {
+  const pluginDir = slowPlugin(t);
+  const { d } = await daemonWithNetwork(t, [{ type: 'crispslow', addMs: 1500, delMs: 0 }], ['--cni-plugin-dir', `${pluginDir},/usr/lib/cni`]);
+  const r = d.clients.runtime;
+  const config = podConfig('retried', { dns_config: { servers: ['10.96.0.10'], searches: ['a.svc'], options: ['ndots:5'] }, port_mappings: [{ protocol: 'TCP', container_port: 80, host_port: 0, host_ip: '' }] });
+  // kubelet's retry after a timeout: the same request, sent while the first is still creating.
+  const first = call(r, r.RunPodSandbox, { config }, 60_000);
+  await sleep(300);
+  const ids = await Promise.all([first, ...Array.from({ length: 9 }, () => call(r, r.RunPodSandbox, { config }, 60_000))]);
+  const id = ids[0]!.pod_sandbox_id;
+  assert.deepEqual(ids.map((x) => x.pod_sandbox_id), Array(10).fill(id), 'every call got the first one\'s pod');
+  // Ready: the same again, and a request that differs says where.
+  assert.equal((await call(r, r.RunPodSandbox, { config })).pod_sandbox_id, id);
+  await assert.rejects(call(r, r.RunPodSandbox, { config: { ...config, labels: { ...config.labels, extra: 'x' } } }),
+    isCode(grpc.status.ALREADY_EXISTS, /reserved by sandbox [0-9a-f]{64}, whose request differs at config\.labels\.extra/));
+  await assert.rejects(call(r, r.RunPodSandbox, { config: { ...config, dns_config: { ...config.dns_config!, options: ['ndots:2'] } } }),
+    isCode(grpc.status.ALREADY_EXISTS, /differs at config\.dns_config\.options\[0\]/));
+  assert.deepEqual(runRequests(d), [id], 'one request was recorded');
+  await call(r, r.StopPodSandbox, { pod_sandbox_id: id });
+  await call(r, r.RemovePodSandbox, { pod_sandbox_id: id });
+});
+
+test('identical RunPodSandbox calls while the first fails and unwinds all get its error, and one pod was tried', async (t) => {
+  const pluginDir = slowPlugin(t);
+  const { d, net } = await daemonWithNetwork(t, [{ type: 'crispslow', addMs: 800, delMs: 1500, fail: true }], ['--cni-plugin-dir', `${pluginDir},/usr/lib/cni`]);
+  const r = d.clients.runtime;
+  const config = podConfig('failing');
+  const calls: Promise<unknown>[] = [];
+  // Sent while creating (0-800 ms), then while failed and releasing (800 ms on: DEL sleeps 1.5 s).
+  const started = Date.now();
+  for (const at of [0, 100, 300, 600, 1000, 1300, 1600, 1900]) {
+    await sleep(Math.max(0, started + at - Date.now()));
+    calls.push(call(r, r.RunPodSandbox, { config }, 60_000));
+  }
+  const outcomes = await Promise.allSettled(calls);
+  for (const o of outcomes) {
+    assert.equal(o.status, 'rejected');
+    const err = (o as PromiseRejectedResult).reason as grpc.ServiceError;
+    assert.equal(err.code, grpc.status.INTERNAL, err.details);
+    assert.match(err.details, /RunPodSandbox failed at step cni-add: .*crispfail|crispslow fails ADD on purpose/);
+  }
+  assert.equal(runRequests(d).length, 1, 'every call joined the first; no second pod was tried while it unwound');
+  assert.deepEqual((await call(r, r.ListPodSandbox, {})).items, []);
+  assert.deepEqual(vethsOn(net.bridge), []);
+});

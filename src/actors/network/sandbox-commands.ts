@@ -7,6 +7,7 @@ import { nowNs } from '../../events/clock.js';
 import type { PodSandboxConfig__Output } from '../../cri/proto/gen/runtime/v1/PodSandboxConfig.js';
 import { alreadyExists, CrispError, failedPrecondition } from '../../errors.js';
 import type { EntityState } from '../../machines/index.js';
+import { differingField } from '../../machines/request-compare.js';
 import {
   appendIfAccepted, removePodContainers, sandboxByNameKey, sandboxState, stopPodContainers,
 } from './sandbox-streams.js';
@@ -46,9 +47,13 @@ async function settle(
   throw new CrispError('Internal', `${what} pod sandbox ${id}: ${reason}; it is ${state.value} and the step is retried on the next request or at restart`);
 }
 
-/** kubelet retries a timed-out RunPodSandbox with the very same request: same config, same id. */
-function sameRequest(state: EntityState<'sandbox'>, config: PodSandboxConfig__Output, runtimeHandler: string): boolean {
-  return state.context.runtimeHandler === runtimeHandler && JSON.stringify(state.context.config) === JSON.stringify(config);
+/**
+ * kubelet retries a timed-out RunPodSandbox with the very same request: same config, same id.
+ * Returns where a request differs from the one holding the name, or undefined when it is the same.
+ */
+function requestDifference(state: EntityState<'sandbox'>, config: PodSandboxConfig__Output, runtimeHandler: string): string | undefined {
+  if (state.context.runtimeHandler !== runtimeHandler) return 'runtime_handler';
+  return differingField(state.context.config, config, 'config');
 }
 
 /**
@@ -65,8 +70,9 @@ export async function runSandbox(
   let id: string;
   const holder = sandboxByNameKey(store, request.nameKey);
   if (holder) {
-    if (!sameRequest(holder[1], request.config, request.runtimeHandler)) {
-      throw alreadyExists(`pod sandbox name ${request.nameKey} is reserved by sandbox ${holder[0]} with a different config`);
+    const differs = requestDifference(holder[1], request.config, request.runtimeHandler);
+    if (differs) {
+      throw alreadyExists(`pod sandbox name ${request.nameKey} is reserved by sandbox ${holder[0]}, whose request differs at ${differs}`);
     }
     id = holder[0];
   } else {

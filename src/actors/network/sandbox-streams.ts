@@ -40,7 +40,7 @@ export function liveSandboxes(store: EventStore): [string, EntityState<'sandbox'
  * new attempt with the same metadata may start while they unwind.
  */
 export function sandboxByNameKey(store: EventStore, nameKey: string): [string, EntityState<'sandbox'>] | undefined {
-  return liveSandboxes(store).find(([, s]) => s.context.nameKey === nameKey && s.value !== 'failed' && s.value !== 'removing');
+  return liveSandboxes(store).find(([, s]) => s.context.nameKey === nameKey && s.value !== 'removing');
 }
 
 export { appendIfAccepted };
