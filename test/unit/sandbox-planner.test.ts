@@ -108,7 +108,7 @@ test('a failing creation step is recorded as SandboxRunFailed naming the step', 
   assert.deepEqual(step.failed!(new Error('plugin said no')), [{ type: 'SandboxRunFailed', step: 'cni-add', message: 'plugin said no' }]);
 });
 
-test('ids resolve exactly or by unique prefix; names are held by live pods, not by failed ones', (t) => {
+test('ids resolve exactly or by unique prefix; names are held by pods until they go, failed ones while they unwind', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'crisp-unit-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const store = EventStore.open(join(dir, 'state.db'));
@@ -127,7 +127,9 @@ test('ids resolve exactly or by unique prefix; names are held by live pods, not 
   assert.equal(sandboxByNameKey(store, 'one_default_uid-one_0')?.[0], a);
   assert.equal(appendIfAccepted(store, 'sandbox', a, { type: 'SandboxStopRequested' }), false, 'a creating pod cannot be stopped yet');
   assert.equal(appendIfAccepted(store, 'sandbox', a, { type: 'SandboxRunFailed', step: 's', message: 'm' }), true);
-  assert.equal(sandboxByNameKey(store, 'one_default_uid-one_0'), undefined, 'a failed pod no longer holds its name');
+  assert.equal(sandboxByNameKey(store, 'one_default_uid-one_0')?.[0], a, 'a failed pod holds its name while it unwinds: a retry gets its error');
+  assert.equal(appendIfAccepted(store, 'sandbox', a, { type: 'SandboxRemoved' }), true);
+  assert.equal(sandboxByNameKey(store, 'one_default_uid-one_0'), undefined, 'once gone, the name is free');
 });
 
 test('CRI views: listed states, filters, primary and additional IPs', () => {
