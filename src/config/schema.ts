@@ -19,6 +19,7 @@ export interface CrispConfig {
   maxConcurrentDownloads: number;
   pullProgressTimeoutMs: number;
   pullMinBytesPerSecond: number;
+  contentGcIntervalMs: number;
   cniConfigDir: string;
   cniPluginDirs: string[];
   enableMetrics: boolean;
@@ -56,6 +57,7 @@ export const DEFAULTS: CrispConfig = {
   maxConcurrentDownloads: 3,
   pullProgressTimeoutMs: 5 * 60_000,
   pullMinBytesPerSecond: 1024,
+  contentGcIntervalMs: 10 * 60_000,
   cniConfigDir: '/etc/cni/net.d',
   cniPluginDirs: ['/usr/lib/cni', '/opt/cni/bin'],
   enableMetrics: true,
@@ -100,6 +102,8 @@ export const KEYS: KeySpec[] = [
     doc: 'A pull whose bytes stop moving this long is cancelled; "0s" turns the watchdog off.' },
   { prop: 'pullMinBytesPerSecond', section: 'crisp.image', key: 'pull_min_rate', type: 'int', min: 0, max: 1_000_000_000,
     doc: 'Bytes per second a pull must average over each pull_progress_timeout window, or it is cancelled (a registry trickling bytes); 0 turns the floor off.' },
+  { prop: 'contentGcIntervalMs', section: 'crisp.image', key: 'content_gc_interval', type: 'duration',
+    doc: 'How often layers and blobs no image refers to are collected (they are also collected after a failed pull and after RemoveImage); "0s" turns the periodic pass off.' },
   { prop: 'cniConfigDir', section: 'crisp.network', key: 'cni_config_dir', type: 'path', flag: 'cni-config-dir',
     doc: 'CNI network configurations; the first in lexical order is used. crisp writes its default network here when it is empty.' },
   { prop: 'cniPluginDirs', section: 'crisp.network', key: 'cni_plugin_dirs', type: 'paths', flag: 'cni-plugin-dir',

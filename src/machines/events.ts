@@ -129,7 +129,9 @@ export type RuntimeEvent =
   // Start-up reconcile: the boot id changed (or the runroot marker vanished) since the last start.
   | { type: 'NodeRebootDetected'; bootId: string; previousBootId: string | null }
   // Start-up reconcile: something on the node no stream of the log owns, released.
-  | { type: 'LeakReclaimed'; what: string; path: string };
+  | { type: 'LeakReclaimed'; what: string; path: string }
+  // Image content no image refers to (a failed pull's layers, a removed image's), deleted while running.
+  | { type: 'ContentCollected'; reason: string; layers: string[]; blobs: string[] };
 
 export type DomainEvent = SandboxEvent | ContainerEvent | ImageEvent | PullEvent | RuntimeEvent;
 export type DomainEventType = DomainEvent['type'];
@@ -162,6 +164,7 @@ export const SCHEMA_VERSIONS: Record<DomainEventType, number> = {
   ImagePulled: 1, ImageTagged: 1, ImageUntagged: 1, ImagePinned: 1, ImageRemoved: 1,
   ImagePullRequested: 1, ImageLayerStored: 1, ImagePullCompleted: 1, ImagePullFailed: 1,
   RuntimeConfigUpdated: 1, DaemonStarted: 1, DaemonStopped: 1, NodeRebootDetected: 1, LeakReclaimed: 1,
+  ContentCollected: 1,
 };
 
 const PULL_EVENTS = new Set<DomainEventType>(['ImagePullRequested', 'ImageLayerStored', 'ImagePullCompleted', 'ImagePullFailed']);

@@ -10,6 +10,8 @@ export interface RuntimeContext {
   bootId: string | null;
   /** How many leaked things start-up reconcile has released, over the node's life. */
   leaksReclaimed: number;
+  /** How many layers and blobs content collection has deleted, over the node's life. */
+  contentCollected: number;
 }
 
 /** The daemon's own stream: settings kubelet pushes and the daemon's starts and stops. */
@@ -22,11 +24,12 @@ export const runtimeMachine = setup({
 }).createMachine({
   id: 'runtime',
   initial: 'stopped',
-  context: ({ input }) => ({ id: input.id, podCidr: '', daemonPid: null, version: '', bootId: null, leaksReclaimed: 0 }),
+  context: ({ input }) => ({ id: input.id, podCidr: '', daemonPid: null, version: '', bootId: null, leaksReclaimed: 0, contentCollected: 0 }),
   on: {
     RuntimeConfigUpdated: { actions: assign(({ event }) => ({ podCidr: event.podCidr })) },
     NodeRebootDetected: { actions: assign(({ event }) => ({ bootId: event.bootId })) },
     LeakReclaimed: { actions: assign(({ context }) => ({ leaksReclaimed: context.leaksReclaimed + 1 })) },
+    ContentCollected: { actions: assign(({ context, event }) => ({ contentCollected: context.contentCollected + event.layers.length + event.blobs.length })) },
   },
   states: {
     stopped: {

@@ -23,6 +23,7 @@ import { imageFsInfo } from '../../cri/image-fs-info.js';
 import { streamImages } from '../../cri/stream-images.js';
 import { crashPoint } from '../../crash-points.js';
 import { recordLeak } from '../reconcile/leaks.js';
+import { ContentCollector, referencedContent } from './content-gc.js';
 
 // How long RemoveImage waits for removed containers and pods to release the image's layers.
 const RELEASE_WAIT_MS = 30_000;
@@ -38,8 +39,13 @@ const USAGE_TTL_MS = 5_000;
 export class Images {
   private puller: ImagePuller | undefined;
   private usageCache: { at: number; value: Promise<FsUsage> } | undefined;
+  readonly collector: ContentCollector;
 
-  constructor(private readonly ctx: CriContext) {}
+  constructor(private readonly ctx: CriContext) {
+    this.collector = new ContentCollector({
+      store: ctx.store, blobs: ctx.blobs, layers: ctx.layers, logger: ctx.logger, intervalMs: ctx.config.contentGcIntervalMs,
+    });
+  }
 
   // registries.conf is read per pull, so an operator's edit applies to the next pull without
   // a restart, as it does for CRI-O.
@@ -68,6 +74,8 @@ export class Images {
     const appendToPull = (events: AppendRequest['events']) =>
       store.append({ kind: 'pull', streamId: pullId, expectedVersion: store.stream(pullId)!.version, events });
     let result: PullResult;
+    // Held until the pull is recorded, so no collection deletes a layer it stored or reuses.
+    const leave = await this.collector.enter();
     try {
       const puller = await this.pullerFor();
       result = await puller.pull(reference, {
@@ -78,13 +86,17 @@ export class Images {
           crashPoint('pull:layer-recorded');
         },
       });
+      crashPoint('pull:before-recorded');
+      this.recordPulled(pullId, result);
+      crashPoint('pull:recorded');
     } catch (err) {
-      appendToPull([{ type: 'ImagePullFailed', message: messageOf(err) }]);
+      if (store.stream(pullId)?.snapshot.value === 'pulling') appendToPull([{ type: 'ImagePullFailed', message: messageOf(err) }]);
+      // What it stored before failing belongs to no image: collected once no pull is in flight.
+      this.collector.request(`pull of ${reference} failed`);
       throw err;
+    } finally {
+      leave();
     }
-    crashPoint('pull:before-recorded');
-    this.recordPulled(pullId, result);
-    crashPoint('pull:recorded');
     return result.imageId;
   }
 
@@ -150,7 +162,8 @@ export class Images {
     }
     store.append({ kind: 'image', streamId: image.context.id, expectedVersion: store.stream(image.context.id)!.version, events: [{ type: 'ImageRemoved' }] });
     this.usageCache = undefined;
-    await this.releaseUnreferenced(image);
+    this.collector.request(`image ${image.context.id} removed`);
+    await this.collector.settled();
   }
 
   /**
@@ -172,19 +185,6 @@ export class Images {
     ];
     const bound = AbortSignal.timeout(RELEASE_WAIT_MS);
     await Promise.all(releasing.map(([id, live]) => waitForState(store, live.kind, id, () => false, bound).catch(() => undefined)));
-  }
-
-  private async releaseUnreferenced(removed: ImageState): Promise<void> {
-    const remaining = liveImages(this.ctx.store);
-    const chains = new Set(remaining.flatMap((i) => i.context.layers.map((l) => l.chainId)));
-    const blobs = new Set(remaining.flatMap((i) => [i.context.id, i.context.manifestDigest, ...i.context.layers.map((l) => l.digest)]));
-    for (const layer of removed.context.layers) {
-      if (!chains.has(layer.chainId)) await this.ctx.layers.remove(layer.chainId);
-      if (!blobs.has(layer.digest)) await this.ctx.blobs.remove(layer.digest);
-    }
-    for (const digest of [removed.context.id, removed.context.manifestDigest]) {
-      if (digest && !blobs.has(digest)) await this.ctx.blobs.remove(digest);
-    }
   }
 
   /** Image config and manifest as stored, for verbose status and container creation. */
@@ -231,6 +231,7 @@ export const imageService = (ctx: CriContext): Service => {
       await ctx.blobs.sweepTemp();
       await ctx.layers.sweepPartial();
       await settleInterruptedPulls(ctx);
+      images.collector.start();
     },
   };
 };
@@ -246,12 +247,7 @@ async function settleInterruptedPulls(ctx: CriContext): Promise<void> {
   for (const [id, live] of store.liveStreams('pull')) {
     store.append({ kind: 'pull', streamId: id, expectedVersion: live.version, events: [{ type: 'ImagePullFailed', message: 'interrupted: crisp stopped during the pull' }] });
   }
-  const images = liveImages(store);
-  const chains = new Set(images.flatMap((i) => i.context.layers.map((l) => l.chainId)));
-  const blobs = new Set(images.flatMap((i) => [
-    i.context.id, i.context.manifestDigest, ...i.context.layers.map((l) => l.digest),
-    ...i.context.repoDigests.map((d) => d.slice(d.indexOf('@') + 1)),
-  ]));
+  const { chains, blobs } = referencedContent(store);
   for (const chainId of await ctx.layers.list()) {
     if (chains.has(chainId)) continue;
     await ctx.layers.remove(chainId);
