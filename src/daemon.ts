@@ -72,7 +72,7 @@ export async function runDaemon(config: CrispConfig, logger: Logger): Promise<Da
   spawnHelper();
   const store = EventStore.open(join(config.root, 'state.db'));
   const blobs = new BlobStore(config.root);
-  const layers = new LayerStore(config.root, { logger });
+  const layers = new LayerStore(config.root, { logger, maxExpansion: config.maxLayerExpansion });
   const runtime = new ContainerRuntime({
     runtimePath: resolveExecutable(config.runtimePath, 'runtime_path'),
     conmonPath: resolveExecutable(config.conmonPath, 'conmon_path'),

@@ -20,6 +20,7 @@ export interface CrispConfig {
   pullProgressTimeoutMs: number;
   pullMinBytesPerSecond: number;
   contentGcIntervalMs: number;
+  maxLayerExpansion: number;
   cniConfigDir: string;
   cniPluginDirs: string[];
   enableMetrics: boolean;
@@ -58,6 +59,7 @@ export const DEFAULTS: CrispConfig = {
   pullProgressTimeoutMs: 5 * 60_000,
   pullMinBytesPerSecond: 1024,
   contentGcIntervalMs: 10 * 60_000,
+  maxLayerExpansion: 1100,
   cniConfigDir: '/etc/cni/net.d',
   cniPluginDirs: ['/usr/lib/cni', '/opt/cni/bin'],
   enableMetrics: true,
@@ -104,6 +106,8 @@ export const KEYS: KeySpec[] = [
     doc: 'Bytes per second a pull must average over each pull_progress_timeout window, or it is cancelled (a registry trickling bytes); 0 turns the floor off.' },
   { prop: 'contentGcIntervalMs', section: 'crisp.image', key: 'content_gc_interval', type: 'duration',
     doc: 'How often layers and blobs no image refers to are collected (they are also collected after a failed pull and after RemoveImage); "0s" turns the periodic pass off.' },
+  { prop: 'maxLayerExpansion', section: 'crisp.image', key: 'max_layer_expansion', type: 'int', min: 0, max: 1_000_000,
+    doc: 'A layer that unpacks to more than this many times its compressed size (and over 64 MiB) is refused as a decompression bomb; gzip never expands past ~1032 times. 0 turns the bound off.' },
   { prop: 'cniConfigDir', section: 'crisp.network', key: 'cni_config_dir', type: 'path', flag: 'cni-config-dir',
     doc: 'CNI network configurations; the first in lexical order is used. crisp writes its default network here when it is empty.' },
   { prop: 'cniPluginDirs', section: 'crisp.network', key: 'cni_plugin_dirs', type: 'paths', flag: 'cni-plugin-dir',

@@ -46,7 +46,7 @@ export interface BuiltIndex {
 
 export const sha256 = (b: Buffer | string): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
-function blob(data: Buffer, mediaType: string): BuiltBlob {
+export function blob(data: Buffer, mediaType: string): BuiltBlob {
   return { digest: sha256(data), size: data.length, mediaType, data };
 }
 

@@ -8,9 +8,10 @@ import { join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { startTestNode, type TestNode } from '../helpers/node-env.js';
 import { call } from '../helpers/cri-client.js';
+import { eventually } from '../helpers/eventually.js';
 import type { PodSandboxConfig } from '../../src/cri/proto/gen/runtime/v1/PodSandboxConfig.js';
 import type { ContainerConfig } from '../../src/cri/proto/gen/runtime/v1/ContainerConfig.js';
-import { buildImage, buildLayer, fixtures, pushImage, type BuiltImage } from '../helpers/oci-images.js';
+import { blob, buildImage, buildLayer, fixtures, pushImage, type BuiltImage } from '../helpers/oci-images.js';
 
 let node: TestNode;
 let podId: string;
@@ -33,6 +34,21 @@ before(async () => {
       ]);
       oddImage = `${registry.host}/crisp-test/odd-layers:latest`;
       await pushImage(registry.url, 'crisp-test/odd-layers', 'latest', buildImage({ layers: [busybox.layers[0]!, odd] }));
+      // 501 layers (one tiny blob, listed 501 times): more than overlayfs can stack.
+      const tiny = buildLayer([{ path: 'tiny', type: 'file', content: 'x' }]);
+      await pushImage(registry.url, 'crisp-test/too-many-layers', 'latest', buildImage({ layers: Array(501).fill(tiny) }));
+      // 96 MiB of zeros in zstd: a few KiB on the wire.
+      await pushImage(registry.url, 'crisp-test/zstd-bomb', 'latest', buildImage({ layers: [buildLayer([{ path: 'zeros', type: 'file', content: Buffer.alloc(96 << 20) }], 'zstd')] }));
+      // Manifests that lie about the sizes of their config and of a layer.
+      const honest = buildImage({ layers: [buildLayer([{ path: 'honest', type: 'file', content: 'y'.repeat(4096) }])] });
+      const truth = JSON.parse(honest.manifest.data.toString()) as { config: { size: number }; layers: { size: number }[] };
+      const lies = {
+        'lying-config': { ...truth, config: { ...truth.config, size: truth.config.size - 1 } },
+        'lying-layer': { ...truth, layers: [{ ...truth.layers[0]!, size: truth.layers[0]!.size + 100 }] },
+      };
+      for (const [repo, lie] of Object.entries(lies)) {
+        await pushImage(registry.url, `crisp-test/${repo}`, 'latest', { ...honest, manifest: blob(Buffer.from(JSON.stringify(lie)), honest.manifest.mediaType) });
+      }
     },
   });
   podId = await node.runPod(`hostile${node.tag}`);
@@ -73,6 +89,12 @@ test('bad RunPodSandbox requests are INVALID_ARGUMENT naming the field, and make
   for (const [label, config, pattern] of cases) {
     await test(label, () => refused(call(rt(), rt().RunPodSandbox, { config }, 30_000), grpc.status.INVALID_ARGUMENT, pattern));
   }
+  // kubelet's client sends up to 16 MiB: a 10 MiB map reaches crisp's own bound; past 16 MiB the
+  // transport refuses the message itself.
+  await refused(call(rt(), rt().RunPodSandbox, { config: pod((c) => ({ ...c, annotations: { big: 'b'.repeat(10 << 20) } })) }, 30_000),
+    grpc.status.INVALID_ARGUMENT, /config\.annotations: keys and values together exceed/);
+  await refused(call(rt(), rt().RunPodSandbox, { config: pod((c) => ({ ...c, annotations: { big: 'b'.repeat(17 << 20) } })) }, 30_000),
+    grpc.status.RESOURCE_EXHAUSTED, /larger than max/i);
   const pods = (await call(rt(), rt().ListPodSandbox, {})).items;
   assert.deepEqual(pods.map((p) => p.id), [podId], 'no pod was made');
   assert.ok(!existsSync(resolve(relative)) && !existsSync(resolve('..', relative)), 'no relative log directory was made');
@@ -128,4 +150,16 @@ test('an image whose layers use absolute names, inner .. and absolute hard-link 
   assert.equal(lines[6], lines[7], 'the hard link shares the file\'s inode');
   await call(rt(), rt().StopContainer, { container_id, timeout: 0 }, 30_000);
   await call(rt(), rt().RemoveContainer, { container_id });
+});
+
+test('hostile images are refused with FAILED_PRECONDITION saying why, and leave nothing behind', async () => {
+  const host = node.registry.host;
+  const pull = (repo: string) => call(img(), img().PullImage, { image: { image: `${host}/crisp-test/${repo}:latest` } }, 120_000);
+  await refused(pull('too-many-layers'), grpc.status.FAILED_PRECONDITION, /the manifest lists 501 layers; overlayfs stacks at most 500/);
+  await refused(pull('zstd-bomb'), grpc.status.FAILED_PRECONDITION, /unpacks to more than \d+ bytes, over 1100 times its \d+ compressed bytes \(max_layer_expansion\): refused as a decompression bomb/);
+  await refused(pull('lying-config'), grpc.status.FAILED_PRECONDITION, /size mismatch: expected \d+ bytes, received more/);
+  await refused(pull('lying-layer'), grpc.status.FAILED_PRECONDITION, /size mismatch: expected \d+ bytes, received \d+/);
+  const images = (await call(img(), img().ListImages, {})).images.flatMap((i) => i.repo_tags);
+  assert.ok(!images.some((t) => /too-many|bomb|lying/.test(t)), `none is listed: ${images.join(', ')}`);
+  await eventually(() => assert.deepEqual(readdirSync(join(node.daemon.root, 'layers', 'tmp')), [], 'no partial layer is left'));
 });

@@ -85,6 +85,8 @@ export interface PullResult {
 }
 
 const MAX_CONFIG_BYTES = 64 * 1024 * 1024;
+/** The kernel's OVL_MAX_STACK. */
+const MAX_IMAGE_LAYERS = 500;
 
 interface SharedPull {
   promise: Promise<PullResult>;
@@ -408,6 +410,10 @@ export class ImagePuller {
     const { manifest } = resolved;
     const source = endpoint.reference.toString();
 
+    // overlayfs stacks at most MAX_IMAGE_LAYERS lower layers: such an image could never run.
+    if (manifest.layers.length > MAX_IMAGE_LAYERS) {
+      throw failedPrecondition(`${source}: the manifest lists ${manifest.layers.length} layers; overlayfs stacks at most ${MAX_IMAGE_LAYERS}`);
+    }
     // The config is read into memory whole: refuse absurd sizes before downloading anything.
     if (manifest.config.size > MAX_CONFIG_BYTES) {
       throw failedPrecondition(`${source}: image config of ${manifest.config.size} bytes exceeds the ${MAX_CONFIG_BYTES}-byte limit`);

@@ -36,6 +36,13 @@ export type UnpackRequest = {
   signal?: AbortSignal;
 };
 
+/**
+ * How many times its compressed size a layer may unpack to (above UNPACK_FLOOR). Deflate cannot
+ * expand more than ~1032 times, so no gzip layer is ever refused; zstd can expand without bound,
+ * which is what a decompression bomb uses.
+ */
+export const DEFAULT_MAX_EXPANSION = 1100;
+
 type LayerMeta = { chainId: string; diffId: string; size: number; inodes: number; mediaType: string };
 
 export class LayerStore {
@@ -46,11 +53,14 @@ export class LayerStore {
   /** Where overlay mounts keep their short links to this store's diff dirs. */
   readonly linkDir: string;
 
+  private readonly maxExpansion: number;
+
   constructor(
     readonly root: string,
-    opts: { logger?: Logger } = {},
+    opts: { logger?: Logger; maxExpansion?: number } = {},
   ) {
     this.logger = opts.logger ?? silentLogger;
+    this.maxExpansion = opts.maxExpansion ?? DEFAULT_MAX_EXPANSION;
     this.layersDir = join(root, 'layers');
     this.tmpDir = join(this.layersDir, 'tmp');
     this.linkDir = join(this.layersDir, 'l');
@@ -103,6 +113,7 @@ export class LayerStore {
           uid: process.getuid?.() ?? 0,
           gid: process.getgid?.() ?? 0,
           umask: process.umask(),
+          maxExpansion: this.maxExpansion,
         },
         o.signal,
       );

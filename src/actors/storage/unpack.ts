@@ -7,16 +7,20 @@
 
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
+import { closeSync, createReadStream, openSync, readSync, statSync } from 'node:fs';
 import { pipeline, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { invalidArgument } from '../../errors.js';
+import { failedPrecondition, invalidArgument } from '../../errors.js';
 import { LayerExtractor, type ExtractorOptions } from './layer-extractor.js';
 import { TarParser } from './tar-reader.js';
 
 export type Compression = 'gzip' | 'zstd' | 'none';
 
-export type UnpackJob = ExtractorOptions & { blobPath: string; diffDir: string };
+/** `maxExpansion`: the tar may be at most this many times the blob's size (0: no bound), above UNPACK_FLOOR. */
+export type UnpackJob = ExtractorOptions & { blobPath: string; diffDir: string; maxExpansion?: number };
+
+/** Any layer may unpack to this much, whatever its compressed size. */
+export const UNPACK_FLOOR = 64 * 1024 * 1024;
 export type UnpackOutcome = { diffId: string; size: number; inodes: number };
 
 const READ_CHUNK = 1 << 20;
@@ -41,8 +45,15 @@ export async function unpackLayer(job: UnpackJob): Promise<UnpackOutcome> {
   const extractor = new LayerExtractor(job.diffDir, job);
   const parser = new TarParser(extractor);
   const source = decompressed(job.blobPath, compression);
+  const packed = statSync(job.blobPath).size;
+  const limit = job.maxExpansion ? Math.max(UNPACK_FLOOR, packed * job.maxExpansion) : Infinity;
+  let unpacked = 0;
   try {
     for await (const chunk of source.stream as AsyncIterable<Buffer>) {
+      unpacked += chunk.length;
+      if (unpacked > limit) {
+        throw failedPrecondition(`layer blob ${job.blobPath} unpacks to more than ${limit} bytes, over ${job.maxExpansion} times its ${packed} compressed bytes (max_layer_expansion): refused as a decompression bomb`);
+      }
       hash.update(chunk);
       parser.write(chunk);
     }
