@@ -4,6 +4,7 @@ import type { UnaryHandler } from './wrap.js';
 import type { ContainerDeps } from '../actors/monitor/container-deps.js';
 import { findContainer } from '../actors/monitor/container-view.js';
 import { deadlineExceeded, invalidArgument, notFound } from '../errors.js';
+import { rejectNul } from '../machines/request-bounds.js';
 
 const MAX_OUTPUT = 16 * 1024 * 1024;
 
@@ -11,6 +12,7 @@ const MAX_OUTPUT = 16 * 1024 * 1024;
 export const execSync = (deps: ContainerDeps): UnaryHandler<ExecSyncRequest__Output, ExecSyncResponse> =>
   async (request, rpc) => {
     if (request.cmd.length === 0) throw invalidArgument('cmd: required');
+    rejectNul(request.cmd, 'cmd');
     const timeoutSeconds = Number(request.timeout || '0');
     if (!Number.isSafeInteger(timeoutSeconds) || timeoutSeconds < 0) throw invalidArgument(`timeout: ${request.timeout} is not a number of seconds`);
     const found = findContainer(deps.ctx.store, request.container_id);

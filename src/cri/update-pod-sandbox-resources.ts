@@ -3,6 +3,7 @@ import type { UpdatePodSandboxResourcesResponse } from './proto/gen/runtime/v1/U
 import type { UnaryHandler } from './wrap.js';
 import type { CriContext } from './context.js';
 import { failedPrecondition, notFound } from '../errors.js';
+import { planResources } from '../actors/spec/resources.js';
 import { appendIfAccepted, resolveStreamId, sandboxState } from '../actors/network/sandbox-streams.js';
 
 /**
@@ -11,7 +12,11 @@ import { appendIfAccepted, resolveStreamId, sandboxState } from '../actors/netwo
  * containers read the recorded values.
  */
 export const updatePodSandboxResources = (ctx: CriContext):
-  UnaryHandler<UpdatePodSandboxResourcesRequest__Output, UpdatePodSandboxResourcesResponse> => (request) => {
+  UnaryHandler<UpdatePodSandboxResourcesRequest__Output, UpdatePodSandboxResourcesResponse> => async (request) => {
+  // Containers read these values: limits the node cannot honour are refused here, not at their create.
+  const host = await ctx.hostFacts();
+  if (request.overhead) planResources(request.overhead, host, { field: 'overhead', noMemoryFloor: true });
+  if (request.resources) planResources(request.resources, host, { field: 'resources', noMemoryFloor: true });
   const id = resolveStreamId(ctx.store, 'sandbox', request.pod_sandbox_id, 'pod_sandbox_id');
   const state = id ? sandboxState(ctx.store, id) : undefined;
   if (!id || !state) throw notFound(`pod sandbox ${request.pod_sandbox_id} not found`);

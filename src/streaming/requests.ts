@@ -5,6 +5,7 @@ import type { EventStore } from '../events/store.js';
 import { findContainer } from '../actors/monitor/container-view.js';
 import { resolveStreamId, sandboxState } from '../actors/network/sandbox-streams.js';
 import { failedPrecondition, invalidArgument, notFound } from '../errors.js';
+import { rejectNul } from '../machines/request-bounds.js';
 
 export interface StdioWanted {
   tty: boolean;
@@ -55,6 +56,7 @@ export function execSpec(
   r: { container_id: string; cmd: string[]; tty: boolean; stdin: boolean; stdout: boolean; stderr: boolean },
 ): ExecSpec {
   if (r.cmd.length === 0) throw invalidArgument('cmd: required');
+  rejectNul(r.cmd, 'cmd');
   if (r.cmd[0] === '') throw invalidArgument('cmd[0]: the program must not be empty');
   checkStdio(r);
   const [containerId] = runningContainer(store, r.container_id);

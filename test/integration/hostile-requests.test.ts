@@ -84,6 +84,7 @@ test('bad RunPodSandbox requests are INVALID_ARGUMENT naming the field, and make
     ['cgroup_parent with ..', pod((c) => ({ ...c, linux: { ...c.linux, cgroup_parent: `${node.cgroupParent}/../../${relative}` } })), /config\.linux\.cgroup_parent: .* must not contain/],
     ['a 1 MiB label key', pod((c) => ({ ...c, labels: { ['k'.repeat(1 << 20)]: 'v' } })), /config\.labels: key "k+… \(\d+ more characters\)" is longer than 317/],
     ['annotations over 256 KiB', pod((c) => ({ ...c, annotations: { a: 'x'.repeat(300 * 1024) } })), /config\.annotations: keys and values together exceed/],
+    ['four DNS servers', pod((c) => ({ ...c, dns_config: { servers: ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4'], searches: [], options: [] } })), /dns_config\.servers: 4 servers, at most 3/],
     ['NUL in a DNS search domain', pod((c) => ({ ...c, dns_config: { servers: ['10.0.0.10'], searches: ['a\0b'], options: [] } })), /config\.dns_config\.searches\[0\]: contains a NUL byte/],
   ];
   for (const [label, config, pattern] of cases) {
@@ -128,6 +129,8 @@ test('bad CreateContainer and UpdateContainerResources requests are INVALID_ARGU
   const id = (await call(rt(), rt().CreateContainer, { pod_sandbox_id: podId, config: container({}), sandbox_config: null }, 30_000)).container_id;
   await refused(call(rt(), rt().UpdateContainerResources, { container_id: id, linux: { cpuset_cpus: 'abc' } }), grpc.status.INVALID_ARGUMENT, /linux\.resources\.cpuset_cpus: "abc" is not a list/);
   await refused(call(rt(), rt().UpdateContainerResources, { container_id: id, linux: { memory_limit_in_bytes: '4096' } }), grpc.status.INVALID_ARGUMENT, /memory_limit_in_bytes: 4096 is below/);
+  await refused(call(rt(), rt().ExecSync, { container_id: id, cmd: ['echo', 'a\0b'], timeout: 5 }), grpc.status.INVALID_ARGUMENT, /cmd\[1\]: contains a NUL byte/);
+  await refused(call(rt(), rt().UpdatePodSandboxResources, { pod_sandbox_id: podId, resources: { cpuset_cpus: 'abc' } }), grpc.status.INVALID_ARGUMENT, /resources\.cpuset_cpus: "abc" is not a list/);
   await call(rt(), rt().RemoveContainer, { container_id: id });
 });
 

@@ -30,6 +30,10 @@ function checkWords(values: readonly string[] | undefined, field: string): strin
 }
 
 /** resolv.conf for a CRI DNS config; invalidArgument naming the entry when one is malformed. */
+const DNS_MAX_SERVERS = 3;
+const DNS_MAX_SEARCHES = 32;
+const DNS_MAX_SEARCH_CHARS = 2048;
+
 export function renderResolvConf(dns: DnsConfig): string {
   const servers = checkWords(dns.servers, 'dns_config.servers');
   servers.forEach((s, i) => {
@@ -37,6 +41,11 @@ export function renderResolvConf(dns: DnsConfig): string {
   });
   const searches = checkWords(dns.searches, 'dns_config.searches');
   const options = checkWords(dns.options, 'dns_config.options');
+  // Kubernetes' own limits, to which kubelet trims what it sends (glibc reads 3 nameservers).
+  if (servers.length > DNS_MAX_SERVERS) throw invalidArgument(`dns_config.servers: ${servers.length} servers, at most ${DNS_MAX_SERVERS}`);
+  if (searches.length > DNS_MAX_SEARCHES) throw invalidArgument(`dns_config.searches: ${searches.length} domains, at most ${DNS_MAX_SEARCHES}`);
+  if (searches.join(' ').length > DNS_MAX_SEARCH_CHARS) throw invalidArgument(`dns_config.searches: longer than ${DNS_MAX_SEARCH_CHARS} characters together`);
+  if (options.length > DNS_MAX_SEARCHES) throw invalidArgument(`dns_config.options: ${options.length} options, at most ${DNS_MAX_SEARCHES}`);
   const lines: string[] = [];
   if (searches.length > 0) lines.push(`search ${searches.join(' ')}`);
   for (const s of servers) lines.push(`nameserver ${s}`);

@@ -122,7 +122,7 @@ export function generateSpec(input: SpecInput, user: ResolvedUser): GeneratedSpe
         { arch: host.arch, kernelRelease: host.kernelRelease, capabilities: caps.capabilities.bounding },
       );
 
-  const res = planResources(container.linux?.resources ?? null, host, input.pidsLimit);
+  const res = planResources(container.linux?.resources ?? null, host, { ...(input.pidsLimit !== undefined && { pidsLimit: input.pidsLimit }) });
   warnings.push(...res.warnings);
   const devices = planDevices(privileged, container.devices, host.devices);
   const paths = pathRestrictions(sc, privileged);

@@ -48,15 +48,20 @@ export function clampOomScoreAdj(requested: number, daemon: number): { value: nu
   return { value: requested };
 }
 
-export function planResources(
-  res: LinuxContainerResources__Output | null,
-  host: HostFacts,
-  pidsLimit?: number,
-): ResourcePlan {
+export interface PlanOptions {
+  pidsLimit?: number;
+  /** The request field the resources came in, for messages (default linux.resources). */
+  field?: string;
+  /** A pod's overhead is no container: it may be smaller than MEMORY_FLOOR. */
+  noMemoryFloor?: boolean;
+}
+
+export function planResources(res: LinuxContainerResources__Output | null, host: HostFacts, options: PlanOptions = {}): ResourcePlan {
+  const { pidsLimit, field = 'linux.resources' } = options;
   const warnings: string[] = [];
   const out: ResourcePlan['resources'] = {};
   if (res) {
-    const f = (name: string) => `linux.resources.${name}`;
+    const f = (name: string) => `${field}.${name}`;
     const shares = int(res.cpu_shares, f('cpu_shares'), 0);
     const quota = int(res.cpu_quota, f('cpu_quota'), -1);
     const period = int(res.cpu_period, f('cpu_period'), 0);
@@ -72,7 +77,7 @@ export function planResources(
     const swap = int(res.memory_swap_limit_in_bytes, f('memory_swap_limit_in_bytes'), -1);
     if (limit > 0) {
       // Below this a container's own runtime does not fit, and runc fails with a cgroup error.
-      if (limit < MEMORY_FLOOR) throw invalidArgument(`${f('memory_limit_in_bytes')}: ${limit} is below the ${MEMORY_FLOOR}-byte (12 MiB) minimum`);
+      if (limit < MEMORY_FLOOR && !options.noMemoryFloor) throw invalidArgument(`${f('memory_limit_in_bytes')}: ${limit} is below the ${MEMORY_FLOOR}-byte (12 MiB) minimum`);
       out.memory = { limit };
       if (swap > 0 && swap < limit) {
         throw invalidArgument(`${f('memory_swap_limit_in_bytes')}: ${swap} is below memory_limit_in_bytes ${limit}`);
@@ -119,7 +124,7 @@ export function planResources(
 
   const plan: ResourcePlan = { resources: out, warnings };
   if (res && res.oom_score_adj !== '') {
-    const clamp = clampOomScoreAdj(int(res.oom_score_adj, 'linux.resources.oom_score_adj'), host.oomScoreAdj);
+    const clamp = clampOomScoreAdj(int(res.oom_score_adj, `${field}.oom_score_adj`), host.oomScoreAdj);
     plan.oomScoreAdj = clamp.value;
     if (clamp.warning) warnings.push(clamp.warning);
   }
