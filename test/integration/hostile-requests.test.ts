@@ -9,6 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import { startTestNode, type TestNode } from '../helpers/node-env.js';
 import { call } from '../helpers/cri-client.js';
 import { eventually } from '../helpers/eventually.js';
+import { PREFACE, SETTINGS, bombFrames, frame, requestBlock, sendRaw, versionAnswers } from '../helpers/h2-frames.js';
 import type { PodSandboxConfig } from '../../src/cri/proto/gen/runtime/v1/PodSandboxConfig.js';
 import type { ContainerConfig } from '../../src/cri/proto/gen/runtime/v1/ContainerConfig.js';
 import { blob, buildImage, buildLayer, fixtures, pushImage, type BuiltImage } from '../helpers/oci-images.js';
@@ -165,4 +166,17 @@ test('hostile images are refused with FAILED_PRECONDITION saying why, and leave 
   const images = (await call(img(), img().ListImages, {})).images.flatMap((i) => i.repo_tags);
   assert.ok(!images.some((t) => /too-many|bomb|lying/.test(t)), `none is listed: ${images.join(', ')}`);
   await eventually(() => assert.deepEqual(readdirSync(join(node.daemon.root, 'layers', 'tmp')), [], 'no partial layer is left'));
+});
+
+test('a header-list bomb and malformed frames on the daemon socket cut their connection; the daemon goes on', async () => {
+  const socket = node.daemon.socket;
+  assert.equal(await sendRaw(socket, [PREFACE, SETTINGS, ...bombFrames(1, 200_000)]), 'closed', 'a first-block bomb');
+  const good = frame(0x1, 0x4, 1, requestBlock('localhost'));
+  const data = frame(0x0, 0x1, 1, Buffer.from([0, 0, 0, 0, 0]));
+  await sendRaw(socket, [PREFACE, SETTINGS, good, data, ...bombFrames(3, 200_000)]);
+  assert.equal(await sendRaw(socket, [PREFACE, SETTINGS, frame(0x1, 0x4 | 0x8, 1, Buffer.from([200, 0x82]))]), 'closed', 'bad padding');
+  assert.equal(await sendRaw(socket, [PREFACE, SETTINGS, frame(0x1, 0x4, 1, Buffer.alloc(10), 16 * 1024 * 1024 - 1)]), 'closed', 'a giant frame');
+  assert.equal(await versionAnswers(socket), true);
+  assert.equal(node.daemon.process.exitCode, null, 'the daemon is alive');
+  assert.equal((await call(rt(), rt().Version, {})).runtime_name, 'crisp');
 });

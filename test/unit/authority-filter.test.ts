@@ -5,6 +5,7 @@ import { connect as h2connect } from 'node:http2';
 import { HpackDecoder, encodeLiterals } from '../../src/cri/hpack.js';
 import { fixAuthority } from '../../src/cri/authority-filter.js';
 import { startVersionServer } from '../helpers/cri-server.js';
+import { PREFACE, SETTINGS, bombFrames, frame, requestBlock, sendRaw, versionAnswers } from '../helpers/h2-frames.js';
 
 test('HPACK: the RFC 7541 C.4 requests decode, Huffman strings and dynamic table included', () => {
   const decoder = new HpackDecoder();
@@ -55,89 +56,6 @@ test('a gRPC call whose :authority is the socket path (old Go clients) is served
 
 // ---- hostile header blocks: the connection that sends one is cut, the server goes on -----------
 
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
-
-function frame(type: number, flags: number, streamId: number, payload: Buffer, declaredLength = payload.length): Buffer {
-  const header = Buffer.alloc(9);
-  header.writeUIntBE(declaredLength, 0, 3);
-  header[3] = type;
-  header[4] = flags;
-  header.writeUInt32BE(streamId, 5);
-  return Buffer.concat([header, payload]);
-}
-
-const literal = (name: string, value: string, indexing: boolean) =>
-  Buffer.concat([Buffer.from([indexing ? 0x40 : 0x00]), encodeLength(name.length), Buffer.from(name), encodeLength(value.length), Buffer.from(value)]);
-
-function encodeLength(n: number): Buffer {
-  if (n < 127) return Buffer.from([n]);
-  const out = [127];
-  n -= 127;
-  while (n >= 128) {
-    out.push((n % 128) | 0x80);
-    n = Math.floor(n / 128);
-  }
-  out.push(n);
-  return Buffer.from(out);
-}
-
-function requestBlock(authority: string): Buffer {
-  return Buffer.concat([
-    literal(':method', 'POST', false), literal(':scheme', 'http', false), literal(':path', '/runtime.v1.RuntimeService/Version', false),
-    literal(':authority', authority, false), literal('content-type', 'application/grpc', false), literal('te', 'trailers', false),
-  ]);
-}
-
-/** One stored 4 KB header, then `refs` one-byte references to it: ~200 KB that decode to ~800 MB. */
-function bombFrames(streamId: number, refs: number): Buffer[] {
-  const block = Buffer.concat([literal('x-bomb', 'b'.repeat(4000), true), Buffer.alloc(refs, 0xbe)]);
-  const frames: Buffer[] = [];
-  for (let at = 0; at < block.length; at += 16_384) {
-    const last = at + 16_384 >= block.length;
-    frames.push(frame(at === 0 ? 0x1 : 0x9, last ? 0x4 | 0x1 : 0, streamId, block.subarray(at, at + 16_384)));
-  }
-  return frames;
-}
-
-/** Sends raw bytes on a fresh connection; resolves when the server closes it (or after 3 s). */
-function sendRaw(socketPath: string, chunks: Buffer[]): Promise<'closed' | 'open'> {
-  return new Promise((resolve) => {
-    const socket = netConnect(socketPath);
-    const timer = setTimeout(() => {
-      socket.destroy();
-      resolve('open');
-    }, 3000);
-    socket.on('data', () => undefined);
-    socket.on('error', () => undefined);
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve('closed');
-    });
-    socket.on('connect', () => {
-      for (const c of chunks) socket.write(c);
-    });
-  });
-}
-
-async function versionAnswers(socketPath: string, authority = 'localhost'): Promise<boolean> {
-  const session = h2connect('http://localhost', { createConnection: () => netConnect(socketPath) });
-  try {
-    const request = session.request({
-      ':method': 'POST', ':path': '/runtime.v1.RuntimeService/Version', ':authority': authority, 'content-type': 'application/grpc', te: 'trailers',
-    });
-    request.end(Buffer.from([0, 0, 0, 0, 0]));
-    request.on('data', () => undefined);
-    const trailers = await new Promise<Record<string, unknown>>((resolve, reject) => {
-      request.on('trailers', resolve);
-      request.on('error', reject);
-    });
-    return trailers['grpc-status'] === '0';
-  } finally {
-    session.close();
-  }
-}
-
-const SETTINGS = frame(0x4, 0, 0, Buffer.alloc(0));
 
 test('a header-block bomb as the first block (decoded by the filter) cuts that connection only', async (t) => {
   const socketPath = await startVersionServer(t);
