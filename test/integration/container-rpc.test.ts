@@ -134,6 +134,25 @@ test('lifecycle: create, start, list, inspect, exec, logs, stop, remove', async 
   assert.equal(existsSync(join(node.daemon.root, 'containers', id)), false, 'the container directory is gone');
 });
 
+test('every value of every verbose info map is JSON, so any crictl version prints it (inspect, inspectp, inspecti, info)', async () => {
+  const id = await create(config(['/bin/sleep', '60']));
+  try {
+    const img = node.daemon.clients.image;
+    const maps: [string, Record<string, string>][] = [
+      ['Status', (await call(rt(), rt().Status, { verbose: true })).info],
+      ['PodSandboxStatus', (await call(rt(), rt().PodSandboxStatus, { pod_sandbox_id: podId, verbose: true })).info],
+      ['ContainerStatus', (await status(id, true)).info],
+      ['ImageStatus', (await call(img, img.ImageStatus, { image: { image }, verbose: true })).info],
+    ];
+    for (const [rpc, info] of maps) {
+      assert.ok(Object.keys(info).length > 0, `${rpc} says something when verbose`);
+      for (const [key, value] of Object.entries(info)) assert.doesNotThrow(() => JSON.parse(value), `${rpc} info.${key} is JSON`);
+    }
+  } finally {
+    await remove(id);
+  }
+});
+
 test('a command that exits 3 is EXITED with exit code 3 and reason Error', async () => {
   const id = await create(config(['/bin/sh', '-c', 'echo dying > /dev/termination-log; exit 3']));
   await start(id);
