@@ -28,6 +28,8 @@ import { streamingService } from './streaming/service.js';
 import { bootService, leakSweepService } from './actors/reconcile/service.js';
 import { CrispMetrics } from './metrics/crisp-metrics.js';
 import { startMetricsServer, type MetricsServer } from './metrics/server.js';
+import { parseConmonCgroup } from './actors/monitor/conmon-cgroup.js';
+import { sdNotify } from './host/sd-notify.js';
 
 export const CRISP_VERSION: string = (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -78,6 +80,7 @@ export async function runDaemon(config: CrispConfig, logger: Logger): Promise<Da
     conmonPath: resolveExecutable(config.conmonPath, 'conmon_path'),
     ...runtimeDirs(config.runroot),
     logger,
+    conmonCgroup: parseConmonCgroup(config.conmonCgroup),
   });
   let hostFacts: Promise<HostFacts> | undefined;
   const context = {
@@ -139,6 +142,8 @@ export async function runDaemon(config: CrispConfig, logger: Logger): Promise<Da
   const retentionTimer = setInterval(compact, Math.min(3_600_000, Math.max(60_000, config.eventRetentionMs / 4)));
   retentionTimer.unref();
   readiness.markReady();
+  // Under systemd (Type=notify) the unit is started only now: recovery is done, calls are served.
+  void sdNotify(`READY=1\nSTATUS=serving CRI on ${config.socket}`);
   // Read once, off the reply path of the first pod that needs them.
   context.hostFacts().catch((err: unknown) => logger.warn({ err }, 'reading host facts failed; the first container create will try again'));
   const startupMs = Number(process.hrtime.bigint() - started) / 1e6;
@@ -152,6 +157,7 @@ export async function runDaemon(config: CrispConfig, logger: Logger): Promise<Da
     stop: () =>
       (stopping ??= (async () => {
         readiness.markNotReady('crisp is shutting down');
+        void sdNotify('STOPPING=1\nSTATUS=stopping; containers keep running');
         clearInterval(retentionTimer);
         await server.shutdown(config.shutdownTimeoutMs);
         await closeAll();

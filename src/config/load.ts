@@ -162,14 +162,20 @@ export function loadConfig(options: LoadOptions = {}): { config: CrispConfig; fi
 }
 
 /** The effective configuration as TOML, every key with its meaning: what `crisp config` prints. */
-export function renderConfig(config: CrispConfig): string {
-  const lines = ['# crisp configuration: defaults, /etc/crisp/crisp.conf, its .d drop-ins and flags, merged.', ''];
+/**
+ * The configuration as TOML, every key explained. `example` renders the file `npm run
+ * install-service` writes: the defaults, each key commented out so later defaults still apply.
+ */
+export function renderConfig(config: CrispConfig, options: { example?: boolean } = {}): string {
+  const lines = [options.example
+    ? '# crisp.conf: every key with its default, commented out. Uncomment a key to change it; drop-ins go in crisp.conf.d/*.conf.'
+    : '# crisp configuration: defaults, /etc/crisp/crisp.conf, its .d drop-ins and flags, merged.', ''];
   for (const section of SECTIONS) {
     lines.push(`[${section}]`);
     for (const spec of KEYS.filter((k) => k.section === section)) {
       const value = config[spec.prop];
       lines.push(`# ${spec.doc}${spec.flag ? ` (flag: --${spec.flag})` : ''}`);
-      lines.push(`${spec.key} = ${spec.type === 'duration' ? JSON.stringify(formatDuration(value as number)) : JSON.stringify(value)}`);
+      lines.push(`${options.example ? '# ' : ''}${spec.key} = ${spec.type === 'duration' ? JSON.stringify(formatDuration(value as number)) : JSON.stringify(value)}`);
     }
     lines.push('');
   }

@@ -14,6 +14,7 @@ export interface CrispConfig {
   runtimePath: string;
   conmonPath: string;
   cgroupDriver: 'cgroupfs';
+  conmonCgroup: string;
   pauseImage: string;
   registriesConf: string;
   maxConcurrentDownloads: number;
@@ -53,6 +54,7 @@ export const DEFAULTS: CrispConfig = {
   runtimePath: 'runc',
   conmonPath: 'conmon',
   cgroupDriver: 'cgroupfs',
+  conmonCgroup: 'pod',
   pauseImage: 'registry.k8s.io/pause:3.9',
   registriesConf: '/etc/containers/registries.conf',
   maxConcurrentDownloads: 3,
@@ -92,6 +94,8 @@ export const KEYS: KeySpec[] = [
     doc: 'The OCI runtime for the default handler: a path, or a name looked up on PATH.' },
   { prop: 'conmonPath', section: 'crisp.runtime', key: 'conmon_path', type: 'string', flag: 'conmon',
     doc: 'The conmon binary that monitors each container: a path, or a name looked up on PATH.' },
+  { prop: 'conmonCgroup', section: 'crisp.runtime', key: 'conmon_cgroup', type: 'string',
+    doc: 'Where each conmon is moved so that a restart of the crisp service leaves containers running: "pod" (a cgroup of its own beside the pod\'s containers), "daemon" (stay in the daemon\'s cgroup), or an absolute cgroupfs path. Only hierarchies where the daemon sits below the root are touched.' },
   { prop: 'cgroupDriver', section: 'crisp.runtime', key: 'cgroup_driver', type: 'cgroup-driver',
     doc: 'cgroup driver reported to kubelet; crisp manages cgroups with cgroupfs.' },
   { prop: 'pauseImage', section: 'crisp.image', key: 'pause_image', type: 'string', flag: 'pause-image',

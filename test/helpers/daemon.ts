@@ -35,6 +35,11 @@ export interface DaemonOptions {
   env?: Record<string, string>;
   /** Options for node itself, before the entry point (e.g. --cpu-prof). */
   nodeArgs?: string[];
+  /**
+   * cgroup directories (one per hierarchy) the daemon starts in, as a service manager would
+   * start it in its service's cgroup. A shell joins them, then execs the daemon (same pid).
+   */
+  cgroupDirs?: string[];
 }
 
 export async function startDaemon(extraArgs: string[] = [], dirs = testDirs(), options: DaemonOptions = {}): Promise<TestDaemon> {
@@ -50,7 +55,11 @@ export async function startDaemon(extraArgs: string[] = [], dirs = testDirs(), o
     ...extraArgs,
   ];
   let stderr = '';
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], ...(options.env && { env: { ...process.env, ...options.env } }) });
+  const spawnOptions = { stdio: ['ignore', 'ignore', 'pipe'] as ['ignore', 'ignore', 'pipe'], ...(options.env && { env: { ...process.env, ...options.env } }) };
+  const child = options.cgroupDirs?.length
+    ? spawn('sh', ['-c', 'for d in $CRISP_TEST_CGROUPS; do echo $$ > "$d/cgroup.procs"; done; exec "$@"', 'sh', process.execPath, ...args],
+      { ...spawnOptions, env: { ...(spawnOptions.env ?? process.env), CRISP_TEST_CGROUPS: options.cgroupDirs.join(' ') } })
+    : spawn(process.execPath, args, spawnOptions);
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const clients = criClients(dirs.socket);

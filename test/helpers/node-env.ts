@@ -40,6 +40,8 @@ export interface TestNodeOptions {
    * what it returns is added to the daemon's arguments.
    */
   prepare?(registry: TestRegistry): Promise<string[] | void>;
+  /** Options for the first daemon (restartDaemon takes its own). */
+  daemon?: DaemonOptions;
 }
 
 export async function startTestNode(extraArgs: string[] = [], options: TestNodeOptions = {}): Promise<TestNode> {
@@ -91,7 +93,7 @@ export async function startTestNode(extraArgs: string[] = [], options: TestNodeO
     }));
     const firstArgs = [...extraArgs, ...((await options.prepare?.(registry)) ?? [])];
     const baseArgs = ['--registries-conf', join(dirs.dir, 'registries.conf'), '--cni-config-dir', join(dirs.dir, 'cni')];
-    daemon = await startDaemon([...baseArgs, ...firstArgs], dirs);
+    daemon = await startDaemon([...baseArgs, ...firstArgs], dirs, options.daemon);
     const image = `${registry.host}/crisp-test/busybox:latest`;
     await call(daemon.clients.image, daemon.clients.image.PullImage, { image: { image } }, 60_000);
     const podConfig = (name: string): PodSandboxConfig => ({

@@ -1,11 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { loadConfig, parseDuration, renderConfig, applyFile } from '../../src/config/load.js';
 import { DEFAULTS, KEYS } from '../../src/config/schema.js';
+import { PACKAGE_ROOT } from '../../src/paths.js';
 
 function confDir(t: { after(fn: () => void): void }) {
   const dir = mkdtempSync(join(tmpdir(), 'crisp-conf-'));
@@ -79,4 +80,10 @@ test('crisp config output documents every key and reads back as the same configu
   const file = join(dir, 'rendered.conf');
   writeFileSync(file, text);
   assert.deepEqual(applyFile(DEFAULTS, file), custom);
+});
+
+test('contrib/crisp.conf is `crisp config --example`: every key, commented out, and it loads as the defaults', () => {
+  const example = readFileSync(join(PACKAGE_ROOT, 'contrib', 'crisp.conf'), 'utf8');
+  assert.equal(example, `${renderConfig(DEFAULTS, { example: true })}\n`, 'regenerate it with: node bin/crisp.js config --example > contrib/crisp.conf');
+  assert.ok(!/^[a-z_]+ = /m.test(example), 'no key is set');
 });

@@ -27,6 +27,7 @@ import { readPidFile, processIdentity } from './process-tree.js';
 import { Runc, runcErrorText, isNotExist } from './runc.js';
 import { parseSignal } from './signals.js';
 import type { ExitInfo, ExitReason, ExecSyncResult, LinuxResources, RuntimeState } from './types.js';
+import { ConmonPlacer, type ConmonCgroupSetting } from './conmon-cgroup.js';
 
 export interface ContainerRuntimeOptions {
   runtimePath: string;
@@ -42,6 +43,8 @@ export interface ContainerRuntimeOptions {
   createTimeoutSeconds?: number;
   /** After SIGKILL, how long to wait for conmon's exit file before giving up. Default 30 s. */
   killWaitSeconds?: number;
+  /** Where conmons go, out of the daemon's cgroup (see conmon-cgroup.ts). Default "pod". */
+  conmonCgroup?: ConmonCgroupSetting;
 }
 
 export interface CreateOptions {
@@ -71,6 +74,8 @@ export interface ContainerRecord {
   cgroupsPath?: string;
   pid: number;
   conmonPid: number;
+  /** The cgroup conmon was moved to, when it was moved out of the daemon's. */
+  conmonCgroup?: string;
 }
 
 interface StoredExit {
@@ -116,12 +121,15 @@ export class ContainerRuntime {
   /** Each time crisp takes over watching a process whose conmon is gone. */
   readonly orphaned$ = new Subject<OrphanNotice>();
 
+  private readonly conmonPlacer: ConmonPlacer;
+
   constructor(private readonly o: ContainerRuntimeOptions) {
     for (const key of ['runtimePath', 'runtimeRoot', 'conmonPath', 'runDir', 'exitsDir'] as const) {
       if (typeof o[key] !== 'string' || !isAbsolute(o[key])) throw invalidArgument(`${key} must be an absolute path, got ${JSON.stringify(o[key])}`);
     }
     this.runc = new Runc(o.runtimePath, o.runtimeRoot);
     this.logger = (o.logger ?? silentLogger).child({ component: 'monitor' });
+    this.conmonPlacer = new ConmonPlacer(o.conmonCgroup ?? 'pod', () => this.cgroupLayout());
   }
 
   // ---- paths -------------------------------------------------------------------------------
@@ -266,6 +274,8 @@ export class ContainerRuntime {
         },
         { timeoutMs: (this.o.createTimeoutSeconds ?? 240) * 1000, logger: log },
       );
+      // Out of the daemon's cgroup, so a restart of the daemon's service leaves it running.
+      const conmonCgroup = await this.conmonPlacer.place(launched.conmonPid, cgroup?.cgroupsPath, c.id);
       const rec: ContainerRecord = {
         version: 1,
         id: c.id,
@@ -274,6 +284,7 @@ export class ContainerRuntime {
         ...(cgroup && { cgroupsPath: cgroup.cgroupsPath }),
         pid: launched.pid,
         conmonPid: launched.conmonPid,
+        ...(conmonCgroup && { conmonCgroup }),
       };
       this.lifelines.set(c.id, launched.lifeline);
       launched.lifeline.once('close', () => this.lifelines.delete(c.id));
@@ -586,13 +597,13 @@ export class ContainerRuntime {
     const rec = await readJsonFile<ContainerRecord>(this.recordFile(id));
     const made = rec ?? (await readJsonFile<CreateIntent>(this.intentFile(id)));
     const cgroup = made?.cgroupsPath ? resolveCgroupPaths(await this.cgroupLayout(), made.cgroupsPath) : undefined;
-    await this.removeEverything(id, { bundle: made?.bundle, cgroup, conmonPid: rec?.conmonPid });
+    await this.removeEverything(id, { bundle: made?.bundle, cgroup, conmonPid: rec?.conmonPid, conmonCgroup: rec?.conmonCgroup });
     this.logger.info({ id }, 'container deleted');
   }
 
   private async removeEverything(
     id: string,
-    o: { bundle?: string; cgroup?: CgroupPaths; conmonPid?: number; logPath?: string },
+    o: { bundle?: string; cgroup?: CgroupPaths; conmonPid?: number; logPath?: string; conmonCgroup?: string },
   ): Promise<void> {
     const conmonPid = o.conmonPid ?? (await readPidFile(join(this.containerDir(id), 'conmon.pid')));
     const r = await this.runc.run(['delete', '--force', id]);
@@ -613,6 +624,9 @@ export class ContainerRuntime {
     this.lifelines.get(id)?.destroy();
     this.lifelines.delete(id);
     if (o.cgroup) await removeCgroupTree(o.cgroup);
+    if (o.conmonCgroup && this.conmonPlacer.ownsCgroup(o.conmonCgroup)) {
+      await removeCgroupTree(resolveCgroupPaths(await this.cgroupLayout(), o.conmonCgroup));
+    }
     await removePath(this.exitFile(id));
     await removePath(join(this.socketDir(), id));
     if (o.bundle) for (const f of ['ctl', 'winsz', 'attach']) await removePath(join(o.bundle, f));

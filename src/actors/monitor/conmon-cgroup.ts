@@ -1,0 +1,86 @@
+// Where each conmon lives, so that containers survive the daemon's service being restarted.
+// conmon is started by the daemon and so begins in the daemon's own cgroup; systemd stops a
+// service (KillMode=control-group) by killing every process of that cgroup, which would take
+// every conmon with it. As CRI-O's conmon_cgroup does, each conmon is moved out: into a cgroup
+// beside its pod's containers ("pod", the default), into one cgroup the operator names, or left
+// where it is ("daemon"). It is moved only in the hierarchies where the daemon itself sits
+// below the root (where a service manager would find it); a daemon run by hand at the root of
+// every hierarchy moves nothing.
+import { readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join, posix } from 'node:path';
+import { failedPrecondition } from '../../errors.js';
+import type { CgroupLayout } from './cgroups.js';
+
+export type ConmonCgroupSetting = 'pod' | 'daemon' | `/${string}`;
+
+export function parseConmonCgroup(value: string): ConmonCgroupSetting {
+  if (value === 'pod' || value === 'daemon') return value;
+  if (value.startsWith('/') && !value.split('/').includes('..')) return posix.normalize(value).replace(/(.)\/+$/, '$1') as `/${string}`;
+  throw failedPrecondition(`conmon_cgroup = ${JSON.stringify(value)}: expected "pod", "daemon" or an absolute cgroupfs path`);
+}
+
+/**
+ * The mount directories of the hierarchies in which this process's cgroup (from
+ * /proc/self/cgroup) is not the root. v1 cpuset is left out: a new cpuset cgroup holds no CPUs
+ * until it is given some, and no service manager tracks processes by it.
+ */
+export function hierarchiesBelowRoot(layout: CgroupLayout, procSelfCgroup: string): string[] {
+  const mounts = new Set<string>();
+  for (const line of procSelfCgroup.split('\n')) {
+    const m = /^\d+:([^:]*):(.+)$/.exec(line);
+    if (!m || m[2] === '/') continue;
+    const controllers = m[1]!;
+    if (controllers === '') {
+      if (layout.unifiedMount !== undefined) mounts.add(layout.unifiedMount);
+      continue;
+    }
+    const names = controllers.split(',');
+    if (names.includes('cpuset')) continue;
+    const mount = names.map((n) => layout.v1Mounts[n]).find((x) => x !== undefined);
+    if (mount !== undefined) mounts.add(mount);
+  }
+  return [...mounts];
+}
+
+/** The cgroup (cgroupfs path) conmon of container `id` goes to, or null when it stays. */
+export function conmonCgroupPath(setting: ConmonCgroupSetting, containerCgroupsPath: string | undefined, id: string): string | null {
+  if (setting === 'daemon') return null;
+  if (setting === 'pod') {
+    const parent = containerCgroupsPath ? dirname(containerCgroupsPath) : '/crisp';
+    return posix.join(parent, `crisp-conmon-${id}`);
+  }
+  return setting;
+}
+
+export class ConmonPlacer {
+  private mounts: string[] | undefined;
+
+  constructor(
+    private readonly setting: ConmonCgroupSetting,
+    private readonly layout: () => Promise<CgroupLayout>,
+    private readonly procSelfCgroup = '/proc/self/cgroup',
+  ) {}
+
+  /**
+   * Moves conmon `pid` into its cgroup in every hierarchy where the daemon sits below the root;
+   * returns the cgroupfs path it went to, or null when it stayed (nothing to move it out of).
+   */
+  async place(pid: number, containerCgroupsPath: string | undefined, id: string): Promise<string | null> {
+    const target = conmonCgroupPath(this.setting, containerCgroupsPath, id);
+    if (target === null) return null;
+    this.mounts ??= hierarchiesBelowRoot(await this.layout(), readFileSync(this.procSelfCgroup, 'utf8'));
+    if (this.mounts.length === 0) return null;
+    for (const mount of this.mounts) {
+      const dir = join(mount, target);
+      await mkdir(dir, { recursive: true });
+      await writeFile(join(dir, 'cgroup.procs'), String(pid));
+    }
+    return target;
+  }
+
+  /** Whether the conmon cgroup of a container is one crisp made for it alone (and removes). */
+  ownsCgroup(path: string): boolean {
+    return posix.basename(path).startsWith('crisp-conmon-');
+  }
+}

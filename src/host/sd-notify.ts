@@ -1,0 +1,34 @@
+// sd_notify(3) for a daemon run by systemd with Type=notify: READY=1 once start-up recovery is
+// done, STOPPING=1 when shutdown begins, STATUS= lines between. Node cannot send on a unix
+// datagram socket, so a one-shot perl (perl-base is on every Debian system; the spawn helper and
+// the attach relay use it too) sends the message. It then lingers a moment: systemd attributes a
+// notification to the unit of the sender's pid, which it cannot look up once the sender is gone
+// (the race `systemd-notify` is known for); the unit sets NotifyAccess=all for such senders.
+// Without $NOTIFY_SOCKET (not started by systemd) nothing is sent.
+import { spawn } from 'node:child_process';
+
+const SEND = `
+use Socket;
+my ($path, $msg) = @ARGV;
+$path =~ s/^@/\\0/;
+socket(my $s, AF_UNIX, SOCK_DGRAM, 0) or exit 1;
+send($s, $msg, 0, pack_sockaddr_un($path)) or exit 2;
+sleep 2;
+`;
+
+/** Sends `state` (lines such as READY=1, STATUS=...) to systemd; resolves once it is sent. */
+export function sdNotify(state: string, env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
+  const socket = env['NOTIFY_SOCKET'];
+  if (!socket) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const child = spawn('perl', ['-e', SEND, socket, `${state}\nMAINPID=${process.pid}`], { stdio: 'ignore' });
+    child.unref();
+    child.once('error', () => resolve(false));
+    // perl exits non-zero at once when it cannot send; otherwise it is sleeping after the send.
+    const sent = setTimeout(() => resolve(true), 200);
+    child.once('exit', (code) => {
+      clearTimeout(sent);
+      resolve(code === 0);
+    });
+  });
+}

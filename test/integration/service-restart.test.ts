@@ -1,0 +1,86 @@
+// `systemctl restart crisp` must leave containers running (issue 14, section 2). systemd stops a
+// service by killing every process of its cgroup (KillMode=control-group); this test starts the
+// daemon in a cgroup of its own, as systemd would, kills every process in it, and checks that
+// the conmons were not there: they and their containers live on and are adopted by the next
+// daemon without a ContainerMonitorLost.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startTestNode } from '../helpers/node-env.js';
+import { call } from '../helpers/cri-client.js';
+import { CRISP_BIN } from '../helpers/daemon.js';
+
+const run = promisify(execFile);
+
+/** The hierarchies systemd tracks a service's processes in: name=systemd on v1, the unified tree. */
+function trackingHierarchies(): string[] {
+  const out: string[] = [];
+  if (existsSync('/sys/fs/cgroup/systemd/cgroup.procs')) out.push('/sys/fs/cgroup/systemd');
+  if (existsSync('/sys/fs/cgroup/unified/cgroup.procs')) out.push('/sys/fs/cgroup/unified');
+  else if (existsSync('/sys/fs/cgroup/cgroup.controllers')) out.push('/sys/fs/cgroup');
+  return out;
+}
+
+const pidsIn = (dir: string) => readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+const comm = (pid: number) => {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+};
+const alive = (pid: number) => existsSync(`/proc/${pid}`);
+
+test('killing every process of the daemon\'s service cgroup leaves conmons and containers running, adopted on restart', async (t) => {
+  const service = `crisp-test-svc-${process.pid}`;
+  const dirs = trackingHierarchies().map((h) => join(h, service));
+  assert.ok(dirs.length > 0, 'a hierarchy that tracks services');
+  for (const d of dirs) mkdirSync(d);
+  t.after(async () => {
+    // Everything left in the service cgroup is ours (the daemon and what it started).
+    for (const d of dirs) for (const pid of existsSync(d) ? pidsIn(d) : []) process.kill(pid, 'SIGKILL');
+    await sleep(100);
+    for (const d of dirs) if (existsSync(d)) rmdirSync(d);
+  });
+  const node = await startTestNode([], { daemon: { cgroupDirs: dirs } });
+  t.after(() => node.cleanup());
+  const rt = () => node.daemon.clients.runtime;
+  const pod = await node.runPod(`svc${node.tag}`);
+  const { container_id: id } = await call(rt(), rt().CreateContainer, {
+    pod_sandbox_id: pod,
+    config: { metadata: { name: 'survivor', attempt: 0 }, image: { image: node.image }, command: ['sleep', '600'] },
+    sandbox_config: null,
+  }, 60_000);
+  await call(rt(), rt().StartContainer, { container_id: id }, 30_000);
+  const containerPid = Number(JSON.parse((await call(rt(), rt().ContainerStatus, { container_id: id, verbose: true })).info.info!).pid);
+  assert.ok(containerPid > 0);
+
+  const members = dirs.flatMap(pidsIn);
+  assert.ok(members.includes(node.daemon.process.pid!), 'the daemon runs in its service cgroup');
+  assert.deepEqual(members.filter((p) => comm(p) === 'conmon'), [], 'no conmon is in the daemon\'s cgroup');
+
+  // systemctl stop with KillMode=control-group: SIGKILL to every process of the service.
+  node.daemon.clients.close();
+  for (const d of dirs) for (const pid of pidsIn(d)) process.kill(pid, 'SIGKILL');
+  await sleep(300);
+  assert.ok(alive(containerPid), 'the container runs on');
+  const { stdout: ps } = await run('ps', ['-eo', 'pid,comm,args']);
+  const conmons = ps.split('\n').filter((l) => / conmon /.test(l) && l.includes(id));
+  assert.equal(conmons.length, 1, 'its conmon runs on');
+
+  await node.restartDaemon([], { cgroupDirs: dirs });
+  const status = await call(rt(), rt().ContainerStatus, { container_id: id });
+  assert.equal(status.status?.state, 'CONTAINER_RUNNING');
+  const { stdout } = await run(process.execPath, [CRISP_BIN, 'events', '--root', node.daemon.root, '--stream', id, '--json']);
+  const types = stdout.trim().split('\n').map((l) => JSON.parse(l).event.type as string);
+  assert.ok(!types.includes('ContainerMonitorLost'), `conmon was re-adopted: ${types.join(', ')}`);
+
+  // And it still goes the normal way: stop sees the exit through conmon.
+  await call(rt(), rt().StopContainer, { container_id: id, timeout: 0 }, 30_000);
+  assert.equal((await call(rt(), rt().ContainerStatus, { container_id: id })).status?.state, 'CONTAINER_EXITED');
+  await call(rt(), rt().RemoveContainer, { container_id: id });
+});
