@@ -9,8 +9,14 @@ import type { StreamKind } from '../machines/events.js';
 
 const KINDS: StreamKind[] = ['sandbox', 'container', 'image', 'pull', 'runtime'];
 
-export function openLog(root: string): Db {
-  return openReader(join(root, 'state.db'));
+/** Opens the event log read-only: a database file (--db), or the one under a state dir. */
+export function openLog(dbPath: string): Db {
+  return openReader(dbPath);
+}
+
+/** --db FILE, else <--root or the configured root>/state.db. */
+export function logPath(values: { db?: string }, root: () => string): string {
+  return values.db ?? join(root(), 'state.db');
 }
 
 /** A stream id from an id or a unique prefix of one, as crictl accepts. */
@@ -76,7 +82,8 @@ export function formatEvent(e: StoredEvent, json: boolean): string {
 }
 
 export interface EventsOptions {
-  root: string;
+  /** The state.db to read. */
+  db: string;
   stream?: string;
   kind?: string;
   since?: string;
@@ -93,7 +100,7 @@ export async function printEvents(o: EventsOptions): Promise<void> {
   if (o.kind !== undefined && !KINDS.includes(o.kind as StreamKind)) {
     throw new Error(`--kind ${JSON.stringify(o.kind)}: expected one of ${KINDS.join(', ')}`);
   }
-  const db = openLog(o.root);
+  const db = openLog(o.db);
   try {
     const query: EventQuery = {
       streamId: o.stream ? resolveStream(db, o.stream).id : undefined,

@@ -1,9 +1,11 @@
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
 import { configFromFlags, configFlagsHelp, CONFIG_OPTIONS } from './options.js';
-import { printEvents } from './events.js';
+import { logPath, printEvents } from './events.js';
 import { replay } from './replay.js';
+import { trace } from './trace.js';
 import { renderConfig } from '../config/load.js';
+import { DEFAULTS } from '../config/schema.js';
 import { createLogger } from '../log.js';
 import { CRISP_VERSION, runDaemon } from '../daemon.js';
 import { EventStore } from '../events/store.js';
@@ -29,11 +31,12 @@ Commands:
   version              print the version
   events               print the event log
   replay ID            fold one stream through its machine, step by step
+  trace ID             a pod's, container's or pull's steps as a waterfall (or Chrome trace JSON)
   rebuild-projections  rebuild the query tables from the event log, or salvage it from a damaged copy (--from)
 
 Run 'crisp COMMAND --help' for a command's options.`,
   daemon: `Usage: crisp daemon [options]\n\nRuns the CRI v1 server in the foreground until SIGTERM or SIGINT.\n\n${configFlagsHelp()}`,
-  config: `Usage: crisp config [options]\n\nPrints the configuration that results from defaults, the config file, its drop-ins and the flags.\n\n${configFlagsHelp()}`,
+  config: `Usage: crisp config [options] [--example]\n\nPrints the configuration that results from defaults, the config file, its drop-ins and the flags.\nWith --example, prints the defaults with every key commented out: the crisp.conf a new node starts from.\n\n${configFlagsHelp()}`,
   version: 'Usage: crisp version\n\nPrints the crisp version and the CRI API version it serves.',
   events: `Usage: crisp events [--stream ID-or-prefix] [--kind sandbox|container|image|pull|runtime] [--since TIME] [--follow] [--json]
 
@@ -41,6 +44,7 @@ Prints the event log of --root (safe while the daemon runs). --since takes an RF
 or a duration ago ("10m"). --follow keeps printing new events as they are committed.
 
   --root PATH     state directory holding state.db (default from the configuration)
+  --db FILE       an event log file to read instead (e.g. state.db.example, a copy from a node)
   --config PATH   configuration file to take --root from`,
   replay: `Usage: crisp replay ID-or-prefix [--at TIME | --seq N]
 
@@ -48,7 +52,17 @@ Folds the stream through its machine and prints each transition with the time si
 previous one, then the resulting state. --at (RFC 3339 time) or --seq stops the fold there,
 showing the state as it was then.
 
-  --root PATH     state directory holding state.db (default from the configuration)`,
+  --root PATH     state directory holding state.db (default from the configuration)
+  --db FILE       an event log file to read instead (e.g. state.db.example)`,
+  trace: `Usage: crisp trace ID-or-prefix [--format text|chrome] [--width N]
+
+Draws a pod sandbox (with its containers), a container or a pull from the event log's own
+timestamps: each step as a bar on a shared time axis, with its offset and duration. A step runs
+from the event before it to its own event. --format chrome writes Trace Event JSON for
+Perfetto (ui.perfetto.dev) or chrome://tracing.
+
+  --root PATH     state directory holding state.db (default from the configuration)
+  --db FILE       an event log file to read instead (e.g. state.db.example)`,
   'rebuild-projections': `Usage: crisp rebuild-projections [--root PATH] [--from KEPT-COPY]
 
 Drops the query tables (sandboxes, containers, images, runtime settings) and rebuilds them
@@ -68,6 +82,7 @@ the kept copy. Run it with the daemon stopped; crisp can start again afterwards.
 
 const READ_OPTIONS = {
   root: { type: 'string' },
+  db: { type: 'string' },
   config: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -93,8 +108,9 @@ export async function main(argv: string[]): Promise<number> {
       out(`crisp ${CRISP_VERSION} (CRI runtime API v1)`);
       return 0;
     case 'config': {
-      const { values } = parseArgs({ args: rest, options: CONFIG_OPTIONS, strict: true });
-      out(renderConfig(configFromFlags(values).config));
+      const { values } = parseArgs({ args: rest, options: { ...CONFIG_OPTIONS, example: { type: 'boolean' } }, strict: true });
+      if (values.example) out(renderConfig(DEFAULTS, { example: true }));
+      else out(renderConfig(configFromFlags(values).config));
       return 0;
     }
     case 'daemon':
@@ -108,7 +124,7 @@ export async function main(argv: string[]): Promise<number> {
       const controller = new AbortController();
       process.once('SIGINT', () => controller.abort());
       await printEvents({
-        root: rootFrom(values), stream: values.stream, kind: values.kind, since: values.since,
+        db: logPath(values, () => rootFrom(values)), stream: values.stream, kind: values.kind, since: values.since,
         follow: values.follow ?? false, json: values.json ?? false, out, signal: controller.signal,
         note: (line) => process.stderr.write(`${line}\n`),
       });
@@ -120,7 +136,19 @@ export async function main(argv: string[]): Promise<number> {
       });
       if (positionals.length !== 1) throw new Error("replay takes one stream id or prefix; see 'crisp replay --help'");
       if (values.seq !== undefined && !/^\d+$/.test(values.seq)) throw new Error(`--seq ${JSON.stringify(values.seq)}: expected a sequence number`);
-      replay({ root: rootFrom(values), idOrPrefix: positionals[0]!, at: values.at, seq: values.seq === undefined ? undefined : Number(values.seq), out });
+      replay({ db: logPath(values, () => rootFrom(values)), idOrPrefix: positionals[0]!, at: values.at, seq: values.seq === undefined ? undefined : Number(values.seq), out });
+      return 0;
+    }
+    case 'trace': {
+      const { values, positionals } = parseArgs({
+        args: rest, options: { ...READ_OPTIONS, format: { type: 'string' }, width: { type: 'string' } }, strict: true, allowPositionals: true,
+      });
+      if (positionals.length !== 1) throw new Error("trace takes one stream id or prefix; see 'crisp trace --help'");
+      const format = values.format ?? 'text';
+      if (format !== 'text' && format !== 'chrome') throw new Error(`--format ${JSON.stringify(format)}: expected text or chrome`);
+      const width = values.width === undefined ? undefined : Number(values.width);
+      if (width !== undefined && !(Number.isInteger(width) && width >= 10 && width <= 400)) throw new Error(`--width ${JSON.stringify(values.width)}: expected 10 to 400 columns`);
+      trace({ db: logPath(values, () => rootFrom(values)), idOrPrefix: positionals[0]!, format, ...(width !== undefined && { width }), out });
       return 0;
     }
     case 'rebuild-projections': {

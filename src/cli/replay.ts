@@ -3,7 +3,8 @@ import { formatNs } from '../events/clock.js';
 import { openLog, parseSince, queryEvents, resolveStream } from './events.js';
 
 export interface ReplayOptions {
-  root: string;
+  /** The state.db to read. */
+  db: string;
   idOrPrefix: string;
   at?: string;
   seq?: number;
@@ -23,7 +24,7 @@ function formatDelta(ns: bigint): string {
  * --seq it stops there and shows the state as it was at that moment.
  */
 export function replay(o: ReplayOptions): void {
-  const db = openLog(o.root);
+  const db = openLog(o.db);
   try {
     const { id, kind } = resolveStream(db, o.idOrPrefix);
     const untilNs = o.at !== undefined ? parseSince(o.at) : undefined;

@@ -44,7 +44,8 @@ test('a container allocating 64 MiB: working set and RSS reflect it; an idle one
   const s = await eventually('the allocation', async () => {
     const got = await stats(id);
     last = got.memory;
-    return n(got.memory?.working_set_bytes) >= 60 * MB ? got : undefined;
+    // sort is still reading when the working set passes 60 MiB: wait for its RSS too.
+    return n(got.memory?.working_set_bytes) >= 60 * MB && n(got.memory?.rss_bytes) >= 60 * MB ? got : undefined;
   }).catch((err: Error) => {
     throw new Error(`${err.message}; last memory stats ${JSON.stringify(last)}`);
   });

@@ -6,7 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { EventStore } from '../../src/events/store.js';
+import Database from 'better-sqlite3';
 import { CRISP_BIN } from '../helpers/daemon.js';
+import { PACKAGE_ROOT } from '../../src/paths.js';
 import { containerLife, hexId, sandboxRun } from '../helpers/events.js';
 
 const run = promisify(execFile);
@@ -20,7 +22,7 @@ function stateDir(t: { after(fn: () => void): void }) {
 }
 
 test('every command has --help; version and unknown commands behave', async () => {
-  for (const command of ['daemon', 'config', 'version', 'events', 'replay', 'rebuild-projections']) {
+  for (const command of ['daemon', 'config', 'version', 'events', 'replay', 'trace', 'rebuild-projections']) {
     const { stdout } = await crisp(command, '--help');
     assert.match(stdout, /^Usage: crisp /, command);
   }
@@ -84,4 +86,36 @@ test('events --follow prints events as another process commits them', async (t) 
   store.append({ kind: 'sandbox', streamId: id, expectedVersion: 1, events: [{ type: 'SandboxReady' }] });
   await waitFor(/SandboxReady/);
   follower.kill('SIGINT');
+});
+
+test('the README demo works on a fresh clone: events, replay and trace read state.db.example with --db', async () => {
+  const example = join(PACKAGE_ROOT, 'state.db.example');
+  const pods = (await crisp('events', '--db', example, '--kind', 'sandbox', '--json')).stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const pod = pods.find((e) => e.event.type === 'SandboxRunRequested')!.stream as string;
+  assert.match((await crisp('replay', '--db', example, pod.slice(0, 12))).stdout, /^state: "removed"$/m);
+
+  const text = (await crisp('trace', '--db', example, pod.slice(0, 12))).stdout.trim().split('\n');
+  // One line for the trace, one per stream, one per step (every event but the first of each
+  // stream and the requests, which end a wait rather than a step).
+  const db = new Database(example, { readonly: true });
+  const rows = db.prepare("SELECT stream_id, type, version FROM events WHERE stream_kind IN ('sandbox', 'container')").all() as { stream_id: string; type: string; version: number }[];
+  db.close();
+  const containers = new Set(rows.filter((r) => r.type === 'ContainerCreateRequested').map((r) => r.stream_id));
+  const ours = rows.filter((r) => r.stream_id === pod || containers.has(r.stream_id));
+  const steps = ours.filter((r) => r.version > 1 && !r.type.endsWith('Requested'));
+  assert.equal(text.length, 1 + 1 + containers.size + steps.length, text.join('\n'));
+  for (const step of steps) assert.ok(text.some((l) => l.trimStart().startsWith(step.type) && /\|[ █!]+\| \S+$/.test(l)), `a bar for ${step.type}`);
+
+  // Trace Event format: complete events with µs times on one process, a named thread per stream.
+  const chrome = JSON.parse((await crisp('trace', '--db', example, pod, '--format', 'chrome')).stdout) as { traceEvents: Record<string, unknown>[] };
+  const complete = chrome.traceEvents.filter((e) => e.ph === 'X');
+  assert.equal(complete.length, 1 + containers.size + steps.length);
+  for (const e of complete) {
+    assert.equal(typeof e.name, 'string');
+    assert.ok(Number.isInteger(e.ts) && Number.isInteger(e.dur) && (e.dur as number) >= 0, JSON.stringify(e));
+    assert.equal(e.pid, 1);
+    assert.ok(chrome.traceEvents.some((m) => m.ph === 'M' && m.name === 'thread_name' && m.tid === e.tid), 'its thread is named');
+  }
+  const err = await fails('trace', '--db', example, pod, '--format', 'svg');
+  assert.match(err.stderr, /--format "svg": expected text or chrome/);
 });
