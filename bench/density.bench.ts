@@ -25,6 +25,7 @@ import { startTestNode, type TestNode } from '../test/helpers/node-env.js';
 import { call } from '../test/helpers/cri-client.js';
 import { RUNC, createByHand, percentile, waitForFile } from './lib/floor.js';
 import { benchDaemon, describeLatencies, eventLoopDelay, fmt, kubeletContainer, kubeletPod, rpcHistograms } from './lib/kubelet.js';
+import { startOtlpReceiver } from '../test/helpers/otlp-receiver.js';
 
 const PODS = Number(process.argv[2] ?? process.env['BENCH_PODS'] ?? 100);
 const BATCH = Number(process.argv[3] ?? process.env['BENCH_BATCH'] ?? 10);
@@ -235,6 +236,10 @@ async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the density benchmark runs pods: run it as root');
   const profileDir = process.env['CRISP_DENSITY_CPU_PROF'];
   const { metricsPort, daemonArgs, nodeArgs: daemonNodeArgs } = await benchDaemon();
+  // CRISP_DENSITY_TRACING=1: tracing on at 100% sampling, to a receiver in this process, to
+  // weigh what it costs the daemon.
+  const receiver = process.env['CRISP_DENSITY_TRACING'] === '1' ? await startOtlpReceiver() : undefined;
+  if (receiver) daemonArgs.push('--enable-tracing=true', '--tracing-endpoint', receiver.url);
   const node = await startTestNode(daemonArgs);
   const nodeArgs = [
     ...daemonNodeArgs,
@@ -246,6 +251,7 @@ async function main(): Promise<void> {
   if (nodeArgs.length > 0) await node.restartDaemon(daemonArgs, { nodeArgs });
   const work = await makeTempDir('bench-density');
   let poller: Relists | undefined;
+  if (receiver) process.once('exit', () => console.log(`tracing: ${receiver.spans.length} spans received`));
   try {
     const floor = await runFloor(node, work);
 

@@ -30,6 +30,7 @@ import { CrispMetrics } from './metrics/crisp-metrics.js';
 import { startMetricsServer, type MetricsServer } from './metrics/server.js';
 import { parseConmonCgroup } from './actors/monitor/conmon-cgroup.js';
 import { sdNotify } from './host/sd-notify.js';
+import { Tracing } from './tracing/otel.js';
 
 export const CRISP_VERSION: string = (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -99,10 +100,17 @@ export async function runDaemon(config: CrispConfig, logger: Logger): Promise<Da
   const closeAll = async () => {
     await metricsServer?.close();
     metrics.stop();
+    unfollow?.();
+    await tracing?.shutdown().catch((err: unknown) => logger.warn({ err }, 'tracing: the last spans could not be sent'));
     for (const service of [...services].reverse()) await service.close?.();
     runtime.close();
     await layers.close();
   };
+  // Off by default: then neither calls nor events pay anything for it.
+  const tracing = config.enableTracing
+    ? new Tracing({ endpoint: config.tracingEndpoint, samplingRatePerMillion: config.tracingSamplingRatePerMillion, serviceVersion: CRISP_VERSION }, logger)
+    : undefined;
+  const unfollow = tracing?.follow(store);
   let server: CriServer;
   try {
     if (config.enableMetrics) metricsServer = await startMetricsServer(config.metricsAddress, metrics.registry, logger);
@@ -113,6 +121,7 @@ export async function runDaemon(config: CrispConfig, logger: Logger): Promise<Da
       runtime: merge(services, (s) => s.runtime),
       image: merge(services, (s) => s.image),
       observe: metrics.observeRpc,
+      ...(tracing && { tracer: tracing }),
     });
   } catch (err) {
     await closeAll();

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { configFromFlags, configFlagsHelp, CONFIG_OPTIONS } from './options.js';
 import { logPath, printEvents } from './events.js';
 import { replay } from './replay.js';
-import { trace } from './trace.js';
+import { sendTrace, trace } from './trace.js';
 import { renderConfig } from '../config/load.js';
 import { DEFAULTS } from '../config/schema.js';
 import { createLogger } from '../log.js';
@@ -54,12 +54,13 @@ showing the state as it was then.
 
   --root PATH     state directory holding state.db (default from the configuration)
   --db FILE       an event log file to read instead (e.g. state.db.example)`,
-  trace: `Usage: crisp trace ID-or-prefix [--format text|chrome] [--width N]
+  trace: `Usage: crisp trace ID-or-prefix [--format text|chrome|otlp] [--width N] [--endpoint URL]
 
 Draws a pod sandbox (with its containers), a container or a pull from the event log's own
 timestamps: each step as a bar on a shared time axis, with its offset and duration. A step runs
 from the event before it to its own event. --format chrome writes Trace Event JSON for
-Perfetto (ui.perfetto.dev) or chrome://tracing.
+Perfetto (ui.perfetto.dev) or chrome://tracing. --format otlp sends the spans over OTLP/HTTP
+to --endpoint, or the configuration's [crisp.tracing] endpoint.
 
   --root PATH     state directory holding state.db (default from the configuration)
   --db FILE       an event log file to read instead (e.g. state.db.example)`,
@@ -141,11 +142,17 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'trace': {
       const { values, positionals } = parseArgs({
-        args: rest, options: { ...READ_OPTIONS, format: { type: 'string' }, width: { type: 'string' } }, strict: true, allowPositionals: true,
+        args: rest, options: { ...READ_OPTIONS, format: { type: 'string' }, width: { type: 'string' }, endpoint: { type: 'string' } }, strict: true, allowPositionals: true,
       });
       if (positionals.length !== 1) throw new Error("trace takes one stream id or prefix; see 'crisp trace --help'");
       const format = values.format ?? 'text';
-      if (format !== 'text' && format !== 'chrome') throw new Error(`--format ${JSON.stringify(format)}: expected text or chrome`);
+      if (format === 'otlp') {
+        const { config } = configFromFlags({ config: values.config });
+        const sent = await sendTrace({ db: logPath(values, () => rootFrom(values)), idOrPrefix: positionals[0]!, endpoint: values.endpoint ?? config.tracingEndpoint });
+        out(`sent ${sent} spans to ${values.endpoint ?? config.tracingEndpoint}`);
+        return 0;
+      }
+      if (format !== 'text' && format !== 'chrome') throw new Error(`--format ${JSON.stringify(format)}: expected text, chrome or otlp`);
       const width = values.width === undefined ? undefined : Number(values.width);
       if (width !== undefined && !(Number.isInteger(width) && width >= 10 && width <= 400)) throw new Error(`--width ${JSON.stringify(values.width)}: expected 10 to 400 columns`);
       trace({ db: logPath(values, () => rootFrom(values)), idOrPrefix: positionals[0]!, format, ...(width !== undefined && { width }), out });

@@ -6,6 +6,9 @@ import type { Db } from '../events/database.js';
 import { formatNs } from '../events/clock.js';
 import { streamSpans, type Span, type StreamSpans } from '../events/spans.js';
 import { openLog, queryEvents, resolveStream } from './events.js';
+import { Tracing } from '../tracing/otel.js';
+import { createLogger } from '../log.js';
+import { CRISP_VERSION } from '../daemon.js';
 
 export type TraceFormat = 'text' | 'chrome';
 
@@ -94,4 +97,19 @@ export function trace(o: TraceOptions): void {
   } finally {
     db.close();
   }
+}
+
+/** `--format otlp`: the recorded spans, sent to an OTLP/HTTP collector; returns how many. */
+export async function sendTrace(o: { db: string; idOrPrefix: string; endpoint: string }): Promise<number> {
+  const db = openLog(o.db);
+  let spans: StreamSpans[];
+  try {
+    spans = collectTrace(db, o.idOrPrefix);
+  } finally {
+    db.close();
+  }
+  const tracing = new Tracing({ endpoint: o.endpoint, samplingRatePerMillion: 1_000_000, serviceVersion: CRISP_VERSION }, createLogger('warn'));
+  tracing.exportRecorded(spans);
+  await tracing.shutdown();
+  return spans.reduce((n, s) => n + 1 + s.steps.length, 0);
 }

@@ -15,6 +15,9 @@ export interface CrispConfig {
   conmonPath: string;
   cgroupDriver: 'cgroupfs';
   conmonCgroup: string;
+  enableTracing: boolean;
+  tracingEndpoint: string;
+  tracingSamplingRatePerMillion: number;
   pauseImage: string;
   registriesConf: string;
   maxConcurrentDownloads: number;
@@ -55,6 +58,9 @@ export const DEFAULTS: CrispConfig = {
   conmonPath: 'conmon',
   cgroupDriver: 'cgroupfs',
   conmonCgroup: 'pod',
+  enableTracing: false,
+  tracingEndpoint: 'http://127.0.0.1:4318/v1/traces',
+  tracingSamplingRatePerMillion: 1_000_000,
   pauseImage: 'registry.k8s.io/pause:3.9',
   registriesConf: '/etc/containers/registries.conf',
   maxConcurrentDownloads: 3,
@@ -116,6 +122,12 @@ export const KEYS: KeySpec[] = [
     doc: 'CNI network configurations; the first in lexical order is used. crisp writes its default network here when it is empty.' },
   { prop: 'cniPluginDirs', section: 'crisp.network', key: 'cni_plugin_dirs', type: 'paths', flag: 'cni-plugin-dir',
     doc: 'Directories searched for CNI plugin binaries, in order.' },
+  { prop: 'enableTracing', section: 'crisp.tracing', key: 'enable_tracing', type: 'bool', flag: 'enable-tracing',
+    doc: 'Send OpenTelemetry traces: a span per CRI call and one per step the event log records.' },
+  { prop: 'tracingEndpoint', section: 'crisp.tracing', key: 'endpoint', type: 'string', flag: 'tracing-endpoint',
+    doc: 'The OTLP/HTTP (protobuf) traces URL of a collector, e.g. http://127.0.0.1:4318/v1/traces.' },
+  { prop: 'tracingSamplingRatePerMillion', section: 'crisp.tracing', key: 'sampling_rate_per_million', type: 'int', min: 0, max: 1_000_000,
+    doc: 'Traces kept per million calls that arrive without a sampled parent (a traceparent from kubelet decides for its own).' },
   { prop: 'enableMetrics', section: 'crisp.metrics', key: 'enable_metrics', type: 'bool', flag: 'enable-metrics',
     doc: 'Serve Prometheus metrics over HTTP.' },
   { prop: 'metricsAddress', section: 'crisp.metrics', key: 'metrics_address', type: 'address', flag: 'metrics-address',

@@ -62,7 +62,7 @@ async function claimSocket(path: string): Promise<void> {
 }
 
 export async function startCriServer(options: CriServerOptions): Promise<CriServer> {
-  const deps: WrapDeps = { logger: options.logger, readiness: options.readiness, observe: options.observe };
+  const deps: WrapDeps = { logger: options.logger, readiness: options.readiness, observe: options.observe, ...(options.tracer && { tracer: options.tracer }) };
   const server = new grpc.Server({
     'grpc.max_receive_message_length': 16 * 1024 * 1024,
     'grpc.max_send_message_length': 16 * 1024 * 1024,

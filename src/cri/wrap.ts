@@ -51,10 +51,23 @@ export interface RpcObserver {
   (rpc: string, code: grpc.status, seconds: number): void;
 }
 
+/** Spans for calls (src/tracing/otel.ts); absent when tracing is off, which then costs nothing. */
+export interface RpcTracer {
+  rpc<T>(method: string, traceparent: string | undefined, run: () => T): { result: T; end(code: number, message?: string): void };
+}
+
 export interface WrapDeps {
   logger: Logger;
   readiness: Readiness;
   observe?: RpcObserver;
+  tracer?: RpcTracer;
+}
+
+/** Runs the call's work inside its span when tracing is on; `end` closes the span with the status. */
+function traced<T>(name: string, deps: WrapDeps, call: { metadata: grpc.Metadata }, work: () => T): { result: T; end(code: number, message?: string): void } {
+  if (!deps.tracer) return { result: work(), end: () => undefined };
+  const traceparent = call.metadata.get('traceparent')[0];
+  return deps.tracer.rpc(name, typeof traceparent === 'string' ? traceparent : undefined, work);
 }
 
 // kubelet polls these every second or so; logging them at info would drown everything else.
@@ -91,22 +104,23 @@ function begin(name: string, deps: WrapDeps, call: grpc.ServerUnaryCall<unknown,
 export function unary<Req, Res>(name: string, deps: WrapDeps, handler: UnaryHandler<Req, Res>): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
     const { rpc, finish } = begin(name, deps, call);
-    Promise.resolve()
-      .then(() => {
-        deps.readiness.check();
-        return handler(call.request, rpc);
-      })
-      .then(
-        (response) => {
-          finish(grpc.status.OK);
-          callback(null, response);
-        },
-        (err: unknown) => {
-          const serviceError = toServiceError(err);
-          finish(serviceError.code, err);
-          callback(serviceError);
-        },
-      );
+    const work = traced(name, deps, call, () => Promise.resolve().then(() => {
+      deps.readiness.check();
+      return handler(call.request, rpc);
+    }));
+    work.result.then(
+      (response) => {
+        finish(grpc.status.OK);
+        work.end(grpc.status.OK);
+        callback(null, response);
+      },
+      (err: unknown) => {
+        const serviceError = toServiceError(err);
+        finish(serviceError.code, err);
+        work.end(serviceError.code, serviceError.details);
+        callback(serviceError);
+      },
+    );
   };
 }
 
@@ -131,21 +145,22 @@ export function serverStream<Req, Res>(
 ): grpc.handleServerStreamingCall<Req, Res> {
   return (call) => {
     const { rpc, finish } = begin(name, deps, call);
-    Promise.resolve()
-      .then(() => {
-        deps.readiness.check();
-        return handler(call.request, rpc, (response) => writeWithBackpressure(call, response, rpc.signal));
-      })
-      .then(
-        () => {
-          finish(grpc.status.OK);
-          call.end();
-        },
-        (err: unknown) => {
-          const serviceError = toServiceError(err);
-          finish(serviceError.code, err);
-          call.emit('error', serviceError);
-        },
-      );
+    const work = traced(name, deps, call, () => Promise.resolve().then(() => {
+      deps.readiness.check();
+      return handler(call.request, rpc, (response) => writeWithBackpressure(call, response, rpc.signal));
+    }));
+    work.result.then(
+      () => {
+        finish(grpc.status.OK);
+        work.end(grpc.status.OK);
+        call.end();
+      },
+      (err: unknown) => {
+        const serviceError = toServiceError(err);
+        finish(serviceError.code, err);
+        work.end(serviceError.code, serviceError.details);
+        call.emit('error', serviceError);
+      },
+    );
   };
 }

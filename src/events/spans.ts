@@ -46,7 +46,13 @@ function describe(kind: StreamKind, streamId: string, first: StoredEvent['event'
   return { name: `${LABELS[kind]} ${label}`, attributes };
 }
 
-function failureOf(event: StoredEvent['event']): string | undefined {
+/** The attributes of every span of a stream (ids, pod and container names, image), from its first event. */
+export function streamAttributes(kind: StreamKind, streamId: string, first: StoredEvent['event']): Record<string, string> {
+  return describe(kind, streamId, first).attributes;
+}
+
+/** The failure an event records, as a span's error status; undefined for any other event. */
+export function failureOf(event: StoredEvent['event']): string | undefined {
   if (event.type === 'SandboxRunFailed' || event.type === 'ContainerCreateFailed') return `step ${event.step}: ${event.message}`;
   if (event.type === 'ContainerStartFailed' || event.type === 'ImagePullFailed') return event.message;
   return undefined;

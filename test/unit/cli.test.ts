@@ -117,5 +117,5 @@ test('the README demo works on a fresh clone: events, replay and trace read stat
     assert.ok(chrome.traceEvents.some((m) => m.ph === 'M' && m.name === 'thread_name' && m.tid === e.tid), 'its thread is named');
   }
   const err = await fails('trace', '--db', example, pod, '--format', 'svg');
-  assert.match(err.stderr, /--format "svg": expected text or chrome/);
+  assert.match(err.stderr, /--format "svg": expected text, chrome or otlp/);
 });

@@ -1,0 +1,158 @@
+// OpenTelemetry traces, off by default ([crisp.tracing]). Every CRI call is a span (its parent
+// is kubelet's W3C `traceparent` when it sends one). Every step the log records becomes a span
+// with the log's own start and end: a request (RunPodSandbox's SandboxRunRequested, a stop, a
+// remove, a pull...) opens an operation span on its stream, a child of the call that appended
+// it; each later event closes a step, a child of that operation, running from the event before
+// it; the operation ends when the stream is at rest again (ready, running, exited, gone). Spans
+// go out over OTLP/HTTP protobuf in batches. The same exporter sends `crisp trace --format otlp`.
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type HrTime, type Span, type Tracer } from '@opentelemetry/api';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, type SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import type { EventStore, StoredEvent } from '../events/store.js';
+import { failureOf, streamAttributes, type StreamSpans } from '../events/spans.js';
+import type { StreamKind } from '../machines/events.js';
+import type { Logger } from '../log.js';
+
+export interface TracingConfig {
+  endpoint: string;
+  /** Traces kept per million started without a sampled parent. */
+  samplingRatePerMillion: number;
+  serviceVersion: string;
+}
+
+/** Nanoseconds since the epoch as OpenTelemetry's [seconds, nanoseconds]. */
+const hr = (ns: bigint): HrTime => [Number(ns / 1_000_000_000n), Number(ns % 1_000_000_000n)];
+
+// States in which a stream waits for its next request: an operation that reaches one has ended.
+const AT_REST: Record<StreamKind, Set<string>> = {
+  sandbox: new Set(['ready', 'notready', 'removed']),
+  container: new Set(['created', 'running', 'exited', 'removed']),
+  pull: new Set(['completed', 'failed']),
+  image: new Set(['present', 'removed']),
+  runtime: new Set(['running', 'stopped']),
+};
+
+const VERBS: [RegExp, string][] = [[/^Sandbox(\w+)Requested$/, 'sandbox'], [/^Container(\w+)Requested$/, 'container'], [/^ImagePull(Requested)$/, 'pull']];
+
+function operationName(type: string): string {
+  for (const [re, noun] of VERBS) {
+    const m = re.exec(type);
+    if (m) return noun === 'pull' ? 'image pull' : `${noun} ${m[1]!.toLowerCase()}`;
+  }
+  return type;
+}
+
+interface Open {
+  op: Span | undefined;
+  context: Context | undefined;
+  lastNs: bigint;
+  attributes: Record<string, string>;
+}
+
+export class Tracing {
+  private readonly provider: BasicTracerProvider;
+  private readonly tracer: Tracer;
+  private readonly active = new AsyncLocalStorage<Context>();
+  private readonly propagator = new W3CTraceContextPropagator();
+  private readonly open = new Map<string, Open>();
+
+  constructor(config: TracingConfig, private readonly logger: Logger, exporter: SpanExporter = new OTLPTraceExporter({ url: config.endpoint })) {
+    this.provider = new BasicTracerProvider({
+      resource: resourceFromAttributes({ 'service.name': 'crisp', 'service.version': config.serviceVersion }),
+      sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(config.samplingRatePerMillion / 1_000_000) }),
+      spanProcessors: [new BatchSpanProcessor(exporter, { scheduledDelayMillis: 1000 })],
+    });
+    this.tracer = this.provider.getTracer('crisp');
+  }
+
+  /**
+   * Runs one CRI call (`method`: RunPodSandbox...) inside its span; `traceparent` is the
+   * caller's W3C header, if it sent one. `end` closes the span with the call's gRPC status.
+   */
+  rpc<T>(method: string, traceparent: string | undefined, run: () => T): { result: T; end: (code: number, message?: string) => void } {
+    const parent = traceparent ? this.propagator.extract(ROOT_CONTEXT, { traceparent }, { get: (c, k) => c[k as 'traceparent'], keys: () => ['traceparent'] }) : ROOT_CONTEXT;
+    const span = this.tracer.startSpan(method, {
+      kind: SpanKind.SERVER,
+      attributes: { 'rpc.system': 'grpc', 'rpc.service': 'runtime.v1', 'rpc.method': method },
+    }, parent);
+    const result = this.active.run(trace.setSpan(parent, span), run);
+    return {
+      result,
+      end: (code, message) => {
+        span.setAttribute('rpc.grpc.status_code', code);
+        if (code !== 0) span.setStatus({ code: SpanStatusCode.ERROR, ...(message !== undefined && { message }) });
+        span.end();
+      },
+    };
+  }
+
+  /** Turns every committed event into the spans of its stream's operations and steps. */
+  follow(store: EventStore): () => void {
+    const subscription = store.committed$.subscribe((e) => {
+      try {
+        this.onEvent(store, e);
+      } catch (err) {
+        this.logger.warn({ err }, 'tracing: could not record a span');
+      }
+    });
+    return () => subscription.unsubscribe();
+  }
+
+  private onEvent(store: EventStore, e: StoredEvent): void {
+    if (e.kind === 'runtime' || e.kind === 'image') return;
+    let open = this.open.get(e.streamId);
+    if (!open) {
+      open = { op: undefined, context: undefined, lastNs: e.ts, attributes: streamAttributes(e.kind, e.streamId, e.event) };
+      this.open.set(e.streamId, open);
+    }
+    const type = e.event.type;
+    if (type.endsWith('Requested')) {
+      open.op?.end(hr(open.lastNs));
+      const parent = this.active.getStore() ?? ROOT_CONTEXT;
+      open.op = this.tracer.startSpan(operationName(type), { startTime: hr(e.ts), attributes: open.attributes }, parent);
+      open.context = trace.setSpan(parent, open.op);
+    } else {
+      const failure = failureOf(e.event);
+      const step = this.tracer.startSpan(type, { startTime: hr(open.lastNs), attributes: { ...open.attributes, 'crisp.event.seq': e.seq } }, open.context ?? this.active.getStore() ?? ROOT_CONTEXT);
+      if (failure !== undefined) {
+        step.setStatus({ code: SpanStatusCode.ERROR, message: failure });
+        open.op?.setStatus({ code: SpanStatusCode.ERROR, message: failure });
+      }
+      step.end(hr(e.ts));
+    }
+    open.lastNs = e.ts;
+    const live = store.stream(e.streamId);
+    const state = live ? String((live.snapshot as { value: unknown }).value) : 'removed';
+    if (AT_REST[e.kind].has(state)) {
+      open.op?.end(hr(e.ts));
+      open.op = undefined;
+      open.context = undefined;
+    }
+    if (!live) this.open.delete(e.streamId);
+  }
+
+  /** Sends spans read back from the log (`crisp trace --format otlp`): streams as roots, steps as children. */
+  exportRecorded(trace_: StreamSpans[]): void {
+    for (const s of trace_) {
+      const root = this.tracer.startSpan(s.stream.name, { startTime: hr(s.stream.startNs), attributes: s.stream.attributes }, ROOT_CONTEXT);
+      const ctx = trace.setSpan(ROOT_CONTEXT, root);
+      for (const step of s.steps) {
+        const span = this.tracer.startSpan(step.name, { startTime: hr(step.startNs), attributes: step.attributes }, ctx);
+        if (step.error !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, message: step.error });
+        span.end(hr(step.endNs));
+      }
+      if (s.stream.error !== undefined) root.setStatus({ code: SpanStatusCode.ERROR, message: s.stream.error });
+      root.end(hr(s.stream.endNs));
+    }
+  }
+
+  /** Sends what is batched and stops. */
+  async shutdown(): Promise<void> {
+    for (const open of this.open.values()) open.op?.end(hr(open.lastNs));
+    this.open.clear();
+    await this.provider.shutdown();
+  }
+}
