@@ -6,7 +6,6 @@ import type { Db } from '../events/database.js';
 import { formatNs } from '../events/clock.js';
 import { streamSpans, type Span, type StreamSpans } from '../events/spans.js';
 import { openLog, queryEvents, resolveStream } from './events.js';
-import { Tracing } from '../tracing/otel.js';
 import { createLogger } from '../log.js';
 import { CRISP_VERSION } from '../daemon.js';
 
@@ -108,6 +107,7 @@ export async function sendTrace(o: { db: string; idOrPrefix: string; endpoint: s
   } finally {
     db.close();
   }
+  const { Tracing } = await import('../tracing/otel.js');
   const tracing = new Tracing({ endpoint: o.endpoint, samplingRatePerMillion: 1_000_000, serviceVersion: CRISP_VERSION }, createLogger('warn'));
   tracing.exportRecorded(spans);
   await tracing.shutdown();

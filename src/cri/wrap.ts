@@ -53,7 +53,7 @@ export interface RpcObserver {
 
 /** Spans for calls (src/tracing/otel.ts); absent when tracing is off, which then costs nothing. */
 export interface RpcTracer {
-  rpc<T>(method: string, traceparent: string | undefined, run: () => T): { result: T; end(code: number, message?: string): void };
+  rpc<T>(method: string, traceparent: string | undefined, request: unknown, run: () => T): { result: T; end(code: number, message?: string): void };
 }
 
 export interface WrapDeps {
@@ -64,10 +64,10 @@ export interface WrapDeps {
 }
 
 /** Runs the call's work inside its span when tracing is on; `end` closes the span with the status. */
-function traced<T>(name: string, deps: WrapDeps, call: { metadata: grpc.Metadata }, work: () => T): { result: T; end(code: number, message?: string): void } {
+function traced<T>(name: string, deps: WrapDeps, call: { metadata: grpc.Metadata; request: unknown }, work: () => T): { result: T; end(code: number, message?: string): void } {
   if (!deps.tracer) return { result: work(), end: () => undefined };
   const traceparent = call.metadata.get('traceparent')[0];
-  return deps.tracer.rpc(name, typeof traceparent === 'string' ? traceparent : undefined, work);
+  return deps.tracer.rpc(name, typeof traceparent === 'string' ? traceparent : undefined, call.request, work);
 }
 
 // kubelet polls these every second or so; logging them at info would drown everything else.

@@ -5,7 +5,11 @@
 // it; each later event closes a step, a child of that operation, running from the event before
 // it; the operation ends when the stream is at rest again (ready, running, exited, gone). Spans
 // go out over OTLP/HTTP protobuf in batches. The same exporter sends `crisp trace --format otlp`.
-import { AsyncLocalStorage } from 'node:async_hooks';
+//
+// Which call requested an operation is found by what the call names (a pod or container id,
+// the pod's metadata, the container's name in its pod, the image), not by an AsyncLocalStorage:
+// on Node 20 that turns on promise hooks for every promise of the daemon, which cost far more
+// than tracing itself.
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type HrTime, type Span, type Tracer } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
@@ -45,6 +49,33 @@ function operationName(type: string): string {
   return type;
 }
 
+type Req = Record<string, unknown> & { config?: { metadata?: Record<string, unknown> }; image?: { image?: string } };
+
+/** What a call names, as keys an event of the operation it requests can be matched with. */
+function keysOfCall(method: string, request: unknown): string[] {
+  const r = (request ?? {}) as Req;
+  const keys: string[] = [];
+  for (const field of ['pod_sandbox_id', 'container_id']) if (typeof r[field] === 'string' && r[field]) keys.push(`stream:${r[field] as string}`);
+  const m = r.config?.metadata;
+  if (method === 'RunPodSandbox' && m) keys.push(`sandbox:${String(m['name'])}_${String(m['namespace'])}_${String(m['uid'])}_${String(m['attempt'] ?? 0)}`);
+  if (method === 'CreateContainer' && m) keys.push(`container:${String(r['pod_sandbox_id'])}/${String(m['name'])}/${String(m['attempt'] ?? 0)}`);
+  if (method === 'PullImage' && r.image?.image) keys.push(`pull:${r.image.image}`);
+  return method === 'CreateContainer' || method === 'RunPodSandbox' ? keys.filter((k) => !k.startsWith('stream:')) : keys;
+}
+
+/** The keys under which the call that requested this event's operation registered. */
+function keysOfEvent(e: StoredEvent): string[] {
+  const event = e.event;
+  if (event.type === 'SandboxRunRequested') return [`sandbox:${event.nameKey}`];
+  if (event.type === 'ContainerCreateRequested') return [`container:${event.nameKey}`];
+  if (event.type === 'ImagePullRequested') {
+    // The event holds the normalised reference; the call, what kubelet sent.
+    const short = event.reference.replace(/^docker\.io\/(library\/)?/, '');
+    return [`pull:${event.reference}`, `pull:${short}`, `pull:${short.replace(/:latest$/, '')}`];
+  }
+  return [`stream:${e.streamId}`];
+}
+
 interface Open {
   op: Span | undefined;
   context: Context | undefined;
@@ -55,7 +86,8 @@ interface Open {
 export class Tracing {
   private readonly provider: BasicTracerProvider;
   private readonly tracer: Tracer;
-  private readonly active = new AsyncLocalStorage<Context>();
+  /** Correlation key (see keysOfCall) → the context of the call in flight that named it. */
+  private readonly calls = new Map<string, Context>();
   private readonly propagator = new W3CTraceContextPropagator();
   private readonly open = new Map<string, Open>();
 
@@ -72,16 +104,20 @@ export class Tracing {
    * Runs one CRI call (`method`: RunPodSandbox...) inside its span; `traceparent` is the
    * caller's W3C header, if it sent one. `end` closes the span with the call's gRPC status.
    */
-  rpc<T>(method: string, traceparent: string | undefined, run: () => T): { result: T; end: (code: number, message?: string) => void } {
+  rpc<T>(method: string, traceparent: string | undefined, request: unknown, run: () => T): { result: T; end: (code: number, message?: string) => void } {
     const parent = traceparent ? this.propagator.extract(ROOT_CONTEXT, { traceparent }, { get: (c, k) => c[k as 'traceparent'], keys: () => ['traceparent'] }) : ROOT_CONTEXT;
     const span = this.tracer.startSpan(method, {
       kind: SpanKind.SERVER,
       attributes: { 'rpc.system': 'grpc', 'rpc.service': 'runtime.v1', 'rpc.method': method },
     }, parent);
-    const result = this.active.run(trace.setSpan(parent, span), run);
+    const ctx = trace.setSpan(parent, span);
+    const keys = keysOfCall(method, request);
+    for (const key of keys) this.calls.set(key, ctx);
+    const result = run();
     return {
       result,
       end: (code, message) => {
+        for (const key of keys) if (this.calls.get(key) === ctx) this.calls.delete(key);
         span.setAttribute('rpc.grpc.status_code', code);
         if (code !== 0) span.setStatus({ code: SpanStatusCode.ERROR, ...(message !== undefined && { message }) });
         span.end();
@@ -111,12 +147,12 @@ export class Tracing {
     const type = e.event.type;
     if (type.endsWith('Requested')) {
       open.op?.end(hr(open.lastNs));
-      const parent = this.active.getStore() ?? ROOT_CONTEXT;
+      const parent = keysOfEvent(e).map((k) => this.calls.get(k)).find((c) => c !== undefined) ?? ROOT_CONTEXT;
       open.op = this.tracer.startSpan(operationName(type), { startTime: hr(e.ts), attributes: open.attributes }, parent);
       open.context = trace.setSpan(parent, open.op);
     } else {
       const failure = failureOf(e.event);
-      const step = this.tracer.startSpan(type, { startTime: hr(open.lastNs), attributes: { ...open.attributes, 'crisp.event.seq': e.seq } }, open.context ?? this.active.getStore() ?? ROOT_CONTEXT);
+      const step = this.tracer.startSpan(type, { startTime: hr(open.lastNs), attributes: { ...open.attributes, 'crisp.event.seq': e.seq } }, open.context ?? ROOT_CONTEXT);
       if (failure !== undefined) {
         step.setStatus({ code: SpanStatusCode.ERROR, message: failure });
         open.op?.setStatus({ code: SpanStatusCode.ERROR, message: failure });

@@ -388,18 +388,25 @@ export function resetMidBody(pathPattern: RegExp, times: number): Interceptor & 
   return fn;
 }
 
+/** For a matching GET: fetches the upstream answer and sends its headers with its whole length; undefined otherwise. */
+async function upstreamHeadersFor(pathPattern: RegExp, req: IncomingMessage, res: ServerResponse, ctx: InterceptContext): Promise<UpstreamResponse | undefined> {
+  if (req.method !== 'GET' || !pathPattern.test(req.url ?? '')) return undefined;
+  const up = await ctx.fetchUpstream();
+  const headers = { ...up.headers };
+  delete headers['transfer-encoding'];
+  headers['content-length'] = String(up.body.length);
+  res.writeHead(up.status, headers);
+  return up;
+}
+
 /**
  * Sends the headers and the first bytes of matching responses, then nothing more: the
  * connection stays open until the client gives up or the proxy stops.
  */
 export function stallAfterHeaders(pathPattern: RegExp): Interceptor {
   return async (req, res, ctx) => {
-    if (req.method !== 'GET' || !pathPattern.test(req.url ?? '')) return false;
-    const up = await ctx.fetchUpstream();
-    const headers = { ...up.headers };
-    delete headers['transfer-encoding'];
-    headers['content-length'] = String(up.body.length);
-    res.writeHead(up.status, headers);
+    const up = await upstreamHeadersFor(pathPattern, req, res, ctx);
+    if (!up) return false;
     res.write(up.body.subarray(0, Math.min(16, up.body.length)));
     return true;
   };
@@ -411,12 +418,8 @@ export function stallAfterHeaders(pathPattern: RegExp): Interceptor {
  */
 export function trickle(pathPattern: RegExp, intervalMs: number): Interceptor {
   return async (req, res, ctx) => {
-    if (req.method !== 'GET' || !pathPattern.test(req.url ?? '')) return false;
-    const up = await ctx.fetchUpstream();
-    const headers = { ...up.headers };
-    delete headers['transfer-encoding'];
-    headers['content-length'] = String(up.body.length);
-    res.writeHead(up.status, headers);
+    const up = await upstreamHeadersFor(pathPattern, req, res, ctx);
+    if (!up) return false;
     let at = 0;
     const timer = setInterval(() => {
       if (res.destroyed || at >= up.body.length) return clearInterval(timer), res.end();
