@@ -251,7 +251,6 @@ async function main(): Promise<void> {
   if (nodeArgs.length > 0) await node.restartDaemon(daemonArgs, { nodeArgs });
   const work = await makeTempDir('bench-density');
   let poller: Relists | undefined;
-  if (receiver) process.once('exit', () => console.log(`tracing: ${receiver.spans.length} spans received`));
   try {
     const floor = await runFloor(node, work);
 
@@ -345,6 +344,10 @@ async function main(): Promise<void> {
     await poller?.stop();
     await node.cleanup();
     await rm(work, { recursive: true, force: true });
+    if (receiver) {
+      console.log(`tracing: ${receiver.spans.length} spans received`);
+      await receiver.stop();
+    }
   }
 }
 

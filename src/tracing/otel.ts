@@ -81,6 +81,7 @@ interface Open {
   context: Context | undefined;
   lastNs: bigint;
   attributes: Record<string, string>;
+  idKey: string;
 }
 
 export class Tracing {
@@ -95,7 +96,8 @@ export class Tracing {
     this.provider = new BasicTracerProvider({
       resource: resourceFromAttributes({ 'service.name': 'crisp', 'service.version': config.serviceVersion }),
       sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(config.samplingRatePerMillion / 1_000_000) }),
-      spanProcessors: [new BatchSpanProcessor(exporter, { scheduledDelayMillis: 1000 })],
+      // Batches of up to 512 every 5 s (the SDK's defaults): fewer, larger exports cost less.
+      spanProcessors: [new BatchSpanProcessor(exporter, { scheduledDelayMillis: 5000 })],
     });
     this.tracer = this.provider.getTracer('crisp');
   }
@@ -141,7 +143,7 @@ export class Tracing {
     if (e.kind === 'runtime' || e.kind === 'image') return;
     let open = this.open.get(e.streamId);
     if (!open) {
-      open = { op: undefined, context: undefined, lastNs: e.ts, attributes: streamAttributes(e.kind, e.streamId, e.event) };
+      open = { op: undefined, context: undefined, lastNs: e.ts, attributes: streamAttributes(e.kind, e.streamId, e.event), idKey: `crisp.${e.kind}.id` };
       this.open.set(e.streamId, open);
     }
     const type = e.event.type;
@@ -152,7 +154,8 @@ export class Tracing {
       open.context = trace.setSpan(parent, open.op);
     } else {
       const failure = failureOf(e.event);
-      const step = this.tracer.startSpan(type, { startTime: hr(open.lastNs), attributes: { ...open.attributes, 'crisp.event.seq': e.seq } }, open.context ?? ROOT_CONTEXT);
+      // The operation span carries names and namespace; a step, its stream's id and its event.
+      const step = this.tracer.startSpan(type, { startTime: hr(open.lastNs), attributes: { [open.idKey]: e.streamId, 'crisp.event.seq': e.seq } }, open.context ?? ROOT_CONTEXT);
       if (failure !== undefined) {
         step.setStatus({ code: SpanStatusCode.ERROR, message: failure });
         open.op?.setStatus({ code: SpanStatusCode.ERROR, message: failure });
