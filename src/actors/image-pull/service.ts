@@ -3,7 +3,11 @@
 // storage figures. Reads answer from live machine state and never wait on a pull.
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import type { CriContext, Service } from '../../cri/context.js';
+import type { EventStore } from '../../events/store.js';
+import type { Logger } from '../../log.js';
+import type { CrispConfig } from '../../config/schema.js';
+import type { BlobStore } from '../storage/blob-store.js';
+import type { LayerStore } from '../storage/layer-store.js';
 import type { AppendRequest } from '../../events/store.js';
 import type { ImageEvent } from '../../machines/events.js';
 import { nowNs } from '../../events/clock.js';
@@ -15,12 +19,6 @@ import type { AuthConfig } from './auth.js';
 import { failedPrecondition, messageOf } from '../../errors.js';
 import { stateOf } from '../../machines/index.js';
 import { waitForState } from '../driver.js';
-import { pullImage } from '../../cri/pull-image.js';
-import { listImages } from '../../cri/list-images.js';
-import { imageStatus } from '../../cri/image-status.js';
-import { removeImage } from '../../cri/remove-image.js';
-import { imageFsInfo } from '../../cri/image-fs-info.js';
-import { streamImages } from '../../cri/stream-images.js';
 import { crashPoint } from '../../crash-points.js';
 import { recordLeak } from '../reconcile/leaks.js';
 import { ContentCollector, referencedContent } from './content-gc.js';
@@ -36,12 +34,21 @@ export interface FsUsage {
 
 const USAGE_TTL_MS = 5_000;
 
+/** What the image slice needs: the log, the content stores and a few settings. */
+export interface ImagesDeps {
+  store: EventStore;
+  blobs: BlobStore;
+  layers: LayerStore;
+  logger: Logger;
+  config: Pick<CrispConfig, 'root' | 'registriesConf' | 'maxConcurrentDownloads' | 'pullProgressTimeoutMs' | 'pullMinBytesPerSecond' | 'contentGcIntervalMs'>;
+}
+
 export class Images {
   private puller: ImagePuller | undefined;
   private usageCache: { at: number; value: Promise<FsUsage> } | undefined;
   readonly collector: ContentCollector;
 
-  constructor(private readonly ctx: CriContext) {
+  constructor(private readonly ctx: ImagesDeps) {
     this.collector = new ContentCollector({
       store: ctx.store, blobs: ctx.blobs, layers: ctx.layers, logger: ctx.logger, intervalMs: ctx.config.contentGcIntervalMs,
     });
@@ -214,35 +221,13 @@ export class Images {
   }
 }
 
-export const imageService = (ctx: CriContext): Service => {
-  const images = ctx.images;
-  return {
-    name: 'images',
-    image: {
-      PullImage: pullImage(images),
-      ListImages: listImages(ctx, images),
-      ImageStatus: imageStatus(ctx, images),
-      RemoveImage: removeImage(images),
-      ImageFsInfo: imageFsInfo(images),
-      StreamImages: streamImages(ctx, images),
-    },
-    async recover() {
-      // Partial downloads and unpacks of a pull that died with the process are garbage.
-      await ctx.blobs.sweepTemp();
-      await ctx.layers.sweepPartial();
-      await settleInterruptedPulls(ctx);
-      images.collector.start();
-    },
-  };
-};
-
 /**
  * Start-up: a pull still `pulling` in the log died with the process; it is recorded as failed
  * (kubelet retries PullImage, which reuses whatever layers it stored). Then the layers and
  * blobs that no image owns (stored by such a pull, or left by a removal cut short) are
  * released, each recorded as LeakReclaimed.
  */
-async function settleInterruptedPulls(ctx: CriContext): Promise<void> {
+export async function settleInterruptedPulls(ctx: Pick<ImagesDeps, 'store' | 'blobs' | 'layers'>): Promise<void> {
   const { store } = ctx;
   for (const [id, live] of store.liveStreams('pull')) {
     store.append({ kind: 'pull', streamId: id, expectedVersion: live.version, events: [{ type: 'ImagePullFailed', message: 'interrupted: crisp stopped during the pull' }] });

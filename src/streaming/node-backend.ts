@@ -1,0 +1,54 @@
+// How the streaming server reaches the node: exec runs `runc exec` in the container, attach
+// connects to conmon's attach socket, port-forward dials into the pod's network namespace.
+// Given explicit dependencies, so streaming imports nothing of the CRI layer.
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { EventStore } from '../events/store.js';
+import type { Logger } from '../log.js';
+import { runtimeDirs } from '../actors/monitor/container-layout.js';
+import { resolveExecutable } from '../actors/monitor/executables.js';
+import { findContainer } from '../actors/monitor/container-view.js';
+import { failedPrecondition } from '../errors.js';
+import { startAttach } from './attach-process.js';
+import { startExec } from './exec-process.js';
+import { podDialer } from './port-forward.js';
+import type { StreamingBackend } from './server.js';
+
+export interface NodeBackendDeps {
+  runroot: string;
+  runtimePath: string;
+  store: EventStore;
+  logger: Logger;
+  /** conmon's attach socket of a container. */
+  attachSocketPath(containerId: string): string;
+}
+
+export function nodeBackend(ctx: NodeBackendDeps): StreamingBackend {
+  const dirs = runtimeDirs(ctx.runroot);
+  const runcPath = resolveExecutable(ctx.runtimePath, 'runtime_path');
+  return {
+    async exec(spec) {
+      return startExec({
+        runcPath,
+        runcRoot: dirs.runtimeRoot,
+        containerId: spec.containerId,
+        cmd: spec.cmd,
+        tty: spec.tty,
+        stdin: spec.stdin,
+        pidFile: join(dirs.runDir, spec.containerId, `stream-exec-${randomBytes(6).toString('hex')}.pid`),
+        logger: ctx.logger.child({ container: spec.containerId }),
+      });
+    },
+    async attach(spec) {
+      const bundle = findContainer(ctx.store, spec.containerId)?.[1].context.bundle;
+      if (!bundle) throw failedPrecondition(`container ${spec.containerId} has no bundle any more`);
+      return startAttach({
+        containerId: spec.containerId,
+        socketPath: ctx.attachSocketPath(spec.containerId),
+        ctlPath: join(bundle, 'ctl'),
+        stdin: spec.stdin,
+      });
+    },
+    dialer: podDialer,
+  };
+}
