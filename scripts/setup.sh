@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-runtime_packages=(runc conmon containernetworking-plugins golang-github-containers-common iproute2 iptables util-linux mount attr zstd)
+runtime_packages=(runc crun conmon containernetworking-plugins golang-github-containers-common iproute2 iptables util-linux mount attr zstd)
 test_packages=(docker-registry busybox-static skopeo jq procps)
 
 wanted=("${runtime_packages[@]}")
@@ -30,6 +30,19 @@ fi
 if ! npm ls --depth=0 >/dev/null 2>&1 || [[ ! -e node_modules/better-sqlite3/build/Release/better_sqlite3.node ]]; then
   echo "crisp setup: installing npm dependencies" >&2
   npm ci --no-audit --no-fund
+fi
+
+# crun (the second runtime handler) refuses a hybrid cgroup host whose v2 hierarchy still holds a
+# controller. On hybrid hosts systemd mounts a v1 hierarchy for every controller, which frees the v2
+# one; where it did not (systemd is not PID 1 here), do the same. The daemon names this fix when
+# a pod asks for crun on a host that still needs it.
+unified=/sys/fs/cgroup/unified/cgroup.controllers
+if [[ $(id -u) -eq 0 && -r $unified ]]; then
+  for controller in $(cat "$unified"); do
+    mkdir -p "/sys/fs/cgroup/$controller"
+    mount -t cgroup -o "$controller" none "/sys/fs/cgroup/$controller" \
+      || echo "crisp setup: could not mount a v1 $controller hierarchy; the crun handler will refuse pods" >&2
+  done
 fi
 
 # Types for the CRI proto are generated, not committed.

@@ -31,6 +31,7 @@ import { CrispMetrics } from './metrics/crisp-metrics.js';
 import { startMetricsServer, type MetricsServer } from './metrics/server.js';
 import { parseConmonCgroup } from './actors/monitor/conmon-cgroup.js';
 import { sdNotify } from './host/sd-notify.js';
+import { handlerSpecs, RuntimeHandlers } from './actors/monitor/runtime-handlers.js';
 import type { Tracing } from './tracing/otel.js';
 
 export const CRISP_VERSION: string = (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -77,8 +78,15 @@ export async function runDaemon(config: CrispConfig, logger: Logger): Promise<Da
   const store = EventStore.open(join(config.root, 'state.db'));
   const blobs = new BlobStore(config.root);
   const layers = new LayerStore(config.root, { logger, maxExpansion: config.maxLayerExpansion });
+  const specs = handlerSpecs(config);
+  // Probed before the socket opens: RunPodSandbox and Status need to know what each handler can do.
+  const handlers = await RuntimeHandlers.probe(specs);
+  for (const h of handlers.all) {
+    if (h.problem) logger.warn({ handler: h.name, problem: h.problem }, 'a runtime handler cannot run pods on this host');
+  }
   const runtime = new ContainerRuntime({
-    runtimePath: resolveExecutable(config.runtimePath, 'runtime_path'),
+    runtimePath: specs[0]!.path,
+    runtimes: specs.slice(1),
     conmonPath: resolveExecutable(config.conmonPath, 'conmon_path'),
     ...runtimeDirs(config.runroot),
     logger,
@@ -86,7 +94,7 @@ export async function runDaemon(config: CrispConfig, logger: Logger): Promise<Da
   });
   let hostFacts: Promise<HostFacts> | undefined;
   const context = {
-    config, store, logger, readiness, version: CRISP_VERSION, blobs, layers, runtime,
+    config, store, logger, readiness, version: CRISP_VERSION, blobs, layers, runtime, handlers,
     hostFacts: () => (hostFacts ??= readHostFacts().catch((err: unknown) => {
       hostFacts = undefined;
       throw err;

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
-import { DEFAULTS, KEYS, SECTIONS, type CrispConfig, type KeySpec } from './schema.js';
+import { DEFAULTS, KEYS, RUNTIME_TABLE_KEYS, RUNTIMES_SECTION, SECTIONS, type CrispConfig, type KeySpec, type RuntimeTable } from './schema.js';
 import { CrispError } from '../errors.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/crisp/crisp.conf';
@@ -109,6 +109,33 @@ export function applyFile(config: CrispConfig, file: string): CrispConfig {
     const raw = (table as Record<string, unknown>)[spec.key];
     if (raw !== undefined) (out as unknown as Record<string, unknown>)[spec.prop] = parseValue(spec, raw, file);
   }
+  const runtimes = sectionTable(doc, RUNTIMES_SECTION);
+  if (runtimes !== undefined) out.runtimes = { ...config.runtimes, ...parseRuntimes(runtimes, file) };
+  return out;
+}
+
+// A RuntimeClass handler is a DNS label (Kubernetes validates RuntimeClass.handler so).
+const HANDLER_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/** [crisp.runtime.runtimes.NAME] tables: one per RuntimeClass handler beside the default. */
+function parseRuntimes(node: unknown, file: string): Record<string, RuntimeTable> {
+  if (typeof node !== 'object' || node === null || Array.isArray(node)) throw new ConfigError(`${file}: [${RUNTIMES_SECTION}] must be a table`);
+  const out: Record<string, RuntimeTable> = {};
+  for (const [name, table] of Object.entries(node)) {
+    const where = `${RUNTIMES_SECTION}.${name}`;
+    if (!HANDLER_NAME.test(name)) throw new ConfigError(`${file}: [${where}]: a handler name must be a DNS label (lower-case letters, digits and '-')`);
+    if (typeof table !== 'object' || table === null || Array.isArray(table)) throw new ConfigError(`${file}: [${where}] must be a table`);
+    const entry: Partial<RuntimeTable> = {};
+    for (const [key, value] of Object.entries(table as Record<string, unknown>)) {
+      const spec = RUNTIME_TABLE_KEYS[key];
+      if (!spec) throw new ConfigError(`${file}: unknown key ${where}.${key} (known: ${Object.keys(RUNTIME_TABLE_KEYS).join(', ')})`);
+      if (typeof value !== 'string' || value === '') throw new ConfigError(`${file}: ${where}.${key} = ${JSON.stringify(value)} is invalid: expected a non-empty string`);
+      if (key === 'runtime_root' && !value.startsWith('/')) throw new ConfigError(`${file}: ${where}.${key} = ${JSON.stringify(value)} is invalid: expected an absolute path`);
+      entry[spec.prop] = value;
+    }
+    if (!entry.runtimePath) throw new ConfigError(`${file}: [${where}] needs runtime_path`);
+    out[name] = entry as RuntimeTable;
+  }
   return out;
 }
 
@@ -117,6 +144,7 @@ function checkUnknown(doc: Record<string, unknown>, file: string): void {
   const walk = (node: Record<string, unknown>, prefix: string) => {
     for (const [key, value] of Object.entries(node)) {
       const path = prefix ? `${prefix}.${key}` : key;
+      if (path === RUNTIMES_SECTION) continue; // parseRuntimes checks its own tables
       if (SECTIONS.includes(path) || SECTIONS.some((s) => s.startsWith(`${path}.`))) {
         if (typeof value !== 'object' || value === null || Array.isArray(value)) {
           throw new ConfigError(`${file}: [${path}] must be a table`);
@@ -141,7 +169,7 @@ export interface LoadOptions {
 export function loadConfig(options: LoadOptions = {}): { config: CrispConfig; files: string[] } {
   const configPath = options.configPath ?? DEFAULT_CONFIG_PATH;
   const files: string[] = [];
-  let config: CrispConfig = { ...DEFAULTS, cniPluginDirs: [...DEFAULTS.cniPluginDirs] };
+  let config: CrispConfig = { ...DEFAULTS, cniPluginDirs: [...DEFAULTS.cniPluginDirs], runtimes: { ...DEFAULTS.runtimes } };
   if (existsSync(configPath)) files.push(configPath);
   else if (options.configPath !== undefined && options.configPath !== DEFAULT_CONFIG_PATH) {
     throw new ConfigError(`${configPath}: no such configuration file`);
@@ -161,7 +189,6 @@ export function loadConfig(options: LoadOptions = {}): { config: CrispConfig; fi
   return { config, files };
 }
 
-/** The effective configuration as TOML, every key with its meaning: what `crisp config` prints. */
 /**
  * The configuration as TOML, every key explained. `example` renders the file `npm run
  * install-service` writes: the defaults, each key commented out so later defaults still apply.
@@ -179,5 +206,25 @@ export function renderConfig(config: CrispConfig, options: { example?: boolean }
     }
     lines.push('');
   }
+  lines.push(...renderRuntimes(config, options.example === true));
   return lines.join('\n');
+}
+
+function renderRuntimes(config: CrispConfig, example: boolean): string[] {
+  const lines = [
+    `# RuntimeClass handlers beside the default, one [${RUNTIMES_SECTION}.NAME] table each. With none configured,`,
+    '# a "crun" handler is offered when crun is installed.',
+  ];
+  const tables: [string, RuntimeTable][] = example ? [['crun', { runtimePath: 'crun' }]] : Object.entries(config.runtimes);
+  for (const [name, table] of tables) {
+    const c = example ? '# ' : '';
+    lines.push(`${c}[${RUNTIMES_SECTION}.${name}]`);
+    for (const [key, spec] of Object.entries(RUNTIME_TABLE_KEYS)) {
+      const value = table[spec.prop];
+      lines.push(`# ${spec.doc}`);
+      if (value !== undefined) lines.push(`${c}${key} = ${JSON.stringify(value)}`);
+    }
+  }
+  lines.push('');
+  return lines;
 }

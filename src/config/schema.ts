@@ -32,7 +32,29 @@ export interface CrispConfig {
   shutdownTimeoutMs: number;
   eventRetentionMs: number;
   recoveryItemTimeoutMs: number;
+  /** RuntimeClass handlers beside the default: [crisp.runtime.runtimes.NAME] tables. */
+  runtimes: Record<string, RuntimeTable>;
 }
+
+/** One [crisp.runtime.runtimes.NAME] table. */
+export interface RuntimeTable {
+  /** The OCI runtime: a path, or a name looked up on PATH. */
+  runtimePath: string;
+  /** Its --root; default <runroot>/runtimes/NAME. */
+  runtimeRoot?: string;
+}
+
+/** The handler table, its keys, and what each means (rendered by `crisp config`). */
+export const RUNTIMES_SECTION = 'crisp.runtime.runtimes';
+export const RUNTIME_TABLE_KEYS: Record<string, { prop: keyof RuntimeTable; doc: string }> = {
+  runtime_path: { prop: 'runtimePath', doc: 'The OCI runtime of this handler: a path, or a name looked up on PATH.' },
+  runtime_root: { prop: 'runtimeRoot', doc: 'Its --root, where it keeps container state; default <runroot>/runtimes/NAME.' },
+};
+/**
+ * Handlers offered when no [crisp.runtime.runtimes] table is configured, each only where its
+ * runtime is installed: Debian's crun beside the default runc.
+ */
+export const DEFAULT_OPTIONAL_RUNTIMES: Record<string, RuntimeTable> = { crun: { runtimePath: 'crun' } };
 
 type ValueType = 'string' | 'path' | 'int' | 'bool' | 'duration' | 'paths' | 'level' | 'address' | 'cgroup-driver';
 
@@ -75,6 +97,7 @@ export const DEFAULTS: CrispConfig = {
   shutdownTimeoutMs: 10_000,
   eventRetentionMs: 24 * 3_600_000,
   recoveryItemTimeoutMs: 30_000,
+  runtimes: {},
 };
 
 export const KEYS: KeySpec[] = [

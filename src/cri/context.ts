@@ -8,6 +8,7 @@ import type { HandlerTable } from './server.js';
 import type { ContainerRuntime } from '../actors/monitor/container-runtime.js';
 import type { HostFacts } from '../actors/spec/input.js';
 import type { Images } from '../actors/image-pull/service.js';
+import type { RuntimeHandlers } from '../actors/monitor/runtime-handlers.js';
 
 /** What every service is built with: configuration, the event log, the shared stores. */
 export interface CriContext {
@@ -27,6 +28,8 @@ export interface CriContext {
    * exec and the start-up sweep all see the same runc state and conmon records.
    */
   runtime: ContainerRuntime;
+  /** The RuntimeClass handlers and what each supports on this host, probed at start-up. */
+  handlers: RuntimeHandlers;
   /** What this host allows (capabilities, cgroup version, seccomp profile), read once. */
   hostFacts(): Promise<HostFacts>;
 }

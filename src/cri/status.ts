@@ -6,6 +6,9 @@ import type { CriContext } from './context.js';
 import { loadNetworkConfig } from '../actors/network/cni-config.js';
 import { messageOf } from '../errors.js';
 
+// Set once ContainerStatus reports the user a container really runs as (KEP-3619).
+const SUPPLEMENTAL_GROUPS_POLICY = false;
+
 /** NetworkReady follows the CNI configuration: true once a valid network config exists. */
 async function networkCondition(ctx: CriContext): Promise<RuntimeCondition> {
   try {
@@ -19,7 +22,10 @@ async function networkCondition(ctx: CriContext): Promise<RuntimeCondition> {
 // crictl (up to at least 1.26) pastes each value into its JSON output unescaped unless the value
 // is JSON itself, so every value here is JSON; the TOML view is `crisp config`'s.
 function verboseInfo(ctx: CriContext): Record<string, string> {
-  return { config: JSON.stringify(ctx.config) };
+  const runtimeHandlers = ctx.handlers.all.map((h) => ({
+    name: h.name, runtimePath: h.path, runtimeRoot: h.root, features: h.features, notes: h.notes, ...(h.problem && { problem: h.problem }),
+  }));
+  return { config: JSON.stringify(ctx.config), runtimeHandlers: JSON.stringify(runtimeHandlers) };
 }
 
 export const status = (ctx: CriContext): UnaryHandler<StatusRequest__Output, StatusResponse> => async (request) => {
@@ -30,5 +36,11 @@ export const status = (ctx: CriContext): UnaryHandler<StatusRequest__Output, Sta
   return {
     status: { conditions },
     info: request.verbose ? verboseInfo(ctx) : {},
+    // What each handler really supports here; kubelet and critest gate features on these.
+    runtime_handlers: ctx.handlers.all.map((h) => ({
+      name: h.name,
+      features: { recursive_read_only_mounts: h.features.recursiveReadOnlyMounts, user_namespaces: h.features.userNamespaces },
+    })),
+    features: { supplemental_groups_policy: SUPPLEMENTAL_GROUPS_POLICY },
   };
 };

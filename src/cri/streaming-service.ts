@@ -16,7 +16,7 @@ export const streamingService: ServiceFactory = (ctx) => {
     port: ctx.config.streamPort,
     backend: nodeBackend({
       runroot: ctx.config.runroot,
-      runtimePath: ctx.config.runtimePath,
+      runtimeOf: (id) => ctx.runtime.runtimeOf(id),
       store: ctx.store,
       logger: ctx.logger,
       attachSocketPath: (id) => ctx.runtime.attachSocketPath(id),

@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import type { EventStore } from '../events/store.js';
 import type { Logger } from '../log.js';
 import { runtimeDirs } from '../actors/monitor/container-layout.js';
-import { resolveExecutable } from '../actors/monitor/executables.js';
 import { findContainer } from '../actors/monitor/container-view.js';
 import { failedPrecondition } from '../errors.js';
 import { startAttach } from './attach-process.js';
@@ -16,7 +15,8 @@ import type { StreamingBackend } from './server.js';
 
 export interface NodeBackendDeps {
   runroot: string;
-  runtimePath: string;
+  /** The OCI runtime binary and root a container was made with (its pod's handler). */
+  runtimeOf(containerId: string): Promise<{ path: string; root: string }>;
   store: EventStore;
   logger: Logger;
   /** conmon's attach socket of a container. */
@@ -25,12 +25,12 @@ export interface NodeBackendDeps {
 
 export function nodeBackend(ctx: NodeBackendDeps): StreamingBackend {
   const dirs = runtimeDirs(ctx.runroot);
-  const runcPath = resolveExecutable(ctx.runtimePath, 'runtime_path');
   return {
     async exec(spec) {
+      const runtime = await ctx.runtimeOf(spec.containerId);
       return startExec({
-        runcPath,
-        runcRoot: dirs.runtimeRoot,
+        runcPath: runtime.path,
+        runcRoot: runtime.root,
         containerId: spec.containerId,
         cmd: spec.cmd,
         tty: spec.tty,

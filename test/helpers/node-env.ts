@@ -68,9 +68,12 @@ export async function startTestNode(extraArgs: string[] = [], options: TestNodeO
     daemon?.clients.close();
     await daemon?.stop('SIGKILL');
     await registry.stop();
-    const runcRoot = join(dirs.runroot, 'runc');
-    const { stdout } = await run('runc', ['--root', runcRoot, 'list', '-q']).catch(() => ({ stdout: '' }));
-    for (const id of stdout.split('\n').filter(Boolean)) await run('runc', ['--root', runcRoot, 'delete', '--force', id]).catch(() => undefined);
+    // Each handler's runtime, in its own root.
+    for (const [runtime, root] of [['runc', join(dirs.runroot, 'runc')], ['crun', join(dirs.runroot, 'runtimes', 'crun')]] as const) {
+      if (!existsSync(root)) continue;
+      const { stdout } = await run(runtime, ['--root', root, 'list', '-q']).catch(() => ({ stdout: '' }));
+      for (const id of stdout.split('\n').filter(Boolean)) await run(runtime, ['--root', root, 'delete', '--force', id]).catch(() => undefined);
+    }
     const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(dirs.dir));
     for (const m of mounts.sort().reverse()) await run('umount', ['-l', m]).catch(() => undefined);
     await run('ip', ['link', 'del', bridge]).catch(() => undefined);

@@ -7,7 +7,8 @@ import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { gzipSync } from 'node:zlib';
 import { createTar, type TarEntry } from './tar.js';
-import { busyboxRootfsEntries, FIXTURE_MTIME } from './busybox-rootfs.js';
+import { readFileSync } from 'node:fs';
+import { BUSYBOX_BINARY, busyboxRootfsEntries, FIXTURE_MTIME } from './busybox-rootfs.js';
 import { MediaType } from '../../src/actors/image-pull/manifest.js';
 import { hostPlatform } from '../../src/actors/image-pull/platform.js';
 
@@ -299,4 +300,18 @@ export function imageFor(index: BuiltIndex, architecture: string): BuiltImage {
   const img = index.images.find((i) => i.platform.architecture === architecture);
   if (!img) throw new Error(`index has no ${architecture} image`);
   return img;
+}
+
+/**
+ * A pause stand-in: busybox's sleep and nothing else, not even the directories runc mounts on
+ * (the real pause image has none either).
+ */
+export function pauseLikeImage(entrypoint: string[]): BuiltImage {
+  const entry = { mode: 0o755, uid: 0, gid: 0, mtime: 1_700_000_000 };
+  const layer = buildLayer([
+    { path: 'bin', type: 'dir', ...entry },
+    { path: 'bin/busybox', type: 'file', ...entry, content: readFileSync(BUSYBOX_BINARY) },
+    { path: 'bin/sleep', type: 'symlink', linkname: 'busybox', ...entry, mode: 0o777 },
+  ]);
+  return buildImage({ layers: [layer], config: { Entrypoint: entrypoint, Cmd: null, User: '' } });
 }

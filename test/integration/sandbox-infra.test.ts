@@ -10,8 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
-import { buildImage, buildLayer, pushImage } from '../helpers/oci-images.js';
-import { BUSYBOX_BINARY } from '../helpers/busybox-rootfs.js';
+import { pauseLikeImage, pushImage } from '../helpers/oci-images.js';
 import { startTestNode, type TestNode } from '../helpers/node-env.js';
 import { call } from '../helpers/cri-client.js';
 import type { PodSandboxConfig } from '../../src/cri/proto/gen/runtime/v1/PodSandboxConfig.js';
@@ -28,16 +27,7 @@ const podIds = new Set<string>();
 
 const rt = () => node.daemon.clients.runtime;
 
-/** A pause stand-in: busybox's sleep and nothing else, not even the directories runc mounts on. */
-function pauseLike(entrypoint: string[]) {
-  const entry = { mode: 0o755, uid: 0, gid: 0, mtime: 1_700_000_000 };
-  const layer = buildLayer([
-    { path: 'bin', type: 'dir', ...entry },
-    { path: 'bin/busybox', type: 'file', ...entry, content: readFileSync(BUSYBOX_BINARY) },
-    { path: 'bin/sleep', type: 'symlink', linkname: 'busybox', ...entry, mode: 0o777 },
-  ]);
-  return buildImage({ layers: [layer], config: { Entrypoint: entrypoint, Cmd: null, User: '' } });
-}
+const pauseLike = pauseLikeImage;
 
 before(async () => {
   node = await startTestNode([], {

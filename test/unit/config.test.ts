@@ -47,6 +47,10 @@ test('a bad value fails with the key and the file named', (t) => {
     ['[crisp]\nrooot = "/x"\n', /unknown key crisp\.rooot/],
     ['[crisp]\nroot = \n', /not valid TOML \(line 2/],
     ['crisp = 3\n', /\[crisp\] must be a table/],
+    ['[crisp.runtime.runtimes.Kata]\nruntime_path = "kata"\n', /\[crisp\.runtime\.runtimes\.Kata\]: a handler name must be a DNS label/],
+    ['[crisp.runtime.runtimes.kata]\nruntime_root = "/run/kata"\n', /\[crisp\.runtime\.runtimes\.kata\] needs runtime_path/],
+    ['[crisp.runtime.runtimes.kata]\nruntime_path = "kata"\nruntime_root = "run"\n', /runtime_root = "run" is invalid: expected an absolute path/],
+    ['[crisp.runtime.runtimes.kata]\nruntime_path = "kata"\nprivileged = true\n', /unknown key crisp\.runtime\.runtimes\.kata\.privileged/],
   ];
   for (const [text, pattern] of cases) {
     const file = join(dir, 'bad.conf');
@@ -58,6 +62,20 @@ test('a bad value fails with the key and the file named', (t) => {
   const ok = join(dir, 'ok.conf');
   writeFileSync(ok, '');
   assert.throws(() => loadConfig({ configPath: ok, flags: { 'stream-port': 'eighty' } }), /: --stream-port: crisp\.api\.stream_port = "eighty" is invalid/);
+});
+
+test('runtime handler tables: one per handler, merged across files', (t) => {
+  const dir = confDir(t);
+  const file = join(dir, 'crisp.conf');
+  writeFileSync(file, '[crisp.runtime.runtimes.crun]\nruntime_path = "/usr/bin/crun"\n');
+  mkdirSync(`${file}.d`);
+  writeFileSync(join(`${file}.d`, '10-kata.conf'), '[crisp.runtime.runtimes.kata]\nruntime_path = "kata-runtime"\nruntime_root = "/run/kata"\n');
+  const { config } = loadConfig({ configPath: file });
+  assert.deepEqual(config.runtimes, { crun: { runtimePath: '/usr/bin/crun' }, kata: { runtimePath: 'kata-runtime', runtimeRoot: '/run/kata' } });
+  assert.deepEqual(DEFAULTS.runtimes, {}, 'the defaults are not changed by loading');
+  const rendered = join(dir, 'rendered.conf');
+  writeFileSync(rendered, renderConfig(config));
+  assert.deepEqual(loadConfig({ configPath: rendered }).config.runtimes, config.runtimes, 'crisp config reads back the same handlers');
 });
 
 test('durations read like Go durations', () => {

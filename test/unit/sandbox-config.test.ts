@@ -124,3 +124,17 @@ test('names, paths and maps a Kubernetes object could not have are refused befor
   validateSandboxRequest(meta({ name: 'PodSandbox-for-test-1', uid: 'd41d8cd98f00b204e9800998ecf8427e' }), '', options);
   validateSandboxRequest(config({ log_directory: '/var/log/pods/prod_web_u-1', linux: { cgroup_parent: '/kubepods/besteffort/podu-1', sysctls: {} } }), '', options);
 });
+
+test('user namespaces: what the CRI forbids is INVALID_ARGUMENT with its reason; a valid POD request is UNIMPLEMENTED', () => {
+  const one = [{ host_id: 100000, container_id: 0, length: 65536 }];
+  const withUserns = (userns: unknown) => config({
+    linux: { sysctls: {}, security_context: { namespace_options: { network: 'POD', ipc: 'POD', pid: 'CONTAINER', target_id: '', userns_options: userns } } },
+  } as Partial<PodSandboxConfig__Output>);
+  assert.doesNotThrow(() => validateSandboxRequest(withUserns({ mode: 'NODE', uids: [], gids: [] }), '', options));
+  refused(withUserns({ mode: 'CONTAINER', uids: one, gids: one }), 'InvalidArgument', /userns_options\.mode: CONTAINER is not supported/);
+  refused(withUserns({ mode: 'TARGET', uids: one, gids: one }), 'InvalidArgument', /userns_options\.mode: TARGET/);
+  refused(withUserns({ mode: 'POD', uids: [...one, { host_id: 1, container_id: 70000, length: 1 }], gids: one }), 'InvalidArgument', /userns_options\.uids: exactly one mapping/);
+  refused(withUserns({ mode: 'POD', uids: one, gids: [] }), 'InvalidArgument', /userns_options\.gids: exactly one mapping/);
+  refused(withUserns({ mode: 'POD', uids: [{ host_id: 100000, container_id: 1, length: 65536 }], gids: one }), 'InvalidArgument', /uids\[0\]: container ID 0 must be mapped/);
+  refused(withUserns({ mode: 'POD', uids: one, gids: one }), 'Unimplemented', /id-mapped mounts/);
+});

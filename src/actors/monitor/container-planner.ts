@@ -114,6 +114,13 @@ function podResources(deps: ContainerDeps, sandboxId: string): { pod: PodResourc
   return { pod, sandbox };
 }
 
+/** The pod's RuntimeClass handler: its containers run with the runtime the pod was made with. */
+function podRuntimeHandler(deps: ContainerDeps, sandboxId: string): string {
+  const live = deps.ctx.store.stream(sandboxId);
+  if (live?.kind !== 'sandbox') throw failedPrecondition(`pod sandbox ${sandboxId} is gone`);
+  return stateOf('sandbox', live.snapshot).context.runtimeHandler;
+}
+
 /** namespace_options.pid = TARGET: the PID namespace of another running container of the pod. */
 function targetPidns(deps: ContainerDeps, c: ContainerContext): string | undefined {
   const options = c.config?.linux?.security_context?.namespace_options;
@@ -179,6 +186,7 @@ async function createInRuntime(deps: ContainerDeps, id: string, c: ContainerCont
   const config = c.config!;
   const made = await deps.runtime.create({
     id,
+    runtimeHandler: podRuntimeHandler(deps, c.sandboxId),
     bundle: c.bundle!,
     logPath: c.logPath,
     terminal: config.tty,

@@ -28,11 +28,15 @@ import { Runc, runcErrorText, isNotExist } from './runc.js';
 import { parseSignal } from './signals.js';
 import type { ExitInfo, ExitReason, ExecSyncResult, LinuxResources, RuntimeState } from './types.js';
 import { ConmonPlacer, type ConmonCgroupSetting } from './conmon-cgroup.js';
+import type { RuntimeHandlerSpec } from './runtime-handlers.js';
 
 export interface ContainerRuntimeOptions {
+  /** The default handler's OCI runtime. */
   runtimePath: string;
-  /** runc --root */
+  /** The default handler's --root */
   runtimeRoot: string;
+  /** The other handlers (RuntimeClass): each runtime with a root of its own. */
+  runtimes?: readonly RuntimeHandlerSpec[];
   conmonPath: string;
   /** Per-container dirs (pid files, conmon's persist dir, our records) and attach symlinks. */
   runDir: string;
@@ -55,10 +59,18 @@ export interface CreateOptions {
   stdin?: boolean;
   stdinOnce?: boolean;
   logSizeMax?: number;
+  /** The pod's runtime handler; '' or absent is the default. */
+  runtimeHandler?: string;
+}
+
+/** Which OCI runtime (and its root) a container was made with; absent in records older than handlers. */
+interface RuntimeChoice {
+  runtimePath?: string;
+  runtimeRoot?: string;
 }
 
 /** What create() is about to make: enough for delete() to undo an attempt cut short. */
-interface CreateIntent {
+interface CreateIntent extends RuntimeChoice {
   version: 1;
   id: string;
   bundle: string;
@@ -66,7 +78,7 @@ interface CreateIntent {
 }
 
 /** What create() records about a container, so any later process can find it again. */
-export interface ContainerRecord {
+export interface ContainerRecord extends RuntimeChoice {
   version: 1;
   id: string;
   bundle: string;
@@ -113,7 +125,7 @@ export interface OrphanNotice {
 }
 
 export class ContainerRuntime {
-  private readonly runc: Runc;
+  private readonly runcs = new Map<string, Runc>();
   private readonly logger: Logger;
   private readonly lifelines = new Map<string, ConmonLifeline>();
   private readonly orphans = new Map<string, NodeJS.Timeout>();
@@ -127,7 +139,9 @@ export class ContainerRuntime {
     for (const key of ['runtimePath', 'runtimeRoot', 'conmonPath', 'runDir', 'exitsDir'] as const) {
       if (typeof o[key] !== 'string' || !isAbsolute(o[key])) throw invalidArgument(`${key} must be an absolute path, got ${JSON.stringify(o[key])}`);
     }
-    this.runc = new Runc(o.runtimePath, o.runtimeRoot);
+    for (const h of o.runtimes ?? []) {
+      if (!isAbsolute(h.path) || !isAbsolute(h.root)) throw invalidArgument(`runtime handler ${JSON.stringify(h.name)}: path and root must be absolute`);
+    }
     this.logger = (o.logger ?? silentLogger).child({ component: 'monitor' });
     this.conmonPlacer = new ConmonPlacer(o.conmonCgroup ?? 'pod', () => this.cgroupLayout());
   }
@@ -206,6 +220,40 @@ export class ContainerRuntime {
     return this.layout;
   }
 
+  // ---- runtime handlers --------------------------------------------------------------------
+
+  private runcAt(path: string, root: string): Runc {
+    const key = `${path}\0${root}`;
+    let runc = this.runcs.get(key);
+    if (!runc) this.runcs.set(key, (runc = new Runc(path, root)));
+    return runc;
+  }
+
+  /** The runtime of a handler by name ('' is the default). */
+  private handlerRuntime(name = ''): { path: string; root: string } {
+    if (name === '') return { path: this.o.runtimePath, root: this.o.runtimeRoot };
+    const h = this.o.runtimes?.find((r) => r.name === name);
+    if (!h) throw invalidArgument(`runtime handler ${JSON.stringify(name)} is not configured`);
+    return { path: h.path, root: h.root };
+  }
+
+  /** Every runtime and root containers may live in (the leak sweep looks in each). */
+  allRuntimes(): { name: string; path: string; root: string }[] {
+    return [{ name: '', path: this.o.runtimePath, root: this.o.runtimeRoot }, ...(this.o.runtimes ?? []).map((h) => ({ name: h.name, path: h.path, root: h.root }))];
+  }
+
+  /** The runtime binary and root a container was made with (the default for unknown ids). */
+  async runtimeOf(id: string): Promise<{ path: string; root: string }> {
+    validateId(id);
+    const made = (await readJsonFile<RuntimeChoice>(this.recordFile(id))) ?? (await readJsonFile<RuntimeChoice>(this.intentFile(id)));
+    return made?.runtimePath && made.runtimeRoot ? { path: made.runtimePath, root: made.runtimeRoot } : this.handlerRuntime();
+  }
+
+  private async runcOf(id: string): Promise<Runc> {
+    const r = await this.runtimeOf(id);
+    return this.runcAt(r.path, r.root);
+  }
+
   // ---- create / start ------------------------------------------------------------------------
 
   async create(c: CreateOptions): Promise<{ pid: number; conmonPid: number }> {
@@ -229,6 +277,8 @@ export class ContainerRuntime {
     }
     const cgroupsPath = spec.linux?.cgroupsPath;
     const cgroup = cgroupsPath ? resolveCgroupPaths(await this.cgroupLayout(), cgroupsPath) : undefined;
+    const handler = this.handlerRuntime(c.runtimeHandler);
+    const choice: Required<RuntimeChoice> = { runtimePath: handler.path, runtimeRoot: handler.root };
 
     if (await exists(this.recordFile(c.id))) throw alreadyExists(`container ${c.id} already exists`);
     const interrupted = await readJsonFile<CreateIntent>(this.intentFile(c.id));
@@ -237,7 +287,7 @@ export class ContainerRuntime {
       // killed mid-launch): undo whatever it made (runc state, conmon, cgroup) and start over.
       this.logger.warn({ id: c.id }, 'undoing a create that was cut short before it recorded the container');
       await this.delete(c.id);
-    } else if (await exists(join(this.o.runtimeRoot, c.id, 'state.json'))) {
+    } else if (await exists(join(handler.root, c.id, 'state.json'))) {
       // runc keeps each container's state in <root>/<id>/state.json: looking for it costs a
       // stat, where asking `runc state` costs a process spawn on every create.
       throw alreadyExists(`container ${c.id} already exists`);
@@ -248,7 +298,7 @@ export class ContainerRuntime {
     await removePath(dir); // leftovers of an earlier, half-cleaned attempt with this id
     await removePath(this.exitFile(c.id));
     mkdirSync(dir, { recursive: true });
-    const intent: CreateIntent = { version: 1, id: c.id, bundle: c.bundle, ...(cgroup && { cgroupsPath: cgroup.cgroupsPath }) };
+    const intent: CreateIntent = { version: 1, id: c.id, bundle: c.bundle, ...(cgroup && { cgroupsPath: cgroup.cgroupsPath }), ...choice };
     await writeJsonFileAtomic(this.intentFile(c.id), intent);
     const logExisted = await exists(c.logPath);
 
@@ -257,8 +307,8 @@ export class ContainerRuntime {
       const launched = await launchConmon(
         {
           conmonPath: this.o.conmonPath,
-          runtimePath: this.o.runtimePath,
-          runtimeRoot: this.o.runtimeRoot,
+          runtimePath: handler.path,
+          runtimeRoot: handler.root,
           id: c.id,
           bundle: c.bundle,
           logPath: c.logPath,
@@ -285,6 +335,7 @@ export class ContainerRuntime {
         pid: launched.pid,
         conmonPid: launched.conmonPid,
         ...(conmonCgroup && { conmonCgroup }),
+        ...choice,
       };
       this.lifelines.set(c.id, launched.lifeline);
       launched.lifeline.once('close', () => this.lifelines.delete(c.id));
@@ -295,7 +346,7 @@ export class ContainerRuntime {
       return { pid: launched.pid, conmonPid: launched.conmonPid };
     } catch (err) {
       log.warn({ err }, 'container create failed; cleaning up');
-      await this.removeEverything(c.id, { bundle: c.bundle, cgroup, logPath: logExisted ? undefined : c.logPath }).catch((cleanupErr: unknown) =>
+      await this.removeEverything(c.id, { runc: this.runcAt(handler.path, handler.root), bundle: c.bundle, cgroup, logPath: logExisted ? undefined : c.logPath }).catch((cleanupErr: unknown) =>
         log.error({ err: cleanupErr }, 'cleanup after failed create was incomplete'),
       );
       throw err;
@@ -304,13 +355,13 @@ export class ContainerRuntime {
 
   async start(id: string): Promise<void> {
     validateId(id);
-    await this.runc.check(['start', id], `start container ${id}`);
+    await (await this.runcOf(id)).check(['start', id], `start container ${id}`);
   }
 
   async kill(id: string, signal: NodeJS.Signals | number): Promise<void> {
     validateId(id);
     const sig = parseSignal(signal);
-    await this.runc.check(['kill', id, String(sig)], `signal container ${id}`);
+    await (await this.runcOf(id)).check(['kill', id, String(sig)], `signal container ${id}`);
   }
 
   // ---- state and exits -----------------------------------------------------------------------
@@ -318,7 +369,7 @@ export class ContainerRuntime {
   /** runc's view of the container; null when runc does not know the id. */
   async state(id: string): Promise<RuntimeState | null> {
     validateId(id);
-    const r = await this.runc.run(['state', id]);
+    const r = await (await this.runcOf(id)).run(['state', id]);
     if (r.code !== 0) {
       const text = runcErrorText(r.stderr);
       if (isNotExist(text)) return null;
@@ -557,14 +608,15 @@ export class ContainerRuntime {
     // is paused, and a container that already stopped or that runc no longer knows makes the
     // kills below fail in ways signalTolerant accepts.
     const paths = await this.cgroupPaths(id);
-    if (paths && (await isFrozen(paths))) await this.signalTolerant(['resume', id], `resume container ${id}`);
+    const runc = await this.runcOf(id);
+    if (paths && (await isFrozen(paths))) await this.signalTolerant(runc, ['resume', id], `resume container ${id}`);
     if (o.timeoutSeconds > 0 && stopSignal !== 9) {
-      await this.signalTolerant(['kill', id, String(stopSignal)], `signal container ${id}`);
+      await this.signalTolerant(runc, ['kill', id, String(stopSignal)], `signal container ${id}`);
       const exit = await this.waitExitWithin(id, o.timeoutSeconds * 1000);
       if (exit) return exit;
       log.info({ timeoutSeconds: o.timeoutSeconds }, 'container ignored its stop signal; killing it');
     }
-    await this.signalTolerant(['kill', '--all', id, '9'], `kill container ${id}`);
+    await this.signalTolerant(runc, ['kill', '--all', id, '9'], `kill container ${id}`);
     const exit = await this.waitExitWithin(id, (this.o.killWaitSeconds ?? 30) * 1000);
     if (exit) return exit;
     const gone = await this.exitIfConmonGone(id);
@@ -582,31 +634,37 @@ export class ContainerRuntime {
   }
 
   /** runc kill/resume, where "already stopped" and "gone" are fine outcomes. */
-  private async signalTolerant(args: string[], what: string): Promise<void> {
+  private async signalTolerant(runc: Runc, args: string[], what: string): Promise<void> {
     try {
-      await this.runc.check(args, what);
+      await runc.check(args, what);
     } catch (err) {
       if (isCrispError(err, 'NotFound') || isCrispError(err, 'FailedPrecondition')) return;
       throw err;
     }
   }
 
-  /** Forcibly removes the container and everything conmon and runc kept for it. Idempotent. */
-  async delete(id: string): Promise<void> {
+  /**
+   * Forcibly removes the container and everything conmon and the runtime kept for it. Idempotent.
+   * `runtimeHandler` names the runtime to ask when crisp holds no record of the id (the leak
+   * sweep found it in that handler's root); otherwise the record's own runtime is used.
+   */
+  async delete(id: string, runtimeHandler?: string): Promise<void> {
     validateId(id);
     const rec = await readJsonFile<ContainerRecord>(this.recordFile(id));
     const made = rec ?? (await readJsonFile<CreateIntent>(this.intentFile(id)));
     const cgroup = made?.cgroupsPath ? resolveCgroupPaths(await this.cgroupLayout(), made.cgroupsPath) : undefined;
-    await this.removeEverything(id, { bundle: made?.bundle, cgroup, conmonPid: rec?.conmonPid, conmonCgroup: rec?.conmonCgroup });
+    const runtime = made?.runtimePath && made.runtimeRoot ? { path: made.runtimePath, root: made.runtimeRoot } : this.handlerRuntime(runtimeHandler);
+    const runc = this.runcAt(runtime.path, runtime.root);
+    await this.removeEverything(id, { runc, bundle: made?.bundle, cgroup, conmonPid: rec?.conmonPid, conmonCgroup: rec?.conmonCgroup });
     this.logger.info({ id }, 'container deleted');
   }
 
   private async removeEverything(
     id: string,
-    o: { bundle?: string; cgroup?: CgroupPaths; conmonPid?: number; logPath?: string; conmonCgroup?: string },
+    o: { runc: Runc; bundle?: string; cgroup?: CgroupPaths; conmonPid?: number; logPath?: string; conmonCgroup?: string },
   ): Promise<void> {
     const conmonPid = o.conmonPid ?? (await readPidFile(join(this.containerDir(id), 'conmon.pid')));
-    const r = await this.runc.run(['delete', '--force', id]);
+    const r = await o.runc.run(['delete', '--force', id]);
     if (r.code !== 0 && !isNotExist(runcErrorText(r.stderr))) {
       throw internal(`delete container ${id}: ${runcErrorText(r.stderr)}`);
     }
@@ -656,7 +714,7 @@ export class ContainerRuntime {
     if (!st) throw notFound(`container ${id} not found`);
     if (st.status !== 'running') throw failedPrecondition(`container ${id} is ${st.status}, not running; cannot exec`);
     return execSyncWithRunc({
-      runc: this.runc,
+      runc: await this.runcOf(id),
       id,
       cmd,
       timeoutSeconds: o.timeoutSeconds,
@@ -702,7 +760,7 @@ export class ContainerRuntime {
   async updateResources(id: string, r: LinuxResources): Promise<void> {
     validateId(id);
     if (typeof r !== 'object' || r === null || Array.isArray(r)) throw invalidArgument('resources must be an object (OCI linux.resources)');
-    await this.runc.check(['update', '--resources', '-', id], `update resources of container ${id}`, { input: JSON.stringify(r) });
+    await (await this.runcOf(id)).check(['update', '--resources', '-', id], `update resources of container ${id}`, { input: JSON.stringify(r) });
   }
 }
 

@@ -143,7 +143,7 @@ export async function writeInfraSpec(deps: InfraDeps, id: string, state: Sandbox
  * Creates and starts the infra container; returns its pid. A container an earlier run of this
  * step left is adopted when it is still usable and deleted when it is not.
  */
-export async function startInfra(deps: InfraDeps, id: string, bundle: string): Promise<number> {
+export async function startInfra(deps: InfraDeps, id: string, bundle: string, runtimeHandler: string): Promise<number> {
   const runtime = deps.runtime();
   const existing = await runtime.record(id);
   if (existing) {
@@ -155,7 +155,7 @@ export async function startInfra(deps: InfraDeps, id: string, bundle: string): P
     }
     await runtime.delete(id);
   }
-  const made = await runtime.create({ id, bundle, logPath: infraLayout(deps.runroot, id).log, terminal: false });
+  const made = await runtime.create({ id, bundle, logPath: infraLayout(deps.runroot, id).log, terminal: false, runtimeHandler });
   await startOrDelete(runtime, id);
   return made.pid;
 }

@@ -135,7 +135,7 @@ export function createSandboxPlanner(options: SandboxPlannerOptions): Planner<'s
   });
 
   const infraStart = (id: string, state: SandboxState) => creationStep('infra-start', async () => {
-    const pid = await startInfra(infraDeps(), id, state.context.infraBundle!);
+    const pid = await startInfra(infraDeps(), id, state.context.infraBundle!, state.context.runtimeHandler);
     return [{ type: 'SandboxInfraStarted', containerId: id, pid }];
   });
 

@@ -1,7 +1,7 @@
 // The pod sandbox slice of the CRI: its RPCs, the driver that carries sandbox streams through
 // their steps, and start-up recovery (finish or unwind what was in flight, notice pods whose
 // namespaces or mounts vanished).
-import { basename, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { ServiceFactory } from '../../cri/context.js';
 import { StreamDriver } from '../driver.js';
 import { CniRunner } from './cni.js';
@@ -66,8 +66,8 @@ export const sandboxService: ServiceFactory = (ctx) => {
   const logger = ctx.logger.child({ service: 'sandboxes' });
   const cni = cniRunnerFor(ctx.config, logger);
   const stepErrors = new Map<string, string>();
-  // The daemon's one runtime, so `runc list`, the exits dir and the conmon records show the
-  // infra containers beside the others.
+  // The daemon's one ContainerRuntime, so the exits dir and the conmon records show the infra
+  // containers beside the others (each under its pod's runtime handler).
   const infra: Omit<InfraDeps, 'runroot' | 'logger'> = {
     store: ctx.store,
     blobs: ctx.blobs,
@@ -81,12 +81,11 @@ export const sandboxService: ServiceFactory = (ctx) => {
   const planner = createSandboxPlanner({ runroot: ctx.config.runroot, cni, logger, stepErrors, infra });
   const driver = new StreamDriver(ctx.store, 'sandbox', planner, logger);
   const deps: SandboxCommandDeps = { store: ctx.store, driver, containerWaitMs: CONTAINER_WAIT_MS, stepErrors };
-  const runtimeHandlers = [basename(ctx.config.runtimePath)];
 
   return {
     name: 'sandboxes',
     runtime: {
-      RunPodSandbox: runPodSandbox(ctx, deps, runtimeHandlers),
+      RunPodSandbox: runPodSandbox(ctx, deps),
       StopPodSandbox: stopPodSandbox(ctx, deps),
       RemovePodSandbox: removePodSandbox(ctx, deps),
       PodSandboxStatus: podSandboxStatus(ctx),

@@ -186,7 +186,17 @@ export async function sweepLeaks(o: LeakSweepOptions): Promise<LeakSweepResult> 
   const records = (await gather(logger, 'runtime records', () => runtime.list())).filter((id) => !runtimeOwned.has(id));
   const conmons = (await gather(logger, 'conmon processes', () => findDaemonConmons({ conmonPath, exitsDir: dirs.exitsDir })))
     .filter((c) => !runtimeOwned.has(c.id) && !records.includes(c.id));
-  const runcOnly = (await entries(dirs.runtimeRoot)).filter((id) => !runtimeOwned.has(id) && !records.includes(id) && !conmons.some((c) => c.id === id));
+  // Each handler's root: a container its runtime knows and crisp does not is deleted with that runtime.
+  const runtimeOnly: { id: string; handler: string }[] = [];
+  const runtimeRoots = new Set<string>();
+  for (const h of runtime.allRuntimes()) {
+    if (runtimeRoots.has(h.root)) continue;
+    runtimeRoots.add(h.root);
+    for (const id of await entries(h.root)) {
+      if (!runtimeOwned.has(id) && !records.includes(id) && !conmons.some((c) => c.id === id)) runtimeOnly.push({ id, handler: h.name });
+    }
+  }
+  const runcOnly = runtimeOnly.map((r) => r.id);
   const containerDirs = (await entries(join(o.root, 'containers'))).filter((id) => !owners.containers.has(id));
   const sandboxDirs = (await entries(join(o.runroot, 'sandboxes'))).filter((id) => !owners.sandboxes.has(id));
   lap('listing');
@@ -210,7 +220,7 @@ export async function sweepLeaks(o: LeakSweepOptions): Promise<LeakSweepResult> 
       if (failure !== undefined) throw failure;
     });
   }
-  for (const id of runcOnly) await r.reclaim('runtime-container', id, () => runtime.delete(id));
+  for (const { id, handler } of runtimeOnly) await r.reclaim('runtime-container', id, () => runtime.delete(id, handler));
 
   if (cgroups.size > 0) {
     let layout: CgroupLayout | undefined;
