@@ -6,8 +6,8 @@ import type { CriContext } from './context.js';
 import { loadNetworkConfig } from '../actors/network/cni-config.js';
 import { messageOf } from '../errors.js';
 
-// Set once ContainerStatus reports the user a container really runs as (KEP-3619).
-const SUPPLEMENTAL_GROUPS_POLICY = false;
+// ContainerStatus reports the user a container really runs as, and Strict is honoured (KEP-3619).
+const SUPPLEMENTAL_GROUPS_POLICY = true;
 
 /** NetworkReady follows the CNI configuration: true once a valid network config exists. */
 async function networkCondition(ctx: CriContext): Promise<RuntimeCondition> {

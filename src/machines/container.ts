@@ -1,7 +1,7 @@
 import { assign, setup } from 'xstate';
 import type { ContainerConfig__Output } from '../cri/proto/gen/runtime/v1/ContainerConfig.js';
 import type { LinuxContainerResources__Output } from '../cri/proto/gen/runtime/v1/LinuxContainerResources.js';
-import type { CallerFault, ContainerEvent, ExitFacts, ImageRef, NsTime } from './events.js';
+import type { CallerFault, ContainerEvent, ExitFacts, ImageRef, NsTime, ProcessUser } from './events.js';
 
 export interface ContainerContext {
   id: string;
@@ -13,6 +13,10 @@ export interface ContainerContext {
   createdAt: NsTime;
   rootfs: string | null;
   bundle: string | null;
+  /** Who the process runs as, from the spec written (absent in logs older than this field). */
+  user?: ProcessUser | null;
+  /** The signal StopContainer sends first (absent in logs older than this field: the image's is read then). */
+  stopSignal?: string | null;
   pid: number | null;
   conmonPid: number | null;
   runtimeCreated: boolean;
@@ -123,7 +127,9 @@ export const containerMachine = setup({
     creating: {
       on: {
         ContainerRootfsMounted: { actions: assign(({ event }) => ({ rootfs: event.path })) },
-        ContainerSpecWritten: { actions: assign(({ event }) => ({ bundle: event.bundle })) },
+        ContainerSpecWritten: {
+          actions: assign(({ event }) => ({ bundle: event.bundle, user: event.user ?? null, stopSignal: event.stopSignal ?? null })),
+        },
         ContainerCreated: {
           target: 'created',
           actions: assign(({ event }) => ({ pid: event.pid, conmonPid: event.conmonPid, runtimeCreated: true })),

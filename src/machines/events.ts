@@ -9,6 +9,13 @@ import type { RecordedKind } from '../errors.js';
 export type StreamKind = 'sandbox' | 'container' | 'image' | 'pull' | 'runtime';
 
 /** Nanoseconds since the epoch, as a decimal string (JSON has no 64-bit integers). */
+/** The uid, gid and supplementary groups a container's process runs with. */
+export interface ProcessUser {
+  uid: number;
+  gid: number;
+  additionalGids: number[];
+}
+
 export type NsTime = string;
 
 export interface NamespacePaths {
@@ -73,7 +80,8 @@ export interface ExitFacts {
 export type ContainerEvent =
   | { type: 'ContainerCreateRequested'; sandboxId: string; config: ContainerConfig__Output; image: ImageRef; nameKey: string; logPath: string; createdAt: NsTime }
   | { type: 'ContainerRootfsMounted'; path: string }
-  | { type: 'ContainerSpecWritten'; bundle: string }
+  /** user: who the process runs as (ContainerStatus.user); stopSignal: the effective stop signal (config, else image, else SIGTERM). */
+  | { type: 'ContainerSpecWritten'; bundle: string; user?: ProcessUser; stopSignal?: string }
   | { type: 'ContainerCreated'; pid: number; conmonPid: number }
   /** `kind` is set when the request itself was at fault (a user not in the image, say), so the RPC answers with it. */
   | { type: 'ContainerCreateFailed'; step: string; message: string; kind?: CallerFault }

@@ -137,6 +137,42 @@ test('run as user, username and group, with image and supplemental groups', asyn
   assert.match(unknownName.details, /nosuchuser/);
 });
 
+test('ContainerStatus.user is what the process runs as; Strict leaves out the image\'s group memberships (KEP-3619)', async () => {
+  const ids = (text: string) => text.split(/\s+/).map(Number).sort((a, b) => a - b);
+  // appuser (1001) is in wheel (10) and audio (29) in the image's /etc/group.
+  await withContainer(secure({ run_as_user: { value: '1001' }, supplemental_groups: ['4242'], supplemental_groups_policy: 'Merge' }), async (id) => {
+    const user = (await call(rt(), rt().ContainerStatus, { container_id: id })).status!.user!.linux!;
+    assert.deepEqual({ uid: user.uid, gid: user.gid }, { uid: '1001', gid: '1001' });
+    assert.deepEqual(user.supplemental_groups.map(Number).sort((a, b) => a - b), [10, 29, 1001, 4242]);
+    assert.deepEqual(ids(await initStatus(id, 'Groups')), [10, 29, 1001, 4242], 'the status says what the process has');
+  });
+  await withContainer(secure({ run_as_user: { value: '1001' }, supplemental_groups: ['4242'], supplemental_groups_policy: 'Strict' }), async (id) => {
+    const user = (await call(rt(), rt().ContainerStatus, { container_id: id })).status!.user!.linux!;
+    assert.deepEqual(user.supplemental_groups.map(Number).sort((a, b) => a - b), [1001, 4242]);
+    assert.deepEqual(ids(await initStatus(id, 'Groups')), [1001, 4242]);
+  });
+  const status = await call(rt(), rt().Status, {});
+  assert.equal(status.features?.supplemental_groups_policy, true);
+});
+
+test('stop_signal: the config\'s signal is sent first and reported; without one, SIGTERM is reported', async () => {
+  const trap = ['/bin/sh', '-c', 'trap "exit 21" USR1; trap "exit 22" TERM; while true; do sleep 0.1; done'];
+  const id = await create(config({ stop_signal: 'SIGNAL_SIGUSR1' }, trap));
+  try {
+    await start(id);
+    assert.equal((await call(rt(), rt().ContainerStatus, { container_id: id })).status!.stop_signal, 'SIGNAL_SIGUSR1');
+    await call(rt(), rt().StopContainer, { container_id: id, timeout: 10 }, 60_000);
+    assert.equal((await call(rt(), rt().ContainerStatus, { container_id: id })).status!.exit_code, 21, 'SIGUSR1 reached the process');
+  } finally {
+    await remove(id);
+  }
+  await withContainer(config({}, trap), async (plain) => {
+    assert.equal((await call(rt(), rt().ContainerStatus, { container_id: plain })).status!.stop_signal, 'SIGNAL_SIGTERM');
+    await call(rt(), rt().StopContainer, { container_id: plain, timeout: 10 }, 60_000);
+    assert.equal((await call(rt(), rt().ContainerStatus, { container_id: plain })).status!.exit_code, 22);
+  });
+});
+
 test('capabilities: the default set, add and drop, ALL in either, clipped to the host', async () => {
   await withContainer(config(), async (id) => {
     assert.equal(hexMask(await initStatus(id, 'CapEff')), DEFAULT_CAPS);

@@ -2,7 +2,7 @@
 // runc error text.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseSignal } from '../../src/actors/monitor/signals.js';
+import { criSignalOf, parseSignal, signalName, signalNameOfCri } from '../../src/actors/monitor/signals.js';
 import { clampOomScoreAdj, readOomScoreAdj } from '../../src/actors/monitor/oom-score.js';
 import { conmonCreateArgs } from '../../src/actors/monitor/conmon.js';
 import { runcErrorText, runcFailure } from '../../src/actors/monitor/runc.js';
@@ -20,6 +20,21 @@ test('parseSignal accepts the spellings images and kubelet use', () => {
   for (const bad of ['SIGNOPE', '', '0', '65', 'SIGRTMIN+40', -1, 1.5]) {
     assert.throws(() => parseSignal(bad as string | number, 'stop signal'), (e) => isCrispError(e, 'InvalidArgument') && /stop signal/.test((e as Error).message), String(bad));
   }
+});
+
+test('signal names: canonical spellings, and the CRI Signal enum both ways', () => {
+  assert.equal(signalName('TERM'), 'SIGTERM');
+  assert.equal(signalName('15'), 'SIGTERM');
+  assert.equal(signalName('SIGRTMIN+3'), 'SIGRTMIN+3');
+  assert.equal(signalName(50), 'SIGRTMAX-14');
+  assert.equal(signalNameOfCri('SIGNAL_RUNTIME_DEFAULT'), null);
+  assert.equal(signalNameOfCri('SIGNAL_SIGUSR1'), 'SIGUSR1');
+  assert.equal(signalNameOfCri('SIGNAL_SIGRTMINPLUS15'), 'SIGRTMIN+15');
+  assert.equal(signalNameOfCri('SIGNAL_SIGRTMAXMINUS14'), 'SIGRTMAX-14');
+  assert.equal(signalNameOfCri('SIGNAL_SIGRTMAX'), 'SIGRTMAX');
+  for (const name of ['SIGUSR1', 'SIGRTMIN', 'SIGRTMIN+1', 'SIGRTMAX-1', 'SIGRTMAX', 'SIGKILL']) assert.equal(signalNameOfCri(criSignalOf(name)), name);
+  assert.equal(criSignalOf('SIGRTMIN+15'), 'SIGNAL_SIGRTMINPLUS15');
+  assert.throws(() => signalNameOfCri('99'), (e) => isCrispError(e, 'InvalidArgument') && /stop_signal/.test((e as Error).message));
 });
 
 test('clampOomScoreAdj never goes below the daemon\'s own score, nor outside the kernel range', () => {

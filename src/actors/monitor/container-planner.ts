@@ -19,6 +19,7 @@ import type { OciImageConfig, PodResources } from '../spec/index.js';
 import { containerLayout } from './container-layout.js';
 import { exitFacts } from './container-exits.js';
 import { ensureHostPropagation } from './host-propagation.js';
+import { signalName, signalNameOfCri } from './signals.js';
 import type { ContainerDeps } from './container-deps.js';
 
 type ContainerState = EntityState<'container'>;
@@ -139,6 +140,7 @@ async function writeSpec(deps: ContainerDeps, id: string, c: ContainerContext): 
   const { pod, sandbox } = podResources(deps, c.sandboxId);
   const imageConfig = await imageConfigOf(deps, c.image!.id);
   const user = await resolveUser(layout.rootfs, config, imageConfig.User ?? '');
+  const stopSignal = effectiveStopSignal(config, imageConfig.StopSignal);
   const prepared = await prepareMounts(config.mounts);
   try {
     const localhostSeccomp = await loadLocalhostSeccompProfile(config.linux?.security_context ?? null);
@@ -169,13 +171,21 @@ async function writeSpec(deps: ContainerDeps, id: string, c: ContainerContext): 
     for (const warning of warnings) deps.ctx.logger.warn({ container: id }, warning);
     for (const p of hostPropagation) await ensureHostPropagation(p.hostPath, p.need);
     await writeSpecFile(layout.bundle, spec);
+    const { uid, gid, additionalGids = [gid] } = spec.process.user;
+    return [{ type: 'ContainerSpecWritten', bundle: layout.bundle, user: { uid, gid, additionalGids }, stopSignal }];
   } catch (err) {
     // Host directories made for missing mount sources belong to this attempt: a failed create
     // must not leave them behind (a created container keeps them, as kubelet's hostPath does).
     await releasePreparedMounts(prepared.createdHostPaths);
     throw err;
   }
-  return [{ type: 'ContainerSpecWritten', bundle: layout.bundle }];
+}
+
+/** The signal StopContainer sends first: the config's (KEP-4960), else the image's STOPSIGNAL, else SIGTERM. */
+function effectiveStopSignal(config: { stop_signal?: string }, imageStopSignal: string | undefined): string {
+  const asked = signalNameOfCri(config.stop_signal ?? '', 'config.stop_signal');
+  if (asked) return asked;
+  return imageStopSignal ? signalName(imageStopSignal, 'image config StopSignal') : 'SIGTERM';
 }
 
 async function createInRuntime(deps: ContainerDeps, id: string, c: ContainerContext): Promise<ContainerEvent[]> {
@@ -221,11 +231,9 @@ function stopStep(deps: ContainerDeps, id: string, c: ContainerContext): Step<'c
   return {
     name: 'stop',
     async run() {
-      const imageConfig = await imageConfigOf(deps, c.image!.id).catch(() => ({}) as OciImageConfig);
-      const exit = await deps.runtime.stop(id, {
-        timeoutSeconds: c.stopTimeoutSeconds ?? 0,
-        ...(imageConfig.StopSignal && { signal: imageConfig.StopSignal }),
-      });
+      // Containers created before the stop signal was recorded fall back to their image's.
+      const signal = c.stopSignal ?? (await imageConfigOf(deps, c.image!.id).catch(() => ({}) as OciImageConfig)).StopSignal;
+      const exit = await deps.runtime.stop(id, { timeoutSeconds: c.stopTimeoutSeconds ?? 0, ...(signal && { signal }) });
       return [{ type: 'ContainerExited', ...(await exitFacts(exit, containerLayout(deps.ctx.config.root, id).terminationLog)) }];
     },
   };

@@ -7,6 +7,7 @@ import type { EventStore } from '../../events/store.js';
 import { stateOf, type EntityState } from '../../machines/index.js';
 import type { ContainerStateName } from '../../machines/container.js';
 import { resolveStreamId } from '../network/sandbox-streams.js';
+import { criSignalOf } from './signals.js';
 import type { Container } from '../../cri/proto/gen/runtime/v1/Container.js';
 import type { ContainerFilter__Output } from '../../cri/proto/gen/runtime/v1/ContainerFilter.js';
 import type { ContainerState as CriContainerState } from '../../cri/proto/gen/runtime/v1/ContainerState.js';
@@ -88,6 +89,9 @@ export function toCriStatus(id: string, state: ContainerState): ContainerStatus 
     mounts: c.config?.mounts ?? [],
     log_path: c.logPath,
     resources: { linux: c.resources ?? c.config?.linux?.resources ?? null },
+    // What the process really runs as (KEP-3619), once the spec says so.
+    user: c.user ? { linux: { uid: String(c.user.uid), gid: String(c.user.gid), supplemental_groups: c.user.additionalGids.map(String) } } : null,
+    stop_signal: c.stopSignal ? (criSignalOf(c.stopSignal) as ContainerStatus['stop_signal']) : 'SIGNAL_RUNTIME_DEFAULT',
   };
 }
 

@@ -27,3 +27,37 @@ export function parseSignal(signal: string | number, field = 'signal'): number {
   if (value === undefined) throw invalidArgument(`${field} ${JSON.stringify(signal)} is not a known signal`);
   return value;
 }
+
+// The canonical name of each standard signal number (aliases such as SIGIOT or SIGPOLL lose to
+// the name Linux documents first).
+const NAME_OF = new Map<number, string>();
+for (const [name, value] of Object.entries(constants.signals)) if (!NAME_OF.has(value)) NAME_OF.set(value, name);
+
+/** A signal's canonical name: "SIGTERM", "SIGRTMIN+3", "SIGRTMAX-2". */
+export function signalName(signal: string | number, field = 'signal'): string {
+  const n = parseSignal(signal, field);
+  if (n >= SIGRTMIN) {
+    if (n === SIGRTMIN) return 'SIGRTMIN';
+    if (n === SIGRTMAX) return 'SIGRTMAX';
+    return n - SIGRTMIN <= 15 ? `SIGRTMIN+${n - SIGRTMIN}` : `SIGRTMAX-${SIGRTMAX - n}`;
+  }
+  return NAME_OF.get(n) ?? String(n);
+}
+
+/**
+ * The CRI Signal enum (ContainerConfig.stop_signal) as a signal name; null for
+ * SIGNAL_RUNTIME_DEFAULT, which leaves the choice to the image.
+ */
+export function signalNameOfCri(value: string, field = 'stop_signal'): string | null {
+  if (value === '' || value === 'SIGNAL_RUNTIME_DEFAULT') return null;
+  const m = /^SIGNAL_(SIG[A-Z0-9]+?)(?:(PLUS|MINUS)(\d+))?$/.exec(value);
+  if (!m) throw invalidArgument(`${field}: ${JSON.stringify(value)} is not a signal`);
+  const text = m[2] ? `${m[1]}${m[2] === 'PLUS' ? '+' : '-'}${m[3]}` : m[1]!;
+  return signalName(text, field);
+}
+
+/** A signal name as the CRI Signal enum reports it (ContainerStatus.stop_signal). */
+export function criSignalOf(name: string): string {
+  const canonical = signalName(name);
+  return `SIGNAL_${canonical.replace('+', 'PLUS').replace('-', 'MINUS')}`;
+}
