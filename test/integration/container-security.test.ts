@@ -415,6 +415,56 @@ test('CRI mounts: read-only, a missing host path made a directory, a symlinked h
   }
 });
 
+test('recursive read-only mounts: submounts are read-only too; refused where the request or the handler cannot have them', async () => {
+  const tree = join(hostDir, 'rro-tree');
+  const sub = join(tree, 'sub');
+  mkdirSync(sub, { recursive: true });
+  await run('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'crisp-test-rro', sub]);
+  const mount = (extra: object) => ({ container_path: '/mnt/tree', host_path: tree, readonly: true, ...extra });
+  // Plain read-only: runc makes only the top of the bind read-only; its submount stays writable.
+  await withContainer(config({ mounts: [mount({})] }), async (id) => {
+    assert.match((await exec(id, 'touch /mnt/tree/top')).err, /Read-only file system/);
+    assert.equal((await exec(id, 'touch /mnt/tree/sub/plain')).code, 0, 'a plain ro bind leaves submounts writable');
+  });
+  await withContainer(config({ mounts: [mount({ recursive_read_only: true, propagation: 'PROPAGATION_PRIVATE' })] }), async (id) => {
+    const write = await exec(id, 'touch /mnt/tree/sub/rro');
+    assert.notEqual(write.code, 0);
+    assert.match(write.err, /Read-only file system/);
+    assert.equal(existsSync(join(sub, 'rro')), false);
+  });
+  const notReadonly = await createError(config({ mounts: [mount({ readonly: false, recursive_read_only: true })] }));
+  assert.equal(notReadonly?.code, grpc.status.INVALID_ARGUMENT);
+  assert.match(notReadonly.details, /mounts\[0\]\.recursive_read_only: needs readonly/);
+  const shared = await createError(config({ mounts: [mount({ recursive_read_only: true, propagation: 'PROPAGATION_HOST_TO_CONTAINER' })] }));
+  assert.equal(shared?.code, grpc.status.INVALID_ARGUMENT);
+  assert.match(shared.details, /needs propagation PROPAGATION_PRIVATE/);
+  // crun 1.8 cannot say it supports rro, so its pods are refused one.
+  const crunConfig = node.podConfig(`seccrun${node.tag}`);
+  const crunPodId = (await call(rt(), rt().RunPodSandbox, { config: crunConfig, runtime_handler: 'crun' }, 60_000)).pod_sandbox_id;
+  try {
+    const refused = await createError(config({ mounts: [mount({ recursive_read_only: true })] }), crunPodId);
+    assert.equal(refused?.code, grpc.status.INVALID_ARGUMENT);
+    assert.match(refused.details, /runtime handler "crun" does not support recursive read-only mounts/);
+  } finally {
+    await call(rt(), rt().StopPodSandbox, { pod_sandbox_id: crunPodId }, 60_000);
+    await call(rt(), rt().RemovePodSandbox, { pod_sandbox_id: crunPodId }, 60_000);
+    await run('umount', [sub]);
+  }
+});
+
+test('mount_options: bind-mount flags are honoured, anything else is INVALID_ARGUMENT naming the option', async () => {
+  const dir = join(hostDir, 'opts');
+  mkdirSync(dir);
+  await withContainer(config({ mounts: [{ container_path: '/mnt/opts', host_path: dir, mount_options: ['noexec', 'nosuid', 'ro'] }] }), async (id) => {
+    const line = (await exec(id, 'grep " /mnt/opts " /proc/mounts')).out;
+    const flags = line.split(' ')[3]!.split(',');
+    for (const flag of ['ro', 'noexec', 'nosuid']) assert.ok(flags.includes(flag), `${flag} in ${line}`);
+  });
+  const bad = await createError(config({ mounts: [{ container_path: '/mnt/opts', host_path: dir, mount_options: ['nosuid', 'size=10m'] }] }));
+  assert.equal(bad?.code, grpc.status.INVALID_ARGUMENT);
+  assert.match(bad.details, /mounts\[0\]\.mount_options\[1\]: "size=10m" is not supported/);
+});
+
 function cgroupDir(controller: string, id: string): string {
   const leaf = join(node.cgroupParent, `crisp-${id}`);
   return CGROUP_V2 ? join('/sys/fs/cgroup', leaf) : join('/sys/fs/cgroup', controller, leaf);

@@ -226,7 +226,14 @@ test('CRI mounts: propagation, readonly, override defaults, parents first', () =
   assert.equal(gen().spec.linux.rootfsPropagation, undefined);
   rejects(() => gen({ container: { mounts: [criMount({ container_path: 'rel', host_path: '/a' })] } }), 'InvalidArgument', /mounts\[0\]\.container_path/);
   rejects(() => gen({ container: { mounts: [criMount({ container_path: '/a', host_path: 'rel' })] } }), 'InvalidArgument', /mounts\[0\]\.host_path/);
-  rejects(() => gen({ container: { mounts: [criMount({ container_path: '/a', host_path: '/b', recursive_read_only: true })] } }), 'Unimplemented', /recursive_read_only/);
+  rejects(() => gen({ container: { mounts: [criMount({ container_path: '/a', host_path: '/b', recursive_read_only: true })] } }), 'InvalidArgument', /mounts\[0\]\.recursive_read_only: needs readonly/);
+  rejects(() => gen({ container: { mounts: [criMount({ container_path: '/a', host_path: '/b', readonly: true, recursive_read_only: true, propagation: 'PROPAGATION_BIDIRECTIONAL' })] } }), 'InvalidArgument', /needs propagation PROPAGATION_PRIVATE/);
+  const rro = gen({ container: { mounts: [criMount({ container_path: '/a', host_path: '/b', readonly: true, recursive_read_only: true })] } }).spec;
+  assert.deepEqual(rro.mounts.find((m) => m.destination === '/a')!.options, ['rbind', 'rprivate', 'ro', 'rro']);
+  const flags = gen({ container: { mounts: [criMount({ container_path: '/a', host_path: '/b', mount_options: ['ro', 'noexec', 'noexec'] })] } }).spec;
+  assert.deepEqual(flags.mounts.find((m) => m.destination === '/a')!.options, ['rbind', 'rprivate', 'ro', 'noexec']);
+  rejects(() => gen({ container: { mounts: [criMount({ container_path: '/a', host_path: '/b', mount_options: ['uid=0'] })] } }), 'InvalidArgument', /mounts\[0\]\.mount_options\[0\]: "uid=0" is not supported/);
+  rejects(() => gen({ container: { mounts: [criMount({ container_path: '/a', host_path: '/b', readonly: true, mount_options: ['rw'] })] } }), 'InvalidArgument', /"rw" contradicts readonly/);
   const twice = [criMount({ container_path: '/a', host_path: '/b' }), criMount({ container_path: '/a/', host_path: '/c' })];
   rejects(() => gen({ container: { mounts: twice } }), 'InvalidArgument', /mounts\[1\]\.container_path.*twice/);
 });

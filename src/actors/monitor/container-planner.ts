@@ -11,7 +11,7 @@ import { stateOf } from '../../machines/index.js';
 import type { CallerFault, ContainerEvent } from '../../machines/events.js';
 import type { ContainerContext } from '../../machines/container.js';
 import { nowNs } from '../../events/clock.js';
-import { failedPrecondition, isCrispError, messageOf, recordedKind } from '../../errors.js';
+import { failedPrecondition, invalidArgument, isCrispError, messageOf, recordedKind } from '../../errors.js';
 import { mountOverlay, unmount } from '../storage/overlay.js';
 import { resolveImage } from '../image-pull/image-index.js';
 import { generateSpec, loadLocalhostSeccompProfile, prepareMounts, releasePreparedMounts, resolveUser, writeSpecFile } from '../spec/index.js';
@@ -141,6 +141,12 @@ async function writeSpec(deps: ContainerDeps, id: string, c: ContainerContext): 
   const imageConfig = await imageConfigOf(deps, c.image!.id);
   const user = await resolveUser(layout.rootfs, config, imageConfig.User ?? '');
   const stopSignal = effectiveStopSignal(config, imageConfig.StopSignal);
+  const handler = deps.ctx.handlers.get(podRuntimeHandler(deps, c.sandboxId));
+  config.mounts.forEach((m, i) => {
+    if (m.recursive_read_only && !handler.features.recursiveReadOnlyMounts) {
+      throw invalidArgument(`mounts[${i}].recursive_read_only: runtime handler ${JSON.stringify(handler.name)} does not support recursive read-only mounts on this node`);
+    }
+  });
   const prepared = await prepareMounts(config.mounts);
   try {
     const localhostSeccomp = await loadLocalhostSeccompProfile(config.linux?.security_context ?? null);

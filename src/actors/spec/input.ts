@@ -85,6 +85,10 @@ export interface PreparedMount {
   hostPath: string;
   readonly: boolean;
   propagation: 'rprivate' | 'rslave' | 'rshared';
+  /** Read-only all the way down: submounts of the source too (the runtime's `rro`). */
+  recursiveReadOnly?: boolean;
+  /** mount_options the caller gave (only the bind-mount flags crisp honours get through validation). */
+  options?: string[];
 }
 
 export interface SpecInput {

@@ -29,12 +29,31 @@ export function validateCriMount(m: Mount__Output, i: number): PreparedMount {
   if (m.uidMappings.length > 0 || m.gidMappings.length > 0) {
     throw unimplemented(`${at}: id-mapped mounts (uidMappings/gidMappings) are not supported`);
   }
-  if (m.recursive_read_only) {
-    throw unimplemented(`${at}.recursive_read_only: recursive read-only mounts need runc >= 1.2`);
-  }
   const propagation = PROPAGATION[m.propagation];
   if (!propagation) throw invalidArgument(`${at}.propagation: unknown value "${m.propagation}"`);
-  return { containerPath, hostPath, readonly: m.readonly, propagation };
+  if (m.recursive_read_only) {
+    // As the CRI defines it: a read-only mount whose submounts cannot be made shared or slave.
+    if (!m.readonly) throw invalidArgument(`${at}.recursive_read_only: needs readonly to be set too`);
+    if (propagation !== 'rprivate') throw invalidArgument(`${at}.recursive_read_only: needs propagation PROPAGATION_PRIVATE, got ${m.propagation}`);
+  }
+  const options = validateMountOptions(m.mount_options ?? [], m.readonly, at);
+  const readonly = m.readonly || (m.mount_options ?? []).includes('ro');
+  return { containerPath, hostPath, readonly, propagation, ...(m.recursive_read_only && { recursiveReadOnly: true }), ...(options.length && { options }) };
+}
+
+// The mount_options a bind mount can honour: flags runc and crun apply when they remount the bind.
+// Filesystem options (size=, mode=, uid=...) mean nothing for a bind, and propagation has its own field.
+const BIND_MOUNT_OPTIONS = new Set(['ro', 'rw', 'nosuid', 'suid', 'nodev', 'dev', 'noexec', 'exec', 'noatime', 'atime', 'relatime', 'norelatime', 'strictatime', 'nostrictatime', 'nodiratime', 'diratime']);
+
+/** Checks mount_options: what crisp cannot honour is refused by name, never dropped. */
+export function validateMountOptions(options: string[], readonly: boolean, at: string): string[] {
+  options.forEach((option, j) => {
+    if (!BIND_MOUNT_OPTIONS.has(option)) {
+      throw invalidArgument(`${at}.mount_options[${j}]: ${JSON.stringify(option)} is not supported for a bind mount (supported: ${[...BIND_MOUNT_OPTIONS].join(', ')})`);
+    }
+    if (option === 'rw' && readonly) throw invalidArgument(`${at}.mount_options[${j}]: "rw" contradicts readonly`);
+  });
+  return [...new Set(options.filter((o) => o !== 'ro' && o !== 'rw'))];
 }
 
 export interface PreparedMounts {
@@ -170,7 +189,7 @@ export function planMounts(input: MountPlanInput): MountPlan {
       destination: m.containerPath,
       type: 'bind',
       source: m.hostPath,
-      options: ['rbind', m.propagation, m.readonly ? 'ro' : 'rw'],
+      options: ['rbind', m.propagation, m.readonly ? 'ro' : 'rw', ...(m.recursiveReadOnly ? ['rro'] : []), ...(m.options ?? [])],
     });
     if (m.propagation === 'rshared') hostPropagation.push({ hostPath: m.hostPath, need: 'shared' });
     if (m.propagation === 'rslave') hostPropagation.push({ hostPath: m.hostPath, need: 'slave' });
