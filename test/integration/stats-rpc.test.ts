@@ -83,6 +83,27 @@ test('ListContainerStats filters by id prefix, pod and labels; ContainerStats of
   await assert.rejects(call(rt(), rt().ContainerStats, { container_id: 'f'.repeat(64) }), (e: grpc.ServiceError) => e.code === grpc.status.NOT_FOUND);
 });
 
+test('pressure stall information: more busy loops than cores show CPU pressure for the container and its pod', async () => {
+  const loops = 'while :; do :; done';
+  const id = await node.createStarted(podId, ['/bin/sh', '-c', `${loops} & ${loops} & ${loops}`], { role: 'psi' });
+  try {
+    const psi = await eventually('CPU pressure', async () => {
+      const s = await stats(id);
+      return Number(s.cpu?.psi?.Some?.Total ?? 0) > 0 ? s : undefined;
+    });
+    for (const usage of [psi.cpu!.psi!, psi.memory!.psi!, psi.io!.psi!]) {
+      assert.match(String(usage.Some!.Total), /^\d+$/);
+      assert.match(String(usage.Full!.Total), /^\d+$/);
+      assert.ok(Number(usage.Some!.Avg10) >= 0 && Number(usage.Some!.Avg10) <= 100);
+    }
+    const pod = (await call(rt(), rt().PodSandboxStats, { pod_sandbox_id: podId })).stats!;
+    assert.ok(Number(pod.linux?.cpu?.psi?.Some?.Total ?? 0) > 0, "the pod's cgroup saw the stall too");
+    assert.ok(pod.linux?.io?.psi, 'pod IO pressure');
+  } finally {
+    await call(rt(), rt().StopContainer, { container_id: id, timeout: 0 }, 30_000);
+  }
+});
+
 test('pod stats for a pod without cgroup_parent: CPU, memory, processes and its containers', async () => {
   const pod = await node.runPod('nocg', { cgroupParent: null });
   const id = await node.createStarted(pod, ['/bin/sh', '-c', 'while :; do :; done']);

@@ -9,6 +9,7 @@ import { parseNetDev } from '../../src/actors/stats/pod-network.js';
 import { WritableLayerCache } from '../../src/actors/stats/writable-layer.js';
 import { metricDescriptors, podSandboxMetrics } from '../../src/actors/stats/pod-metrics.js';
 import { podCgroupPath } from '../../src/actors/stats/collector.js';
+import { parsePressure } from '../../src/actors/stats/psi.js';
 import { parseListenAddress } from '../../src/metrics/server.js';
 
 test('cpu rate: none for the first sample, then cores × 1e9 over the window, reset on a counter that went back', () => {
@@ -101,4 +102,14 @@ test('metrics address: host:port, with a clear error otherwise', () => {
   assert.deepEqual(parseListenAddress('[::1]:9090'), { host: '::1', port: 9090 });
   assert.throws(() => parseListenAddress('127.0.0.1:0'), /metrics_address/);
   assert.throws(() => parseListenAddress('nohost'), /metrics_address/);
+});
+
+test('pressure files: some and full lines, each total and average; junk is skipped', () => {
+  assert.deepEqual(parsePressure('some avg10=1.50 avg60=0.25 avg300=0.00 total=12345\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n'), {
+    Some: { Total: '12345', Avg10: 1.5, Avg60: 0.25, Avg300: 0 },
+    Full: { Total: '0', Avg10: 0, Avg60: 0, Avg300: 0 },
+  });
+  assert.deepEqual(parsePressure('some avg10=0.00 avg60=0.00 avg300=0.00 total=7\n'), { Some: { Total: '7', Avg10: 0, Avg60: 0, Avg300: 0 } });
+  assert.equal(parsePressure(''), undefined);
+  assert.equal(parsePressure('some avg10=x total=-1\n'), undefined);
 });

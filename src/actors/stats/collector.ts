@@ -12,6 +12,7 @@ import { cgroupsPathFor } from '../spec/resources.js';
 import { silentLogger, type Logger } from '../../log.js';
 import { CpuRates } from './cpu-rate.js';
 import { readMemoryExtras } from './memory-extras.js';
+import { readCgroupPressure } from './psi.js';
 import { WritableLayerCache } from './writable-layer.js';
 import { PodNetworkReader } from './pod-network.js';
 import { sandboxState } from '../network/sandbox-streams.js';
@@ -22,6 +23,7 @@ import type { MemoryUsage } from '../../cri/proto/gen/runtime/v1/MemoryUsage.js'
 import type { SwapUsage } from '../../cri/proto/gen/runtime/v1/SwapUsage.js';
 import type { NetworkUsage } from '../../cri/proto/gen/runtime/v1/NetworkUsage.js';
 import type { ProcessUsage } from '../../cri/proto/gen/runtime/v1/ProcessUsage.js';
+import type { IoUsage } from '../../cri/proto/gen/runtime/v1/IoUsage.js';
 
 type ContainerState = EntityState<'container'>;
 type SandboxState = EntityState<'sandbox'>;
@@ -42,6 +44,7 @@ interface CgroupUsage {
   memory?: MemoryUsage;
   swap?: SwapUsage;
   process?: ProcessUsage;
+  io?: IoUsage;
 }
 
 const u64 = (v: bigint | number) => ({ value: String(v) });
@@ -89,6 +92,7 @@ export class StatsCollector {
     if (usage?.cpu) stats.cpu = usage.cpu;
     if (usage?.memory) stats.memory = usage.memory;
     if (usage?.swap) stats.swap = usage.swap;
+    if (usage?.io) stats.io = usage.io;
     if (layer) {
       stats.writable_layer = {
         timestamp: String(layer.atNs),
@@ -116,6 +120,7 @@ export class StatsCollector {
         memory: usage?.memory ?? null,
         network: network ?? null,
         process: usage?.process ?? null,
+        io: usage?.io ?? null,
         containers: containerStats,
       },
     };
@@ -162,13 +167,18 @@ export class StatsCollector {
 
   private async cgroupUsage(key: string, cgroupsPath: string): Promise<CgroupUsage> {
     const paths = await this.paths(cgroupsPath);
-    const [stats, extras] = await Promise.all([readCgroupStats(paths), readMemoryExtras(paths)]);
+    const [stats, extras, pressure] = await Promise.all([readCgroupStats(paths), readMemoryExtras(paths), readCgroupPressure(paths.unified)]);
     const at = nowNs();
     const timestamp = String(at);
     const out: CgroupUsage = {};
     if (stats.cpu) {
       const rate = this.rates.observe(key, stats.cpu.usageNs, at);
-      out.cpu = { timestamp, usage_core_nano_seconds: u64(stats.cpu.usageNs), ...(rate !== undefined && { usage_nano_cores: u64(rate) }) };
+      out.cpu = {
+        timestamp,
+        usage_core_nano_seconds: u64(stats.cpu.usageNs),
+        ...(rate !== undefined && { usage_nano_cores: u64(rate) }),
+        ...(pressure.cpu && { psi: pressure.cpu }),
+      };
     }
     const m = stats.memory;
     if (m) {
@@ -181,6 +191,7 @@ export class StatsCollector {
         ...(m.rssBytes !== undefined && { rss_bytes: u64(m.rssBytes) }),
         ...(extras.pageFaults !== undefined && { page_faults: u64(extras.pageFaults) }),
         ...(extras.majorPageFaults !== undefined && { major_page_faults: u64(extras.majorPageFaults) }),
+        ...(pressure.memory && { psi: pressure.memory }),
       };
     }
     if (extras.swapUsageBytes !== undefined) {
@@ -193,6 +204,7 @@ export class StatsCollector {
       };
     }
     if (stats.pids) out.process = { timestamp, process_count: u64(stats.pids.current) };
+    if (pressure.io) out.io = { timestamp, psi: pressure.io };
     return out;
   }
 }
