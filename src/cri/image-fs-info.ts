@@ -2,10 +2,14 @@ import type { ImageFsInfoRequest__Output } from './proto/gen/runtime/v1/ImageFsI
 import type { ImageFsInfoResponse } from './proto/gen/runtime/v1/ImageFsInfoResponse.js';
 import type { UnaryHandler } from './wrap.js';
 import type { Images } from '../actors/image-pull/service.js';
+import type { WritableLayersUsage } from '../actors/storage/writable-layers-usage.js';
 
-/** Bytes and inodes the image store (blobs and unpacked layers) uses, for kubelet's image GC. */
-export const imageFsInfo = (images: Images): UnaryHandler<ImageFsInfoRequest__Output, ImageFsInfoResponse> => async () => {
-  const usage = await images.usage();
+/**
+ * Bytes and inodes the image store (blobs and unpacked layers) uses, for kubelet's image GC, and
+ * those of the containers' writable layers, for its eviction manager.
+ */
+export const imageFsInfo = (images: Images, writable: WritableLayersUsage): UnaryHandler<ImageFsInfoRequest__Output, ImageFsInfoResponse> => async () => {
+  const [usage, layers] = await Promise.all([images.usage(), writable.usage()]);
   return {
     image_filesystems: [{
       timestamp: String(usage.at),
@@ -13,6 +17,11 @@ export const imageFsInfo = (images: Images): UnaryHandler<ImageFsInfoRequest__Ou
       used_bytes: { value: usage.bytes },
       inodes_used: { value: usage.inodes },
     }],
-    container_filesystems: [],
+    container_filesystems: [{
+      timestamp: String(layers.at),
+      fs_id: { mountpoint: writable.mountpoint },
+      used_bytes: { value: layers.bytes },
+      inodes_used: { value: layers.inodes },
+    }],
   };
 };

@@ -8,6 +8,7 @@ import { imageStatus } from './image-status.js';
 import { removeImage } from './remove-image.js';
 import { imageFsInfo } from './image-fs-info.js';
 import { streamImages } from './stream-images.js';
+import { WritableLayersUsage } from '../actors/storage/writable-layers-usage.js';
 
 export const imageService = (ctx: CriContext): Service => {
   const images = ctx.images;
@@ -18,7 +19,7 @@ export const imageService = (ctx: CriContext): Service => {
       ListImages: listImages(ctx, images),
       ImageStatus: imageStatus(ctx, images),
       RemoveImage: removeImage(images),
-      ImageFsInfo: imageFsInfo(images),
+      ImageFsInfo: imageFsInfo(images, new WritableLayersUsage(ctx.config.root)),
       StreamImages: streamImages(ctx, images),
     },
     async recover() {

@@ -75,6 +75,28 @@ test('an image a container uses cannot be removed; the error names the container
   }
 });
 
+test('ImageFsInfo.container_filesystems: the writable layers grow with what containers write and shrink when they go', async () => {
+  const img = node.daemon.clients.image;
+  const containerFs = async () => {
+    const fs = (await call(img, img.ImageFsInfo, {})).container_filesystems;
+    assert.equal(fs.length, 1);
+    assert.equal(fs[0]!.fs_id?.mountpoint, join(node.daemon.root, 'containers'));
+    return Number(fs[0]!.used_bytes?.value ?? NaN);
+  };
+  const before = await containerFs();
+  const MiB = 1024 * 1024;
+  const id = await create(config(['/bin/sh', '-c', 'dd if=/dev/urandom of=/grown bs=1048576 count=4 2>/dev/null; sleep 1000']));
+  try {
+    await start(id);
+    // Cached for 5 s, so a later answer sees the file.
+    await eventually(async () => assert.ok((await containerFs()) >= before + 4 * MiB, 'the 4 MiB file is counted'), 20_000);
+  } finally {
+    await stop(id);
+    await remove(id);
+  }
+  await eventually(async () => assert.ok((await containerFs()) < before + MiB, 'its writable layer is no longer counted'), 20_000);
+});
+
 test('lifecycle: create, start, list, inspect, exec, logs, stop, remove', async () => {
   const cfg = config(['/bin/sh', '-c', 'trap "echo bye; exit 0" TERM; echo hello; printf partial; echo; printf "no newline"; while true; do sleep 0.1; done']);
   // kubelet's retries: identical creates sent while the first is still creating share its id.
