@@ -13,6 +13,7 @@ import { awaitCreated } from '../actors/monitor/container-requests.js';
 import { planResources } from '../actors/spec/resources.js';
 import { alreadyExists, failedPrecondition, notFound } from '../errors.js';
 import { nowNs } from '../events/clock.js';
+import type { ImageVolume } from '../machines/events.js';
 
 /**
  * Everything from the lookups to the append runs without an await, so two concurrent creates
@@ -31,6 +32,14 @@ export const createContainer = (deps: ContainerDeps): UnaryHandler<CreateContain
     if (sandbox.value !== 'ready') throw failedPrecondition(`pod_sandbox_id: pod sandbox ${sandboxId} is ${sandbox.value}, not ready`);
     const image = resolveImage(store, imageName);
     if (!image) throw notFound(`config.image.image: image ${JSON.stringify(imageName)} is not present; pull it first`);
+    const imageVolumes: ImageVolume[] = [];
+    config.mounts.forEach((m, i) => {
+      const name = m.image?.image.trim() ?? '';
+      if (name === '') return;
+      const volume = resolveImage(store, name);
+      if (!volume) throw notFound(`mounts[${i}].image.image: image ${JSON.stringify(name)} is not present; pull it first`);
+      imageVolumes.push({ mount: i, image: { requested: name, id: volume.context.id, ref: volume.context.repoDigests[0] ?? volume.context.id } });
+    });
 
     const nameKey = containerNameKey(sandboxId, config);
     // A create that failed holds the name while it unwinds: the same request then gets its error.
@@ -54,6 +63,7 @@ export const createContainer = (deps: ContainerDeps): UnaryHandler<CreateContain
           sandboxId,
           config,
           image: { requested: imageName, id: image.context.id, ref: image.context.repoDigests[0] ?? image.context.id },
+          ...(imageVolumes.length > 0 && { imageVolumes }),
           nameKey,
           logPath,
           createdAt: nowNs().toString(),

@@ -1,13 +1,15 @@
 import { assign, setup } from 'xstate';
 import type { ContainerConfig__Output } from '../cri/proto/gen/runtime/v1/ContainerConfig.js';
 import type { LinuxContainerResources__Output } from '../cri/proto/gen/runtime/v1/LinuxContainerResources.js';
-import type { CallerFault, ContainerEvent, ExitFacts, ImageRef, NsTime, ProcessUser } from './events.js';
+import type { CallerFault, ContainerEvent, ExitFacts, ImageRef, ImageVolume, NsTime, ProcessUser } from './events.js';
 
 export interface ContainerContext {
   id: string;
   sandboxId: string;
   config: ContainerConfig__Output | null;
   image: ImageRef | null;
+  /** Images mounted as volumes (absent in logs older than image volumes). */
+  imageVolumes?: ImageVolume[];
   nameKey: string;
   logPath: string;
   createdAt: NsTime;
@@ -117,6 +119,7 @@ export const containerMachine = setup({
             sandboxId: event.sandboxId,
             config: event.config,
             image: event.image,
+            imageVolumes: event.imageVolumes ?? [],
             nameKey: event.nameKey,
             logPath: event.logPath,
             createdAt: event.createdAt,
@@ -216,3 +219,8 @@ export const containerMachine = setup({
 export type ContainerStateName =
   | 'new' | 'creating' | 'created' | 'starting' | 'running' | 'stopping' | 'exited' | 'unknown'
   | 'createFailed' | 'removing' | 'removed';
+
+/** Every image whose layers the container holds mounted: its own and its image volumes'. */
+export function imagesOf(c: Pick<ContainerContext, 'image' | 'imageVolumes'>): string[] {
+  return [...(c.image ? [c.image.id] : []), ...(c.imageVolumes ?? []).map((v) => v.image.id)];
+}

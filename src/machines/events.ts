@@ -16,6 +16,12 @@ export interface ProcessUser {
   additionalGids: number[];
 }
 
+/** An image mounted read-only into a container: the index of its mount in the config, and the image. */
+export interface ImageVolume {
+  mount: number;
+  image: ImageRef;
+}
+
 export type NsTime = string;
 
 export interface NamespacePaths {
@@ -78,7 +84,8 @@ export interface ExitFacts {
 }
 
 export type ContainerEvent =
-  | { type: 'ContainerCreateRequested'; sandboxId: string; config: ContainerConfig__Output; image: ImageRef; nameKey: string; logPath: string; createdAt: NsTime }
+  /** imageVolumes: the images config.mounts[mount].image named, resolved when the create was asked (KEP-4639). */
+  | { type: 'ContainerCreateRequested'; sandboxId: string; config: ContainerConfig__Output; image: ImageRef; imageVolumes?: ImageVolume[]; nameKey: string; logPath: string; createdAt: NsTime }
   | { type: 'ContainerRootfsMounted'; path: string }
   /** user: who the process runs as (ContainerStatus.user); stopSignal: the effective stop signal (config, else image, else SIGTERM). */
   | { type: 'ContainerSpecWritten'; bundle: string; user?: ProcessUser; stopSignal?: string }

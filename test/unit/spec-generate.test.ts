@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { imageSubPath, validateCriMount } from '../../src/actors/spec/mounts.js';
 import { readFileSync } from 'node:fs';
 import { isCrispError } from '../../src/errors.js';
 import { generateSpec, generateInfraSpec, ANNOTATIONS } from '../../src/actors/spec/generate.js';
@@ -501,4 +502,14 @@ test('infra spec: new pid namespace, pod namespaces, no caps, read-only root', (
   });
   assert.deepEqual(fromImage.spec.process.args, ['/pause']);
   rejects(() => generateInfraSpec({ sandboxId: 'sb1', sandbox, rootfs: '/r', pod: input().pod, host: HOST }), 'InvalidArgument', /command/);
+});
+
+test('image mounts: no host path, read-only and private, a sub path that stays inside the image', () => {
+  const m = validateCriMount(criMount({ container_path: '/mnt/i', host_path: '', image: { image: 'busybox' } as never, image_sub_path: 'a/b/' }), 0);
+  assert.deepEqual({ readonly: m.readonly, propagation: m.propagation, image: m.image }, { readonly: true, propagation: 'rprivate', image: { name: 'busybox', subPath: 'a/b' } });
+  assert.equal(imageSubPath('a/../b', 'f'), 'b');
+  assert.equal(imageSubPath('.', 'f'), '');
+  assert.throws(() => imageSubPath('/etc', 'f'), /must be relative/);
+  assert.throws(() => imageSubPath('a/../../b', 'f'), /leads out of the image/);
+  assert.throws(() => validateCriMount(criMount({ container_path: '/mnt/i', host_path: '/x', image_sub_path: 'a' }), 3), /mounts\[3\]\.image_sub_path: only an image mount/);
 });

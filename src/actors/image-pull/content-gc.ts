@@ -10,6 +10,7 @@ import type { LayerStore } from '../storage/layer-store.js';
 import type { Logger } from '../../log.js';
 import { RUNTIME_STREAM_ID } from '../../machines/runtime.js';
 import { stateOf } from '../../machines/index.js';
+import { imagesOf } from '../../machines/container.js';
 import { messageOf } from '../../errors.js';
 import { liveImages } from './image-index.js';
 
@@ -39,8 +40,7 @@ export function referencedContent(store: EventStore): ReferencedContent {
 function releasesPending(store: EventStore): boolean {
   const live = new Set(liveImages(store).map((i) => i.context.id));
   return store.liveStreams('container').some(([, s]) => {
-    const image = stateOf('container', s.snapshot).context.image?.id;
-    return image !== undefined && !live.has(image);
+    return imagesOf(stateOf('container', s.snapshot).context).some((image) => !live.has(image));
   }) || store.liveStreams('sandbox').some(([, s]) => {
     const c = stateOf('sandbox', s.snapshot).context;
     return c.infraRootfs !== null && c.infraImage !== null && !live.has(c.infraImage.id);

@@ -18,6 +18,7 @@ import { liveImages, resolveImage, type ImageState } from './image-index.js';
 import type { AuthConfig } from './auth.js';
 import { failedPrecondition, messageOf } from '../../errors.js';
 import { stateOf } from '../../machines/index.js';
+import { imagesOf } from '../../machines/container.js';
 import { waitForState } from '../driver.js';
 import { crashPoint } from '../../crash-points.js';
 import { recordLeak } from '../reconcile/leaks.js';
@@ -156,7 +157,7 @@ export class Images {
     const users = store
       .liveStreams('container')
       .map(([id, live]) => [id, stateOf('container', live.snapshot)] as const)
-      .filter(([, state]) => state.context.image?.id === image.context.id)
+      .filter(([, state]) => imagesOf(state.context).includes(image.context.id))
       .map(([id]) => `container ${id}`);
     // A pod's pause container holds its image's layers from mount to unmount.
     const pods = store
@@ -183,7 +184,7 @@ export class Images {
     const releasing = [
       ...store.liveStreams('container').filter(([, live]) => {
         const state = stateOf('container', live.snapshot);
-        return state.value === 'removing' && state.context.image?.id === imageId;
+        return state.value === 'removing' && imagesOf(state.context).includes(imageId);
       }),
       ...store.liveStreams('sandbox').filter(([, live]) => {
         const state = stateOf('sandbox', live.snapshot);

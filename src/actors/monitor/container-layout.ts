@@ -12,6 +12,8 @@ export interface ContainerLayout {
   terminationLog: string;
   /** Used when the pod names no log directory. */
   defaultLog: string;
+  /** Image volumes: one read-only overlay per image mount, named by the mount's index. */
+  imageVolumes: string;
 }
 
 /** Where a runtime container's overlay (upper, work, merged rootfs) and OCI bundle live in its dir. */
@@ -25,6 +27,7 @@ export function containerLayout(root: string, id: string): ContainerLayout {
     ...bundleLayout(dir),
     terminationLog: join(dir, 'termination-log'),
     defaultLog: join(dir, 'container.log'),
+    imageVolumes: join(dir, 'image-volumes'),
   };
 }
 

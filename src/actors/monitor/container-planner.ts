@@ -2,7 +2,7 @@
 // for next. Create is rootfs → spec → conmon/runc; a failure records the step and the unwind
 // releases what was acquired, newest first; Remove runs the same releases. Every step is
 // idempotent, so after a crash the same plan simply runs again (DESIGN.md rules 2 and 5).
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Step, Planner } from '../driver.js';
@@ -88,7 +88,27 @@ async function mountRootfs(deps: ContainerDeps, id: string, c: ContainerContext)
     target: layout.rootfs,
     linkDir: deps.ctx.layers.linkDir,
   });
+  // Image volumes: each image's layers alone, with no upper dir, so read-only by nature. Released
+  // with the rootfs (rootfs-unmount), so a failure here is undone by the same unwind.
+  for (const volume of c.imageVolumes ?? []) {
+    const mounted = resolveImage(deps.ctx.store, volume.image.id);
+    if (!mounted) throw failedPrecondition(`mounts[${volume.mount}].image: image ${volume.image.id} (${volume.image.requested}) is no longer present`);
+    const target = join(layout.imageVolumes, String(volume.mount));
+    mkdirSync(target, { recursive: true, mode: 0o755 });
+    await mountOverlay({ lowerDirs: mounted.context.layers.map((layer) => deps.ctx.layers.path(layer.chainId)), target, linkDir: deps.ctx.layers.linkDir });
+  }
   return [{ type: 'ContainerRootfsMounted', path: layout.rootfs }];
+}
+
+/** Unmounts every image volume of a container (whatever a cut-short mount step made). Idempotent. */
+async function unmountImageVolumes(imageVolumes: string): Promise<void> {
+  let names: string[];
+  try {
+    names = readdirSync(imageVolumes);
+  } catch {
+    return;
+  }
+  for (const name of names) await unmount(join(imageVolumes, name));
 }
 
 function podResources(deps: ContainerDeps, sandboxId: string): { pod: PodResources; sandbox: EntityState<'sandbox'> } {
@@ -147,7 +167,7 @@ async function writeSpec(deps: ContainerDeps, id: string, c: ContainerContext): 
       throw invalidArgument(`mounts[${i}].recursive_read_only: runtime handler ${JSON.stringify(handler.name)} does not support recursive read-only mounts on this node`);
     }
   });
-  const prepared = await prepareMounts(config.mounts);
+  const prepared = await prepareMounts(config.mounts, (mount) => join(layout.imageVolumes, String(mount)));
   try {
     const localhostSeccomp = await loadLocalhostSeccompProfile(config.linux?.security_context ?? null);
     const terminationPath = config.annotations[TERMINATION_PATH_ANNOTATION] || DEFAULT_TERMINATION_PATH;
@@ -260,6 +280,7 @@ function releaseStep(deps: ContainerDeps, id: string, c: ContainerContext): Step
     return {
       name: 'rootfs-unmount',
       async run() {
+        await unmountImageVolumes(layout.imageVolumes);
         await unmount(layout.rootfs);
         await rm(layout.dir, { recursive: true, force: true });
         return [{ type: 'ContainerRootfsUnmounted' }, { type: 'ContainerRemoved' }];

@@ -89,6 +89,8 @@ export interface PreparedMount {
   recursiveReadOnly?: boolean;
   /** mount_options the caller gave (only the bind-mount flags crisp honours get through validation). */
   options?: string[];
+  /** An image volume (Mount.image): hostPath is filled in from where the image is mounted. */
+  image?: { name: string; subPath: string };
 }
 
 export interface SpecInput {

@@ -24,11 +24,13 @@ export function validateCriMount(m: Mount__Output, i: number): PreparedMount {
   const at = `mounts[${i}]`;
   const containerPath = cleanAbsolute(m.container_path, `${at}.container_path`);
   if (containerPath === '/') throw invalidArgument(`${at}.container_path: cannot mount over the root filesystem`);
-  if (m.image && m.image.image !== '') throw unimplemented(`${at}.image: image volume mounts are not supported`);
-  const hostPath = cleanAbsolute(m.host_path, `${at}.host_path`);
   if (m.uidMappings.length > 0 || m.gidMappings.length > 0) {
     throw unimplemented(`${at}: id-mapped mounts (uidMappings/gidMappings) are not supported`);
   }
+  const imageName = m.image?.image.trim() ?? '';
+  if (imageName !== '') return validateImageMount(m, at, containerPath, imageName);
+  if (m.image_sub_path) throw invalidArgument(`${at}.image_sub_path: only an image mount has a sub path`);
+  const hostPath = cleanAbsolute(m.host_path, `${at}.host_path`);
   const propagation = PROPAGATION[m.propagation];
   if (!propagation) throw invalidArgument(`${at}.propagation: unknown value "${m.propagation}"`);
   if (m.recursive_read_only) {
@@ -39,6 +41,29 @@ export function validateCriMount(m: Mount__Output, i: number): PreparedMount {
   const options = validateMountOptions(m.mount_options ?? [], m.readonly, at);
   const readonly = m.readonly || (m.mount_options ?? []).includes('ro');
   return { containerPath, hostPath, readonly, propagation, ...(m.recursive_read_only && { recursiveReadOnly: true }), ...(options.length && { options }) };
+}
+
+/**
+ * An image volume (KEP-4639): the image's root filesystem, or a directory of it (image_sub_path),
+ * read-only at container_path. The host path is where crisp mounts the image, known only later.
+ */
+function validateImageMount(m: Mount__Output, at: string, containerPath: string, name: string): PreparedMount {
+  if (m.host_path !== '') throw invalidArgument(`${at}.host_path: an image mount takes no host path (got ${JSON.stringify(m.host_path)})`);
+  if (m.recursive_read_only) throw invalidArgument(`${at}.recursive_read_only: an image mount is read-only by nature and has no submounts`);
+  const subPath = imageSubPath(m.image_sub_path, `${at}.image_sub_path`);
+  const options = validateMountOptions(m.mount_options ?? [], true, at);
+  const propagation = PROPAGATION[m.propagation];
+  if (propagation !== 'rprivate') throw invalidArgument(`${at}.propagation: an image mount is private, got ${m.propagation}`);
+  return { containerPath, hostPath: '', readonly: true, propagation, image: { name, subPath }, ...(options.length && { options }) };
+}
+
+/** image_sub_path: relative, and never above the image's root. */
+export function imageSubPath(value: string, field: string): string {
+  if (value === '') return '';
+  if (value.startsWith('/')) throw invalidArgument(`${field}: ${JSON.stringify(value)} must be relative to the image's root`);
+  const clean = path.posix.normalize(value).replace(/\/+$/, '');
+  if (clean === '..' || clean.startsWith('../')) throw invalidArgument(`${field}: ${JSON.stringify(value)} leads out of the image`);
+  return clean === '.' ? '' : clean;
 }
 
 // The mount_options a bind mount can honour: flags runc and crun apply when they remount the bind.
@@ -67,12 +92,17 @@ export interface PreparedMounts {
  * hostPath volumes), and symlinked host paths are resolved so the bind lands on the target.
  * selinux_relabel is ignored: this host has no SELinux.
  */
-export async function prepareMounts(mounts: Mount__Output[]): Promise<PreparedMounts> {
+export async function prepareMounts(mounts: Mount__Output[], imageVolumeDir?: (index: number) => string): Promise<PreparedMounts> {
   const checked = mounts.map(validateCriMount);
   const createdHostPaths: string[] = [];
   try {
     const prepared: PreparedMount[] = [];
     for (const [i, m] of checked.entries()) {
+      if (m.image) {
+        if (!imageVolumeDir) throw failedPrecondition(`mounts[${i}].image: the image is not mounted`);
+        prepared.push({ ...m, hostPath: await imageVolumeSource(imageVolumeDir(i), m.image.subPath, i) });
+        continue;
+      }
       try {
         await lstat(m.hostPath);
       } catch (err) {
@@ -100,6 +130,20 @@ export async function prepareMounts(mounts: Mount__Output[]): Promise<PreparedMo
     await releasePreparedMounts(createdHostPaths);
     throw err;
   }
+}
+
+/** Where an image volume's bind comes from: its mount, or a directory in it that stays inside it. */
+async function imageVolumeSource(volume: string, subPath: string, i: number): Promise<string> {
+  const wanted = path.join(volume, subPath);
+  let resolved: string;
+  try {
+    resolved = await realpath(wanted);
+  } catch {
+    throw invalidArgument(`mounts[${i}].image_sub_path: ${JSON.stringify(subPath)} does not exist in the image`);
+  }
+  const root = await realpath(volume);
+  if (resolved !== root && !resolved.startsWith(`${root}/`)) throw invalidArgument(`mounts[${i}].image_sub_path: ${JSON.stringify(subPath)} leads out of the image`);
+  return resolved;
 }
 
 /** Removes the directories prepareMounts made, if still empty. Idempotent. */
