@@ -38,6 +38,8 @@ export interface ExecOptions {
   stdin: boolean;
   /** Where runc writes the command's host pid (removed when it ends). */
   pidFile: string;
+  /** The process to run, the container's own with this command (removed when it ends). */
+  processFile: string;
   logger?: Logger;
 }
 
@@ -48,8 +50,9 @@ export function shellQuote(word: string): string {
   return `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
-export function runcExecArgs(o: Pick<ExecOptions, 'runcRoot' | 'containerId' | 'cmd' | 'tty' | 'pidFile'>): string[] {
-  return ['--root', o.runcRoot, 'exec', '--pid-file', o.pidFile, ...(o.tty ? ['--tty', '--env', 'TERM=xterm'] : []), o.containerId, ...o.cmd];
+/** The runtime's exec: the command, terminal and TERM are in the process file. */
+export function runcExecArgs(o: Pick<ExecOptions, 'runcRoot' | 'containerId' | 'pidFile' | 'processFile'>): string[] {
+  return ['--root', o.runcRoot, 'exec', '--pid-file', o.pidFile, '--process', o.processFile, o.containerId];
 }
 
 export function startExec(o: ExecOptions): StreamedProcess {
@@ -72,6 +75,7 @@ export function startExec(o: ExecOptions): StreamedProcess {
     child.once('error', (err) => reject(internal(`cannot start exec in container ${o.containerId}: ${err.message}`, err)));
     child.once('close', (code, signal) => {
       void rm(o.pidFile, { force: true });
+      void rm(o.processFile, { force: true });
       resolve(code ?? 128 + (signal ? (SIGNALS[signal] ?? 9) : 0));
     });
   });

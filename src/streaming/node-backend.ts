@@ -7,6 +7,7 @@ import type { EventStore } from '../events/store.js';
 import type { Logger } from '../log.js';
 import { runtimeDirs } from '../actors/monitor/container-layout.js';
 import { findContainer } from '../actors/monitor/container-view.js';
+import { writeExecProcess } from '../actors/monitor/exec-process-file.js';
 import { failedPrecondition } from '../errors.js';
 import { startAttach } from './attach-process.js';
 import { startExec } from './exec-process.js';
@@ -28,14 +29,20 @@ export function nodeBackend(ctx: NodeBackendDeps): StreamingBackend {
   return {
     async exec(spec) {
       const runtime = await ctx.runtimeOf(spec.containerId);
+      const bundle = findContainer(ctx.store, spec.containerId)?.[1].context.bundle;
+      if (!bundle) throw failedPrecondition(`container ${spec.containerId} has no bundle any more`);
+      const name = `stream-exec-${randomBytes(6).toString('hex')}`;
+      const processFile = join(dirs.runDir, spec.containerId, `${name}.json`);
+      await writeExecProcess(bundle, spec.cmd, spec.tty, processFile);
       return startExec({
+        processFile,
         runcPath: runtime.path,
         runcRoot: runtime.root,
         containerId: spec.containerId,
         cmd: spec.cmd,
         tty: spec.tty,
         stdin: spec.stdin,
-        pidFile: join(dirs.runDir, spec.containerId, `stream-exec-${randomBytes(6).toString('hex')}.pid`),
+        pidFile: join(dirs.runDir, spec.containerId, `${name}.pid`),
         logger: ctx.logger.child({ container: spec.containerId }),
       });
     },

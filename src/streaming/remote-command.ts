@@ -15,7 +15,7 @@ export interface ClientChannels {
   stdout: Writable | null;
   stderr: Writable | null;
   /** Emits 'resize' with a TerminalSize. */
-  resizes: EventEmitter | null;
+  resizes: ResizeDecoder | null;
   /** Reports the outcome and closes the connection. */
   finish(outcome: Outcome): Promise<void>;
   /** Resolves when the client has gone away. */
@@ -52,6 +52,11 @@ export function outcomeText(outcome: Outcome, cmd: string[] | undefined): string
 /** Parses the resize stream: JSON objects {"Width","Height"}, one per line. */
 export class ResizeDecoder extends EventEmitter {
   private text = '';
+  /**
+   * The newest size, kept because clients send their window size at once, often before the
+   * process exists to take it (the exec's process file is written first).
+   */
+  latest: TerminalSize | undefined;
   push(chunk: Buffer): void {
     this.text += chunk.toString('utf8');
     for (let nl = this.text.indexOf('\n'); nl >= 0; nl = this.text.indexOf('\n')) {
@@ -69,7 +74,8 @@ export class ResizeDecoder extends EventEmitter {
     try {
       const size = JSON.parse(line) as { Width?: unknown; Height?: unknown };
       if (typeof size.Width === 'number' && typeof size.Height === 'number') {
-        this.emit('resize', { width: size.Width, height: size.Height } satisfies TerminalSize);
+        this.latest = { width: size.Width, height: size.Height };
+        this.emit('resize', this.latest);
       }
       return true;
     } catch {
@@ -92,9 +98,10 @@ export async function serveCommand(client: ClientChannels, proc: StreamedProcess
   } else {
     proc.stdin?.end();
   }
-  client.resizes?.on('resize', (size: TerminalSize) => {
-    proc.resize(size).catch((err: unknown) => log.debug({ err }, 'resize failed'));
-  });
+  const resize = (size: TerminalSize) => proc.resize(size).catch((err: unknown) => log.debug({ err }, 'resize failed'));
+  client.resizes?.on('resize', resize);
+  const early = client.resizes?.latest;
+  if (early) void resize(early);
   const copies = [copy(proc.stdout, client.stdout), copy(proc.stderr, client.stderr)];
   let outcome: Outcome;
   try {

@@ -4,7 +4,6 @@
 // Port-forward (v4.channel.k8s.io): for the i-th port of the URL, channel 2i carries data
 // and 2i+1 errors, and each channel's first message from the server is the port, as two
 // little-endian bytes.
-import { EventEmitter } from 'node:events';
 import { PassThrough, Writable, type Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { Logger } from '../log.js';
@@ -78,7 +77,7 @@ export function wsCommandChannels(ws: WebSocket, wanted: StdioWanted, cmd: strin
     stdin,
     stdout: wanted.stdout ? channelWriter(ws, STDOUT, closeSignal(STDOUT)) : null,
     stderr: wanted.stderr && !wanted.tty ? channelWriter(ws, STDERR, closeSignal(STDERR)) : null,
-    resizes: resizes as EventEmitter | null,
+    resizes,
     gone,
     async finish(outcome: Outcome) {
       const message = version >= 4 ? JSON.stringify(outcomeStatus(outcome, cmd)) : outcomeText(outcome, cmd);

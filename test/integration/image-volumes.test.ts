@@ -82,6 +82,23 @@ test('an image volume is the image read-only, whole or by sub path, and holds th
   await call(img(), img().PullImage, { image: { image: dataImage } }, 60_000);
 });
 
+test('crun: an image volume works the same under the crun handler', async () => {
+  const crunPod = (await call(rt(), rt().RunPodSandbox, { config: node.podConfig(`volcrun${node.tag}`), runtime_handler: 'crun' }, 60_000)).pod_sandbox_id;
+  try {
+    const cfg = config([{ container_path: '/mnt/sub', image: { image: dataImage }, image_sub_path: 'data' }]);
+    const { container_id: id } = await call(rt(), rt().CreateContainer, { pod_sandbox_id: crunPod, config: cfg, sandbox_config: null }, 60_000);
+    await call(rt(), rt().StartContainer, { container_id: id }, 30_000);
+    assert.equal((await exec(id, 'cat /mnt/sub/hello.txt')).out, 'from the image\n');
+    assert.match((await exec(id, 'touch /mnt/sub/new')).err, /Read-only file system/);
+    await call(rt(), rt().StopContainer, { container_id: id, timeout: 0 }, 60_000);
+    await removeContainerReleased(node.daemon, id);
+    assert.deepEqual(mountsUnder(volumesOf(id)), []);
+  } finally {
+    await call(rt(), rt().StopPodSandbox, { pod_sandbox_id: crunPod }, 60_000);
+    await call(rt(), rt().RemovePodSandbox, { pod_sandbox_id: crunPod }, 60_000);
+  }
+});
+
 test('bad image mounts are refused naming the field, and leave nothing behind', async () => {
   const missing = await createError(config([{ container_path: '/mnt/x', image: { image: `${node.registry.host}/crisp-test/nosuch:1` } }]));
   assert.equal(missing?.code, grpc.status.NOT_FOUND);

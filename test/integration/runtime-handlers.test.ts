@@ -62,8 +62,10 @@ async function runPod(handler: string, pid: 'POD' | 'CONTAINER' = 'CONTAINER'): 
   return id;
 }
 
-async function startIn(podId: string, command: string[]): Promise<string> {
-  const { container_id } = await call(rt(), rt().CreateContainer, { pod_sandbox_id: podId, config: containerConfig(command), sandbox_config: null }, 60_000);
+async function startIn(podId: string, command: string[], runAsUser?: number): Promise<string> {
+  const config = containerConfig(command);
+  if (runAsUser !== undefined) config.linux = { security_context: { run_as_user: { value: String(runAsUser) } } };
+  const { container_id } = await call(rt(), rt().CreateContainer, { pod_sandbox_id: podId, config, sandbox_config: null }, 60_000);
   await call(rt(), rt().StartContainer, { container_id }, 30_000);
   return container_id;
 }
@@ -103,14 +105,17 @@ for (const handler of ['', 'crun']) {
     const podId = await runPod(handler);
     const status = await call(rt(), rt().PodSandboxStatus, { pod_sandbox_id: podId });
     assert.equal(status.status!.runtime_handler, handler);
-    const id = await startIn(podId, ['/bin/sh', '-c', 'trap "exit 3" TERM; while true; do sleep 0.1; done']);
+    const id = await startIn(podId, ['/bin/sh', '-c', 'trap "exit 3" TERM; while true; do sleep 0.1; done'], 1001);
+    const running = (await call(rt(), rt().ContainerStatus, { container_id: id })).status!;
+    assert.deepEqual([running.user?.linux?.uid, running.user?.linux?.gid], ['1001', '1001'], 'ContainerStatus.user');
+    assert.equal(running.stop_signal, 'SIGNAL_SIGTERM');
     assert.ok((await listed(binaryOf(handler), rootOf(handler))).includes(id), `${binaryOf(handler)} lists the container in its own root`);
     const other = handler === 'crun' ? 'runc' : 'crun';
     const otherIds: string[] = await listed(binaryOf(other), rootOf(other)).catch(() => []);
     assert.ok(!otherIds.includes(id), `${other} does not know it`);
 
-    const out = await call(rt(), rt().ExecSync, { container_id: id, cmd: ['/bin/sh', '-c', 'echo in-$((40+2))'], timeout: 10 }, 30_000);
-    assert.equal(out.stdout.toString(), 'in-42\n');
+    const out = await call(rt(), rt().ExecSync, { container_id: id, cmd: ['/bin/sh', '-c', 'echo in-$((40+2)) as $(id -u)'], timeout: 10 }, 30_000);
+    assert.equal(out.stdout.toString(), 'in-42 as 1001\n');
 
     const { url } = await call(rt(), rt().Exec, { container_id: id, cmd: ['/bin/echo', 'streamed'], tty: false, stdin: false, stdout: true, stderr: false });
     const client = await SpdyClient.connect(url, ['v4.channel.k8s.io']);

@@ -7,6 +7,10 @@ import { negotiate } from '../../src/streaming/server.js';
 import { RecordSplitter } from '../../src/streaming/relay.js';
 import { resizeMessage } from '../../src/streaming/attach-process.js';
 import { runcExecArgs, shellQuote } from '../../src/streaming/exec-process.js';
+import { execProcess } from '../../src/actors/monitor/exec-process-file.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 test('tokens are single-use and expire', () => {
   let now = 1000;
@@ -67,8 +71,20 @@ test('seqpacket relay records are split back on their length prefixes', () => {
   assert.deepEqual(s.push(all.subarray(5)).map(String), ['\x02out', '\x03err', '']);
 });
 
+test('the exec process is the container\'s own with the command; a terminal gets TERM=xterm', async (t) => {
+  const bundle = mkdtempSync(join(tmpdir(), 'crisp-exec-'));
+  t.after(() => rmSync(bundle, { recursive: true, force: true }));
+  const process = { user: { uid: 1001, gid: 1001, additionalGids: [10] }, args: ['/app'], env: ['PATH=/bin', 'TERM=dumb'], cwd: '/w', capabilities: { bounding: ['CAP_KILL'] }, noNewPrivileges: true, consoleSize: { height: 1, width: 1 } };
+  writeFileSync(join(bundle, 'config.json'), JSON.stringify({ process }));
+  const plain = await execProcess(bundle, ['id', '-u'], false);
+  assert.deepEqual(plain, { user: process.user, args: ['id', '-u'], env: ['PATH=/bin', 'TERM=dumb'], cwd: '/w', capabilities: process.capabilities, noNewPrivileges: true, terminal: false });
+  const tty = await execProcess(bundle, ['sh'], true);
+  assert.deepEqual([tty.terminal, tty.env], [true, ['PATH=/bin', 'TERM=xterm']]);
+  await assert.rejects(execProcess(join(bundle, 'gone'), ['sh'], false), /cannot be read/);
+});
+
 test('exec and attach helpers: runc arguments, quoting, conmon resize message', () => {
-  assert.deepEqual(runcExecArgs({ runcRoot: '/r', containerId: 'c', cmd: ['sh'], tty: true, pidFile: '/p' }), ['--root', '/r', 'exec', '--pid-file', '/p', '--tty', '--env', 'TERM=xterm', 'c', 'sh']);
+  assert.deepEqual(runcExecArgs({ runcRoot: '/r', containerId: 'c', pidFile: '/p', processFile: '/x.json' }), ['--root', '/r', 'exec', '--pid-file', '/p', '--process', '/x.json', 'c']);
   assert.equal(shellQuote(`it's`), `'it'\\''s'`);
   assert.equal(resizeMessage({ width: 120, height: 40 }), '1 40 120\n');
   assert.equal(resizeMessage({ width: -1, height: 1e9 }), '1 65535 0\n');

@@ -21,6 +21,7 @@ import { silentLogger, type Logger } from '../../log.js';
 import { detectCgroupLayout, isFrozen, readOomKillCount, removeCgroupTree, resolveCgroupPaths, type CgroupLayout, type CgroupPaths } from './cgroups.js';
 import { isConmonFor, launchConmon, type ConmonLifeline } from './conmon.js';
 import { DEFAULT_MAX_EXEC_OUTPUT, execSyncWithRunc } from './exec-sync.js';
+import { writeExecProcess } from './exec-process-file.js';
 import { errCode, exists, readJsonFile, removePath, waitForFile, WaitAborted, writeJsonFileAtomic } from './files.js';
 import { readOomScoreAdj } from './oom-score.js';
 import { readPidFile, processIdentity } from './process-tree.js';
@@ -713,13 +714,19 @@ export class ContainerRuntime {
     const st = await this.state(id);
     if (!st) throw notFound(`container ${id} not found`);
     if (st.status !== 'running') throw failedPrecondition(`container ${id} is ${st.status}, not running; cannot exec`);
+    const rec = await this.record(id);
+    if (!rec) throw notFound(`container ${id} not found`);
+    const name = `exec-${randomBytes(6).toString('hex')}`;
+    const processFile = join(this.containerDir(id), `${name}.json`);
+    await writeExecProcess(rec.bundle, cmd, false, processFile);
     return execSyncWithRunc({
       runc: await this.runcOf(id),
       id,
       cmd,
       timeoutSeconds: o.timeoutSeconds,
       maxOutputBytes,
-      pidFile: join(this.containerDir(id), `exec-${randomBytes(6).toString('hex')}.pid`),
+      processFile,
+      pidFile: join(this.containerDir(id), `${name}.pid`),
       logger: this.logger.child({ id }),
     });
   }

@@ -45,12 +45,14 @@ export interface ExecSyncOptions {
   maxOutputBytes: number;
   /** Where runc writes the exec'd process's host pid; removed afterwards. */
   pidFile: string;
+  /** The process to run (exec-process-file.ts); removed afterwards. */
+  processFile: string;
   logger?: Logger;
 }
 
 export async function execSyncWithRunc(o: ExecSyncOptions): Promise<ExecSyncResult> {
   const logger = o.logger ?? silentLogger;
-  const child = spawn(o.runc.path, [...o.runc.globalArgs(), 'exec', '--pid-file', o.pidFile, o.id, ...o.cmd], {
+  const child = spawn(o.runc.path, [...o.runc.globalArgs(), 'exec', '--pid-file', o.pidFile, '--process', o.processFile, o.id], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const stdout = new CappedBuffer(o.maxOutputBytes);
@@ -75,6 +77,7 @@ export async function execSyncWithRunc(o: ExecSyncOptions): Promise<ExecSyncResu
   } finally {
     clearTimeout(timer);
     await removePath(o.pidFile);
+    await removePath(o.processFile);
   }
 }
 
