@@ -321,3 +321,18 @@ test('plugin errors are read from the spec error JSON, else from the output', ()
   assert.equal(describePluginError({ ...base, stdout: '', stderr: 'panic: boom\n' }), 'panic: boom (exit status 1)');
   assert.equal(describePluginError({ ...base, stdout: '', code: null, signal: 'SIGKILL', timedOut: true }), 'timed out');
 });
+
+test('reload reads the config again only when the directory or the file changed', async () => {
+  await withFixture(async (f) => {
+    await f.writeConfig(CHAIN.slice(0, 1));
+    const runner = f.runner();
+    const first = await runner.reload();
+    assert.equal(await runner.reload(), first, 'unchanged: the same parsed config, not read again');
+    await f.writeConfig(CHAIN.slice(0, 2));
+    assert.deepEqual((await runner.reload()).plugins.map((p) => p.type), ['first', 'second'], 'an edited file is read again');
+    await writeFile(join(f.confDir, '05-other.conflist'), JSON.stringify({ cniVersion: '1.0.0', name: 'othernet', plugins: [{ type: 'third' }] }));
+    assert.equal((await runner.reload()).name, 'othernet', 'a file that now sorts first is picked up');
+    await rm(join(f.confDir, '05-other.conflist'));
+    assert.equal((await runner.reload()).name, 'testnet', 'and dropped when it goes');
+  });
+});

@@ -2,8 +2,8 @@
 // find where a container's cgroupfs `cgroupsPath` lives on this host, read its counters,
 // and remove it once empty. Supports v1 (including the hybrid layout, where the v2 tree is
 // mounted beside the v1 controllers but holds none of them) and pure v2.
-import { readFileSync } from 'node:fs';
-import { readdir, rmdir, access } from 'node:fs/promises';
+import { readFileSync, readdirSync, rmdirSync } from 'node:fs';
+import { access } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { invalidArgument, failedPrecondition } from '../../errors.js';
@@ -271,30 +271,34 @@ export async function removeCgroupTree(paths: CgroupPaths, o: { busyRetries?: nu
   for (const dir of cgroupDirs(paths)) await removeDirTree(dir, o.busyRetries ?? 20);
 }
 
+/**
+ * Removes a cgroup and the cgroups below it. A cgroup directory lists dozens of control files,
+ * yet rmdir succeeds on it as long as it has no child cgroup and no process: so rmdir comes
+ * first (one syscall, the common case of a leaf), and the directory is read only when that
+ * fails because of children, which are removed first.
+ */
 async function removeDirTree(dir: string, busyRetries: number): Promise<void> {
-  let entries;
-  try {
-    entries = await readdir(dir, { withFileTypes: true });
-  } catch (err) {
-    if (isCode(err, 'ENOENT')) return;
-    throw err;
-  }
-  for (const entry of entries) {
-    if (entry.isDirectory()) await removeDirTree(join(dir, entry.name), busyRetries);
-  }
   for (let attempt = 0; ; attempt++) {
     try {
-      await rmdir(dir);
+      rmdirSync(dir);
       return;
     } catch (err) {
       if (isCode(err, 'ENOENT')) return;
-      if (isCode(err, 'EBUSY') && attempt < busyRetries) {
-        await sleep(25);
-        continue;
-      }
-      if (isCode(err, 'EBUSY')) throw failedPrecondition(`cgroup ${dir} still has processes; cannot remove it`);
+      if (!isCode(err, 'EBUSY') && !isCode(err, 'ENOTEMPTY')) throw err;
+    }
+    let children: string[];
+    try {
+      children = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => join(dir, e.name));
+    } catch (err) {
+      if (isCode(err, 'ENOENT')) return;
       throw err;
     }
+    if (children.length > 0) {
+      for (const child of children) await removeDirTree(child, busyRetries);
+      continue;
+    }
+    if (attempt >= busyRetries) throw failedPrecondition(`cgroup ${dir} still has processes; cannot remove it`);
+    await sleep(25);
   }
 }
 

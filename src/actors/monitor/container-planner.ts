@@ -14,8 +14,9 @@ import { nowNs } from '../../events/clock.js';
 import { failedPrecondition, invalidArgument, isCrispError, messageOf, recordedKind } from '../../errors.js';
 import { mountOverlay, unmount } from '../storage/overlay.js';
 import { resolveImage } from '../image-pull/image-index.js';
-import { generateSpec, loadLocalhostSeccompProfile, prepareMounts, releasePreparedMounts, resolveUser, writeSpecFile } from '../spec/index.js';
+import { generateSpec, loadLocalhostSeccompProfile, prepareMounts, readUserDatabase, releasePreparedMounts, resolveUserFrom, writeSpecFile } from '../spec/index.js';
 import type { OciImageConfig, PodResources } from '../spec/index.js';
+import type { UserDatabase } from '../spec/user.js';
 import { containerLayout } from './container-layout.js';
 import { exitFacts } from './container-exits.js';
 import { ensureHostPropagation } from './host-propagation.js';
@@ -72,6 +73,20 @@ export async function imageConfigOf(deps: ContainerDeps, imageId: string): Promi
   if (imageConfigs.size >= IMAGE_CONFIG_CACHE) imageConfigs.delete(imageConfigs.keys().next().value!);
   imageConfigs.set(imageId, config);
   return structuredClone(config);
+}
+
+// The image's /etc/passwd and /etc/group, read once per image: at spec-write the container's
+// writable layer is still empty, so its rootfs shows exactly the image's files, and every
+// container of an image would otherwise pay two reads through the overlay and two parses.
+const userDatabases = new Map<string, UserDatabase>();
+
+async function userDatabaseOf(imageId: string, rootfs: string): Promise<UserDatabase> {
+  const cached = userDatabases.get(imageId);
+  if (cached) return cached;
+  const db = await readUserDatabase(rootfs);
+  if (userDatabases.size >= IMAGE_CONFIG_CACHE) userDatabases.delete(userDatabases.keys().next().value!);
+  userDatabases.set(imageId, db);
+  return db;
 }
 
 async function mountRootfs(deps: ContainerDeps, id: string, c: ContainerContext): Promise<ContainerEvent[]> {
@@ -159,7 +174,7 @@ async function writeSpec(deps: ContainerDeps, id: string, c: ContainerContext): 
   const layout = containerLayout(deps.ctx.config.root, id);
   const { pod, sandbox } = podResources(deps, c.sandboxId);
   const imageConfig = await imageConfigOf(deps, c.image!.id);
-  const user = await resolveUser(layout.rootfs, config, imageConfig.User ?? '');
+  const user = resolveUserFrom(await userDatabaseOf(c.image!.id, layout.rootfs), config, imageConfig.User ?? '');
   const stopSignal = effectiveStopSignal(config, imageConfig.StopSignal);
   const handler = deps.ctx.handlers.get(podRuntimeHandler(deps, c.sandboxId));
   config.mounts.forEach((m, i) => {

@@ -3,6 +3,7 @@
 // with the cached result, CHECK, GC and STATUS; runtimeConfig filtered by each plugin's
 // capabilities; the attachment cached on disk so DEL works after a restart.
 
+import { stat } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { isAbsolute } from 'node:path';
 import { alreadyExists, failedPrecondition, internal, invalidArgument, messageOf, notFound, unavailable } from '../../errors.js';
@@ -225,6 +226,8 @@ export class CniRunner {
   private readonly timeoutMs: number;
   private readonly loopback: boolean;
   private loaded: CniNetworkConfig | undefined;
+  /** The config dir's and the loaded file's identity and mtime when it was loaded. */
+  private loadedStamp: string | undefined;
   private readonly pluginPaths = new Map<string, string>();
 
   constructor(options: CniRunnerOptions) {
@@ -241,8 +244,13 @@ export class CniRunner {
     return this.loaded ?? this.reload();
   }
 
-  /** Re-reads the config dir, e.g. after it changed; fails if a plugin binary is missing. */
+  /**
+   * Re-reads the config dir when it changed (a file added, removed, renamed or edited, as the
+   * dir's and the file's mtimes say); fails if a plugin binary is missing. Every pod asks, so an
+   * unchanged config costs two stats rather than a directory read, a file read and a parse.
+   */
   async reload(): Promise<CniNetworkConfig> {
+    if (this.loaded && this.loadedStamp !== undefined && (await this.stampOf(this.loaded.source)) === this.loadedStamp) return this.loaded;
     const config = await loadNetworkConfig(this.confDir);
     for (const [i, p] of config.plugins.entries()) {
       try {
@@ -252,7 +260,17 @@ export class CniRunner {
       }
     }
     this.loaded = config;
+    this.loadedStamp = await this.stampOf(config.source);
     return config;
+  }
+
+  private async stampOf(file: string): Promise<string | undefined> {
+    try {
+      const [dir, conf] = await Promise.all([stat(this.confDir, { bigint: true }), stat(file, { bigint: true })]);
+      return `${dir.ino}:${dir.mtimeNs}:${conf.ino}:${conf.mtimeNs}:${conf.size}`;
+    } catch {
+      return undefined; // gone: load again, and say why
+    }
   }
 
   /** Attaches the pod's netns to the network. On failure nothing of the attachment remains. */
