@@ -5,9 +5,10 @@
 
 import { stat } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { isAbsolute } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { alreadyExists, failedPrecondition, internal, invalidArgument, messageOf, notFound, unavailable } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
+import type { CrispConfig } from '../../config/schema.js';
 import {
   type CachedAttachment,
   CNI_CACHE_KIND,
@@ -563,4 +564,13 @@ export function describePluginError(r: { code: number | null; signal: string | n
   const text = (r.stdout.trim() || r.stderr.trim()).split('\n').slice(-3).join(' / ');
   const how = r.signal ? `killed by ${r.signal}` : `exit status ${r.code}`;
   return text ? `${text} (${how})` : how;
+}
+
+/** The daemon's CNI runner over its config: pods use it, and the leak sweep DELs what no pod owns. */
+export function cniRunnerFor(config: CrispConfig, logger: Logger): CniRunner {
+  // The cache lives under the persistent root: host-local's IP leases survive a reboot, and
+  // the DEL that releases them needs the ADD's cached result even after the netns is gone.
+  return new CniRunner({ confDir: config.cniConfigDir, pluginDirs: config.cniPluginDirs, cacheDir: join(config.root, 'cni-cache'), logger,
+    // pinNamespaces brings lo up in the pod's netns as it creates it
+    loopback: false });
 }

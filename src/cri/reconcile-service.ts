@@ -1,10 +1,10 @@
 // Start-up reconcile around the other services' recovery: reboot detection runs first (so the
 // others recover from what a reboot left), the leak sweep last (so only what no re-driven stream
 // claimed is released). Both record what they observe in the log.
-import type { ServiceFactory } from '../../cri/context.js';
-import { reconcileBoot } from './boot.js';
-import { sweepLeaks } from './leaks.js';
-import { cniRunnerFor } from '../network/service.js';
+import type { ServiceFactory } from './context.js';
+import { reconcileBoot } from '../actors/reconcile/boot.js';
+import { sweepLeaks } from '../actors/reconcile/leaks.js';
+import { cniRunnerFor } from '../actors/network/cni.js';
 
 export const bootService: ServiceFactory = (ctx) => ({
   name: 'boot',

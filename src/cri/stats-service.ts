@@ -1,19 +1,19 @@
 // The observability slice of the CRI: container and pod stats, the cAdvisor-style pod
 // metrics, and the container event stream kubelet's evented PLEG follows.
-import type { ServiceFactory } from '../../cri/context.js';
-import { StatsCollector } from './collector.js';
-import { ContainerEventHub } from './container-events.js';
-import type { StatsDeps } from './stats-deps.js';
-import { containerStats } from '../../cri/container-stats.js';
-import { listContainerStats } from '../../cri/list-container-stats.js';
-import { streamContainerStats } from '../../cri/stream-container-stats.js';
-import { podSandboxStats } from '../../cri/pod-sandbox-stats.js';
-import { listPodSandboxStats } from '../../cri/list-pod-sandbox-stats.js';
-import { streamPodSandboxStats } from '../../cri/stream-pod-sandbox-stats.js';
-import { listMetricDescriptors } from '../../cri/list-metric-descriptors.js';
-import { listPodSandboxMetrics } from '../../cri/list-pod-sandbox-metrics.js';
-import { streamPodSandboxMetrics } from '../../cri/stream-pod-sandbox-metrics.js';
-import { getContainerEvents } from '../../cri/get-container-events.js';
+import type { ServiceFactory } from './context.js';
+import { StatsCollector } from '../actors/stats/collector.js';
+import { ContainerEventHub } from '../actors/stats/container-events.js';
+import type { StatsDeps } from '../actors/stats/stats-deps.js';
+import { containerStats } from './container-stats.js';
+import { listContainerStats } from './list-container-stats.js';
+import { streamContainerStats } from './stream-container-stats.js';
+import { podSandboxStats } from './pod-sandbox-stats.js';
+import { listPodSandboxStats } from './list-pod-sandbox-stats.js';
+import { streamPodSandboxStats } from './stream-pod-sandbox-stats.js';
+import { listMetricDescriptors } from './list-metric-descriptors.js';
+import { listPodSandboxMetrics } from './list-pod-sandbox-metrics.js';
+import { streamPodSandboxMetrics } from './stream-pod-sandbox-metrics.js';
+import { getContainerEvents } from './get-container-events.js';
 
 // kubelet's housekeeping runs every 10 s; a writable layer figure at most that old is what
 // cAdvisor gives it too.

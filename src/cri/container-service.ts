@@ -1,20 +1,20 @@
 // The container slice of the CRI: the runtime (conmon + runc), the planner that drives each
 // container stream, the exit watches, and the container RPCs.
-import type { ServiceFactory } from '../../cri/context.js';
-import { StreamDriver } from '../driver.js';
-import { containerPlanner } from './container-planner.js';
-import { ExitWatcher } from './exit-watcher.js';
-import type { ContainerDeps } from './container-deps.js';
-import { createContainer } from '../../cri/create-container.js';
-import { startContainer } from '../../cri/start-container.js';
-import { stopContainer } from '../../cri/stop-container.js';
-import { removeContainer } from '../../cri/remove-container.js';
-import { containerStatus } from '../../cri/container-status.js';
-import { listContainers } from '../../cri/list-containers.js';
-import { streamContainers } from '../../cri/stream-containers.js';
-import { execSync } from '../../cri/exec-sync.js';
-import { reopenContainerLog } from '../../cri/reopen-container-log.js';
-import { updateContainerResources } from '../../cri/update-container-resources.js';
+import type { ServiceFactory } from './context.js';
+import { StreamDriver } from '../actors/driver.js';
+import { containerPlanner } from '../actors/monitor/container-planner.js';
+import { ExitWatcher } from '../actors/monitor/exit-watcher.js';
+import type { ContainerDeps } from '../actors/monitor/container-deps.js';
+import { createContainer } from './create-container.js';
+import { startContainer } from './start-container.js';
+import { stopContainer } from './stop-container.js';
+import { removeContainer } from './remove-container.js';
+import { containerStatus } from './container-status.js';
+import { listContainers } from './list-containers.js';
+import { streamContainers } from './stream-containers.js';
+import { execSync } from './exec-sync.js';
+import { reopenContainerLog } from './reopen-container-log.js';
+import { updateContainerResources } from './update-container-resources.js';
 
 const CLOSE_WAIT_MS = 5_000;
 
