@@ -44,10 +44,16 @@ export interface TestNodeOptions {
   daemon?: DaemonOptions;
 }
 
+const subnetsInUse = new Set<string>();
+const subnetOf = (tag: string) => `10.199.${(parseInt(tag, 16) % 200) + 20}.0/24`;
+
 export async function startTestNode(extraArgs: string[] = [], options: TestNodeOptions = {}): Promise<TestNode> {
-  const tag = randomBytes(2).toString('hex');
+  // Nodes running at once in one process (the crash-point shards) must not share a subnet.
+  let tag = randomBytes(2).toString('hex');
+  while (subnetsInUse.has(subnetOf(tag))) tag = randomBytes(2).toString('hex');
+  const subnet = subnetOf(tag);
+  subnetsInUse.add(subnet);
   const bridge = `crt${tag}`;
-  const subnet = `10.199.${(parseInt(tag, 16) % 200) + 20}.0/24`;
   const cgroupParent = `/crisp-test-${tag}`;
   const dirs = testDirs('crisp-test-node-');
   const logDir = join(dirs.dir, 'pod-logs');
@@ -85,6 +91,7 @@ export async function startTestNode(extraArgs: string[] = [], options: TestNodeO
       for (const id of pods) removeCgroupTree(join('/sys/fs/cgroup', hierarchy, 'crisp', id));
     }
     rmSync(dirs.dir, { recursive: true, force: true });
+    subnetsInUse.delete(subnet);
   };
   try {
     await pushFixtures(registry.url, ['busybox']);
