@@ -167,7 +167,8 @@ export class StatsCollector {
 
   private async cgroupUsage(key: string, cgroupsPath: string): Promise<CgroupUsage> {
     const paths = await this.paths(cgroupsPath);
-    const [stats, extras, pressure] = await Promise.all([readCgroupStats(paths), readMemoryExtras(paths), readCgroupPressure(paths.unified)]);
+    const [stats, extras] = await Promise.all([readCgroupStats(paths), readMemoryExtras(paths)]);
+    const pressure = readCgroupPressure(paths.unified);
     const at = nowNs();
     const timestamp = String(at);
     const out: CgroupUsage = {};
