@@ -81,9 +81,23 @@ export class AuthorityFilter extends Duplex {
     socket.on('close', () => this.destroy());
   }
 
-  // Stream plumbing: server → client bytes go straight to the socket.
+  // Stream plumbing: server → client bytes go straight to the socket. The HTTP/2 session writes
+  // a reply as several small frames (headers, data, trailers) in one tick; corked for that tick,
+  // they leave in one system call rather than one each, as they would from a native socket.
+  private corked = false;
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
-    this.socket.write(chunk, callback);
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
+    // Done as soon as the socket takes it (or, when it pushes back, once it drains): waiting for
+    // each write to complete would let only one frame into the cork at a time.
+    if (this.socket.write(chunk)) callback();
+    else this.socket.once('drain', () => callback());
   }
   override _final(callback: (err?: Error | null) => void): void {
     this.socket.end(callback);
