@@ -2,7 +2,7 @@ import type { RemovePodSandboxRequest__Output } from './proto/gen/runtime/v1/Rem
 import type { RemovePodSandboxResponse } from './proto/gen/runtime/v1/RemovePodSandboxResponse.js';
 import type { UnaryHandler } from './wrap.js';
 import type { CriContext } from './context.js';
-import { resolveStreamId } from '../actors/network/sandbox-streams.js';
+import { resolveStreamId } from '../actors/stream-lookup.js';
 import { removeSandbox, type SandboxCommandDeps } from '../actors/network/sandbox-commands.js';
 
 /** kubelet expects success for a pod that is already gone. */

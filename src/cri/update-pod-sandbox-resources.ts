@@ -4,7 +4,9 @@ import type { UnaryHandler } from './wrap.js';
 import type { CriContext } from './context.js';
 import { failedPrecondition, notFound } from '../errors.js';
 import { planResources } from '../actors/spec/resources.js';
-import { appendIfAccepted, resolveStreamId, sandboxState } from '../actors/network/sandbox-streams.js';
+import { sandboxState } from '../actors/network/sandbox-streams.js';
+import { resolveStreamId } from '../actors/stream-lookup.js';
+import { appendIfAccepted } from '../events/append-if-accepted.js';
 
 /**
  * Records the pod's overhead and resources. crisp keeps no pod-level cgroup of its own (the pod

@@ -3,7 +3,8 @@
 // cannot both be asked for. The validated request is what a token redeems.
 import type { EventStore } from '../events/store.js';
 import { findContainer } from '../actors/monitor/container-view.js';
-import { resolveStreamId, sandboxState } from '../actors/network/sandbox-streams.js';
+import { sandboxState } from '../actors/network/sandbox-streams.js';
+import { resolveStreamId } from '../actors/stream-lookup.js';
 import { failedPrecondition, invalidArgument, notFound } from '../errors.js';
 import { rejectNul } from '../machines/request-bounds.js';
 

@@ -10,7 +10,9 @@ import { CniRunner } from '../../src/actors/network/cni.js';
 import { fold, stateOf } from '../../src/machines/index.js';
 import type { SandboxEvent } from '../../src/machines/events.js';
 import { EventStore } from '../../src/events/store.js';
-import { appendIfAccepted, resolveStreamId, sandboxByNameKey } from '../../src/actors/network/sandbox-streams.js';
+import { sandboxByNameKey } from '../../src/actors/network/sandbox-streams.js';
+import { appendIfAccepted } from '../../src/events/append-if-accepted.js';
+import { resolveStreamId } from '../../src/actors/stream-lookup.js';
 import { matchesFilter, isListed, toPodSandboxStatus } from '../../src/actors/network/sandbox-view.js';
 import { sandboxConfig, sandboxRun } from '../helpers/events.js';
 

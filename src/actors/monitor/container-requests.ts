@@ -1,7 +1,7 @@
 // The container RPCs' side of the log: append a request to a container stream when its machine
 // takes it, then wait for the outcome the planner or the exit watcher records.
 import { waitForState } from '../driver.js';
-import { appendIfAccepted } from '../network/sandbox-streams.js';
+import { appendIfAccepted } from '../../events/append-if-accepted.js';
 import { CrispError, failedPrecondition } from '../../errors.js';
 import type { ContainerStateName } from '../../machines/container.js';
 import type { CallerFault } from '../../machines/events.js';

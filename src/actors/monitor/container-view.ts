@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { EventStore } from '../../events/store.js';
 import { stateOf, type EntityState } from '../../machines/index.js';
 import type { ContainerStateName } from '../../machines/container.js';
-import { resolveStreamId } from '../network/sandbox-streams.js';
+import { resolveStreamId } from '../stream-lookup.js';
 import { criSignalOf } from './signals.js';
 import type { Container } from '../../cri/proto/gen/runtime/v1/Container.js';
 import type { ContainerFilter__Output } from '../../cri/proto/gen/runtime/v1/ContainerFilter.js';

@@ -25,7 +25,8 @@ import type { ExitInfo } from '../monitor/types.js';
 import { bundleLayout, runtimeDirs } from '../monitor/container-layout.js';
 import { waitForFile, WaitAborted } from '../monitor/files.js';
 import { effectiveHostname } from '../../machines/sandbox-config.js';
-import { appendIfAccepted, sandboxDir, sandboxState } from './sandbox-streams.js';
+import { sandboxDir, sandboxState } from './sandbox-streams.js';
+import { appendIfAccepted } from '../../events/append-if-accepted.js';
 
 type SandboxState = EntityState<'sandbox'>;
 

@@ -8,9 +8,8 @@ import type { PodSandboxConfig__Output } from '../../cri/proto/gen/runtime/v1/Po
 import { alreadyExists, CrispError, failedPrecondition } from '../../errors.js';
 import type { EntityState } from '../../machines/index.js';
 import { differingField } from '../../machines/request-compare.js';
-import {
-  appendIfAccepted, removePodContainers, sandboxByNameKey, sandboxState, stopPodContainers,
-} from './sandbox-streams.js';
+import { removePodContainers, sandboxByNameKey, sandboxState, stopPodContainers } from './sandbox-streams.js';
+import { appendIfAccepted } from '../../events/append-if-accepted.js';
 
 export interface SandboxCommandDeps {
   store: EventStore;

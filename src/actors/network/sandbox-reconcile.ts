@@ -4,7 +4,8 @@ import { resolve } from 'node:path';
 import type { EventStore } from '../../events/store.js';
 import type { Logger } from '../../log.js';
 import { pinnedBy, type PodNamespaceKind } from './namespaces.js';
-import { appendIfAccepted, sandboxState } from './sandbox-streams.js';
+import { sandboxState } from './sandbox-streams.js';
+import { appendIfAccepted } from '../../events/append-if-accepted.js';
 import type { MountEntry } from './mounts.js';
 
 /**

@@ -1,5 +1,5 @@
-// Reading sandbox streams and asking other streams to move, for the sandbox RPCs: id and prefix
-// lookup, name reservation, and the pod's containers (stopped and removed through their own
+// Reading sandbox streams and asking other streams to move, for the sandbox RPCs: the pod's
+// directory, name reservation, and the pod's containers (stopped and removed through their own
 // streams: the container service does the work, this side only appends requests and waits).
 import { join } from 'node:path';
 import { waitForState } from '../driver.js';
@@ -7,23 +7,10 @@ import { appendIfAccepted } from '../../events/append-if-accepted.js';
 import type { EventStore } from '../../events/store.js';
 import { accepts, stateOf, type EntityState } from '../../machines/index.js';
 import type { EventsByKind, StreamKind } from '../../machines/events.js';
-import { deadlineExceeded, invalidArgument } from '../../errors.js';
+import { deadlineExceeded } from '../../errors.js';
 
 export function sandboxDir(runroot: string, id: string): string {
   return join(runroot, 'sandboxes', id);
-}
-
-/**
- * The live stream an id or unique id prefix names, or undefined when none does. An ambiguous
- * prefix is an InvalidArgument naming `field`.
- */
-export function resolveStreamId(store: EventStore, kind: StreamKind, idOrPrefix: string, field: string): string | undefined {
-  if (!idOrPrefix) throw invalidArgument(`${field} is required`);
-  const exact = store.stream(idOrPrefix);
-  if (exact) return exact.kind === kind ? idOrPrefix : undefined;
-  const matches = store.liveStreams(kind).filter(([id]) => id.startsWith(idOrPrefix));
-  if (matches.length > 1) throw invalidArgument(`${field}: prefix ${JSON.stringify(idOrPrefix)} matches ${matches.length} ${kind}es; give more characters`);
-  return matches[0]?.[0];
 }
 
 export function sandboxState(store: EventStore, id: string): EntityState<'sandbox'> | undefined {
@@ -42,8 +29,6 @@ export function liveSandboxes(store: EventStore): [string, EntityState<'sandbox'
 export function sandboxByNameKey(store: EventStore, nameKey: string): [string, EntityState<'sandbox'>] | undefined {
   return liveSandboxes(store).find(([, s]) => s.context.nameKey === nameKey && s.value !== 'removing');
 }
-
-export { appendIfAccepted };
 
 export function podContainerIds(store: EventStore, sandboxId: string): string[] {
   return store.liveStreams('container')
