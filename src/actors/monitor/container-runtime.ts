@@ -1,9 +1,10 @@
-// Running containers: runc under conmon. Everything this class knows about a container is
-// in files (runc's state dir, conmon's pid/exit/oom files, our meta.json and exit.json), so a
-// new ContainerRuntime over the same directories re-adopts containers started by an earlier
-// process: that is how crisp survives its own restarts.
+// Running containers: the OCI runtime of their handler (runc, crun) under conmon. Everything
+// this class knows about a container is in files (the runtime's state dir, conmon's pid/exit/oom
+// files, crisp's records in container-records.ts), so a new ContainerRuntime over the same
+// directories re-adopts containers started by an earlier process: that is how crisp survives
+// its own restarts.
 import { open } from 'node:fs/promises';
-import { constants as fsConstants, mkdirSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { constants as fsConstants, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Subject } from 'rxjs';
@@ -30,6 +31,7 @@ import { parseSignal } from './signals.js';
 import type { ExitInfo, ExitReason, ExecSyncResult, LinuxResources, RuntimeState } from './types.js';
 import { ConmonPlacer, type ConmonCgroupSetting } from './conmon-cgroup.js';
 import type { RuntimeHandlerSpec } from './runtime-handlers.js';
+import { ContainerFiles, validateId, type ContainerRecord, type CreateIntent, type RuntimeChoice, type StoredExit } from './container-records.js';
 
 export interface ContainerRuntimeOptions {
   /** The default handler's OCI runtime. */
@@ -64,44 +66,6 @@ export interface CreateOptions {
   runtimeHandler?: string;
 }
 
-/** Which OCI runtime (and its root) a container was made with; absent in records older than handlers. */
-interface RuntimeChoice {
-  runtimePath?: string;
-  runtimeRoot?: string;
-}
-
-/** What create() is about to make: enough for delete() to undo an attempt cut short. */
-interface CreateIntent extends RuntimeChoice {
-  version: 1;
-  id: string;
-  bundle: string;
-  cgroupsPath?: string;
-}
-
-/** What create() records about a container, so any later process can find it again. */
-export interface ContainerRecord extends RuntimeChoice {
-  version: 1;
-  id: string;
-  bundle: string;
-  logPath: string;
-  cgroupsPath?: string;
-  pid: number;
-  conmonPid: number;
-  /** The cgroup conmon was moved to, when it was moved out of the daemon's. */
-  conmonCgroup?: string;
-}
-
-interface StoredExit {
-  version: 1;
-  exitCode: number;
-  finishedAt: string;
-  oomKilled: boolean;
-  reason: ExitReason;
-  message?: string;
-}
-
-const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$/;
-const ATTACH_DIR = 'attach';
 // conmon's ctl-fifo message to reopen log files (type 2; the two numbers are a window size it ignores)
 const REOPEN_LOGS_MESSAGE = '2 0 0\n';
 const REOPEN_WAIT_MS = 10_000;
@@ -135,6 +99,7 @@ export class ContainerRuntime {
   readonly orphaned$ = new Subject<OrphanNotice>();
 
   private readonly conmonPlacer: ConmonPlacer;
+  private readonly files: ContainerFiles;
 
   constructor(private readonly o: ContainerRuntimeOptions) {
     for (const key of ['runtimePath', 'runtimeRoot', 'conmonPath', 'runDir', 'exitsDir'] as const) {
@@ -144,70 +109,35 @@ export class ContainerRuntime {
       if (!isAbsolute(h.path) || !isAbsolute(h.root)) throw invalidArgument(`runtime handler ${JSON.stringify(h.name)}: path and root must be absolute`);
     }
     this.logger = (o.logger ?? silentLogger).child({ component: 'monitor' });
+    this.files = new ContainerFiles(o.runDir, o.exitsDir);
     this.conmonPlacer = new ConmonPlacer(o.conmonCgroup ?? 'pod', () => this.cgroupLayout());
   }
 
-  // ---- paths -------------------------------------------------------------------------------
-
-  private containerDir(id: string): string {
-    return join(this.o.runDir, id);
-  }
-  private recordFile(id: string): string {
-    return join(this.containerDir(id), 'meta.json');
-  }
-  /** Written before conmon is launched, so a create cut short still names what it may have made. */
-  private intentFile(id: string): string {
-    return join(this.containerDir(id), 'intent.json');
-  }
-  private storedExitFile(id: string): string {
-    return join(this.containerDir(id), 'exit.json');
-  }
-  private exitFile(id: string): string {
-    return join(this.o.exitsDir, id);
-  }
-  private socketDir(): string {
-    return join(this.o.runDir, ATTACH_DIR);
-  }
+  // ---- records ------------------------------------------------------------------------------
 
   /** conmon's attach socket (SOCK_SEQPACKET), reached through a short symlink to the bundle. */
   attachSocketPath(id: string): string {
-    validateId(id);
-    return join(this.socketDir(), id, 'attach');
+    return this.files.attachSocket(id);
   }
 
   /** The record create() wrote, or null for an unknown id. */
-  async record(id: string): Promise<ContainerRecord | null> {
-    validateId(id);
-    return readJsonFile<ContainerRecord>(this.recordFile(id));
+  record(id: string): Promise<ContainerRecord | null> {
+    return this.files.record(id);
+  }
+
+  /** The cgroupsPath a record, or the intent of a create cut short, names; null when neither does. */
+  async cgroupsPathOf(id: string): Promise<string | null> {
+    return (await this.files.recordOrIntent(id))?.cgroupsPath ?? null;
+  }
+
+  /** Ids of every container this run dir holds a record or a create intent for (for reconciliation at start-up). */
+  list(): Promise<string[]> {
+    return this.files.list();
   }
 
   /** The conmon binary this runtime launches (to tell its conmons from others'). */
   get conmonPath(): string {
     return this.o.conmonPath;
-  }
-
-  /** The cgroupsPath a record, or the intent of a create cut short, names; null when neither does. */
-  async cgroupsPathOf(id: string): Promise<string | null> {
-    validateId(id);
-    const made = (await readJsonFile<ContainerRecord>(this.recordFile(id))) ?? (await readJsonFile<CreateIntent>(this.intentFile(id)));
-    return made?.cgroupsPath ?? null;
-  }
-
-  /** Ids of every container this run dir holds a record or a create intent for (for reconciliation at start-up). */
-  async list(): Promise<string[]> {
-    let entries: string[];
-    try {
-      entries = readdirSync(this.o.runDir);
-    } catch (err) {
-      if (errCode(err) === 'ENOENT') return [];
-      throw err;
-    }
-    const ids: string[] = [];
-    for (const entry of entries) {
-      if (entry === ATTACH_DIR || !ID_PATTERN.test(entry)) continue;
-      if ((await exists(join(this.o.runDir, entry, 'meta.json'))) || (await exists(join(this.o.runDir, entry, 'intent.json')))) ids.push(entry);
-    }
-    return ids.sort();
   }
 
   /** Where the container's cgroup lives on this host (for stats), or null without a cgroupsPath. */
@@ -246,7 +176,7 @@ export class ContainerRuntime {
   /** The runtime binary and root a container was made with (the default for unknown ids). */
   async runtimeOf(id: string): Promise<{ path: string; root: string }> {
     validateId(id);
-    const made = (await readJsonFile<RuntimeChoice>(this.recordFile(id))) ?? (await readJsonFile<RuntimeChoice>(this.intentFile(id)));
+    const made: RuntimeChoice | null = await this.files.recordOrIntent(id);
     return made?.runtimePath && made.runtimeRoot ? { path: made.runtimePath, root: made.runtimeRoot } : this.handlerRuntime();
   }
 
@@ -281,8 +211,8 @@ export class ContainerRuntime {
     const handler = this.handlerRuntime(c.runtimeHandler);
     const choice: Required<RuntimeChoice> = { runtimePath: handler.path, runtimeRoot: handler.root };
 
-    if (await exists(this.recordFile(c.id))) throw alreadyExists(`container ${c.id} already exists`);
-    const interrupted = await readJsonFile<CreateIntent>(this.intentFile(c.id));
+    if (await exists(this.files.recordFile(c.id))) throw alreadyExists(`container ${c.id} already exists`);
+    const interrupted = await readJsonFile<CreateIntent>(this.files.intentFile(c.id));
     if (interrupted) {
       // An earlier create of this id died before it could record the container (crisp was
       // killed mid-launch): undo whatever it made (runc state, conmon, cgroup) and start over.
@@ -293,14 +223,14 @@ export class ContainerRuntime {
       // stat, where asking `runc state` costs a process spawn on every create.
       throw alreadyExists(`container ${c.id} already exists`);
     }
-    const dir = this.containerDir(c.id);
+    const dir = this.files.dir(c.id);
     mkdirSync(this.o.exitsDir, { recursive: true });
-    mkdirSync(this.socketDir(), { recursive: true });
+    mkdirSync(this.files.socketDir(), { recursive: true });
     await removePath(dir); // leftovers of an earlier, half-cleaned attempt with this id
-    await removePath(this.exitFile(c.id));
+    await removePath(this.files.exitFile(c.id));
     mkdirSync(dir, { recursive: true });
     const intent: CreateIntent = { version: 1, id: c.id, bundle: c.bundle, ...(cgroup && { cgroupsPath: cgroup.cgroupsPath }), ...choice };
-    await writeJsonFileAtomic(this.intentFile(c.id), intent);
+    await writeJsonFileAtomic(this.files.intentFile(c.id), intent);
     const logExisted = await exists(c.logPath);
 
     const log = this.logger.child({ id: c.id });
@@ -317,7 +247,7 @@ export class ContainerRuntime {
           containerDir: dir,
           containerPidFile: join(dir, 'pidfile'),
           conmonPidFile: join(dir, 'conmon.pid'),
-          socketDir: this.socketDir(),
+          socketDir: this.files.socketDir(),
           terminal: c.terminal,
           stdin: c.stdin,
           stdinOnce: c.stdinOnce,
@@ -342,7 +272,7 @@ export class ContainerRuntime {
       launched.lifeline.once('close', () => this.lifelines.delete(c.id));
       // conmon and runc have made the container; only the intent says so until the record lands.
       crashPoint('runtime:conmon-launched');
-      await writeJsonFileAtomic(this.recordFile(c.id), rec);
+      await writeJsonFileAtomic(this.files.recordFile(c.id), rec);
       log.info({ pid: launched.pid, conmonPid: launched.conmonPid }, 'container created');
       return { pid: launched.pid, conmonPid: launched.conmonPid };
     } catch (err) {
@@ -391,13 +321,13 @@ export class ContainerRuntime {
    */
   async readExit(id: string): Promise<ExitInfo | null> {
     validateId(id);
-    const stored = await readJsonFile<StoredExit>(this.storedExitFile(id));
+    const stored = await readJsonFile<StoredExit>(this.files.storedExitFile(id));
     if (stored) return fromStored(stored);
     let text: string;
     let finishedAt: bigint;
     try {
-      text = readFileSync(this.exitFile(id), 'utf8');
-      finishedAt = (statSync(this.exitFile(id), { bigint: true })).mtimeNs;
+      text = readFileSync(this.files.exitFile(id), 'utf8');
+      finishedAt = (statSync(this.files.exitFile(id), { bigint: true })).mtimeNs;
     } catch (err) {
       if (errCode(err) === 'ENOENT') return null;
       throw err;
@@ -420,18 +350,18 @@ export class ContainerRuntime {
    * up in case the cgroup is already gone.
    */
   private async sawOomKill(id: string): Promise<boolean> {
-    const rec = await readJsonFile<ContainerRecord>(this.recordFile(id));
+    const rec = await readJsonFile<ContainerRecord>(this.files.recordFile(id));
     if (rec?.cgroupsPath) {
       const kills = await readOomKillCount(resolveCgroupPaths(await this.cgroupLayout(), rec.cgroupsPath));
       if (kills !== null && kills > 0) return true;
     }
-    return exists(join(this.containerDir(id), 'oom'));
+    return exists(join(this.files.dir(id), 'oom'));
   }
 
   private async storeExit(id: string, info: ExitInfo): Promise<void> {
-    if (!(await exists(this.containerDir(id)))) return; // deleted meanwhile: nothing to keep it in
+    if (!(await exists(this.files.dir(id)))) return; // deleted meanwhile: nothing to keep it in
     const stored: StoredExit = { version: 1, ...info, finishedAt: info.finishedAt.toString() };
-    await writeJsonFileAtomic(this.storedExitFile(id), stored);
+    await writeJsonFileAtomic(this.files.storedExitFile(id), stored);
   }
 
   /** Resolves when the container has exited (watching conmon's exit file; no polling). */
@@ -458,13 +388,13 @@ export class ContainerRuntime {
       const conmonDied = lifeline
         ? new Promise<'conmon-died'>((resolve) => lifeline.once('close', () => resolve('conmon-died')))
         : new Promise<never>(() => undefined);
-      const outcome = await Promise.race([waitForFile(this.exitFile(id), local.signal).then(() => 'exited' as const), conmonDied]);
+      const outcome = await Promise.race([waitForFile(this.files.exitFile(id), local.signal).then(() => 'exited' as const), conmonDied]);
       if (outcome === 'conmon-died') {
         // conmon writes the exit file before it exits, so its absence now is final
         const lost = await this.withoutConmon(id);
         if ('exit' in lost) return lost.exit;
         if (!(await this.adoptOrphan(id))) throw failedPrecondition(`container ${id}: conmon exited and the container's process cannot be watched`);
-        await waitForFile(this.exitFile(id), local.signal);
+        await waitForFile(this.files.exitFile(id), local.signal);
       }
       const exit = await this.readExit(id);
       if (!exit) throw internal(`container ${id}: exit file vanished while being read`);
@@ -565,7 +495,7 @@ export class ContainerRuntime {
   }
 
   private async settleOrphanExit(id: string): Promise<void> {
-    if (await exists(this.exitFile(id))) return;
+    if (await exists(this.files.exitFile(id))) return;
     const oomKilled = await this.sawOomKill(id);
     const info: ExitInfo = {
       exitCode: UNKNOWN_EXIT_CODE,
@@ -576,8 +506,8 @@ export class ContainerRuntime {
     };
     await this.storeExit(id, info);
     // The file conmon would have written, last, so whoever waits for it finds the record first.
-    writeFileSync(`${this.exitFile(id)}.tmp`, String(UNKNOWN_EXIT_CODE));
-    renameSync(`${this.exitFile(id)}.tmp`, this.exitFile(id));
+    writeFileSync(`${this.files.exitFile(id)}.tmp`, String(UNKNOWN_EXIT_CODE));
+    renameSync(`${this.files.exitFile(id)}.tmp`, this.files.exitFile(id));
   }
 
   /** Stops watching orphans (the daemon is shutting down; the next start adopts them again). */
@@ -602,7 +532,7 @@ export class ContainerRuntime {
     const stopSignal = parseSignal(o.signal ?? 'SIGTERM', 'stop signal');
     const done = await this.readExit(id);
     if (done) return done;
-    if (!(await exists(this.recordFile(id)))) throw notFound(`container ${id} not found`);
+    if (!(await exists(this.files.recordFile(id)))) throw notFound(`container ${id} not found`);
     const log = this.logger.child({ id });
 
     // No `runc state` first (a process spawn per stop): the freezer says whether the container
@@ -651,8 +581,8 @@ export class ContainerRuntime {
    */
   async delete(id: string, runtimeHandler?: string): Promise<void> {
     validateId(id);
-    const rec = await readJsonFile<ContainerRecord>(this.recordFile(id));
-    const made = rec ?? (await readJsonFile<CreateIntent>(this.intentFile(id)));
+    const rec = await readJsonFile<ContainerRecord>(this.files.recordFile(id));
+    const made = rec ?? (await readJsonFile<CreateIntent>(this.files.intentFile(id)));
     const cgroup = made?.cgroupsPath ? resolveCgroupPaths(await this.cgroupLayout(), made.cgroupsPath) : undefined;
     const runtime = made?.runtimePath && made.runtimeRoot ? { path: made.runtimePath, root: made.runtimeRoot } : this.handlerRuntime(runtimeHandler);
     const runc = this.runcAt(runtime.path, runtime.root);
@@ -664,14 +594,14 @@ export class ContainerRuntime {
     id: string,
     o: { runc: Runc; bundle?: string; cgroup?: CgroupPaths; conmonPid?: number; logPath?: string; conmonCgroup?: string },
   ): Promise<void> {
-    const conmonPid = o.conmonPid ?? (await readPidFile(join(this.containerDir(id), 'conmon.pid')));
+    const conmonPid = o.conmonPid ?? (await readPidFile(join(this.files.dir(id), 'conmon.pid')));
     const r = await o.runc.run(['delete', '--force', id]);
     if (r.code !== 0 && !isNotExist(runcErrorText(r.stderr))) {
       throw internal(`delete container ${id}: ${runcErrorText(r.stderr)}`);
     }
     if (conmonPid !== null && (await isConmonFor(conmonPid, id, this.o.conmonPath))) {
       // let conmon write its exit file and leave, so it cannot recreate files we remove below
-      await waitForFile(this.exitFile(id), AbortSignal.timeout(DELETE_EXIT_WAIT_MS)).catch(() => undefined);
+      await waitForFile(this.files.exitFile(id), AbortSignal.timeout(DELETE_EXIT_WAIT_MS)).catch(() => undefined);
       if (await isConmonFor(conmonPid, id, this.o.conmonPath)) {
         try {
           process.kill(conmonPid, 'SIGKILL');
@@ -686,11 +616,11 @@ export class ContainerRuntime {
     if (o.conmonCgroup && this.conmonPlacer.ownsCgroup(o.conmonCgroup)) {
       await removeCgroupTree(resolveCgroupPaths(await this.cgroupLayout(), o.conmonCgroup));
     }
-    await removePath(this.exitFile(id));
-    await removePath(join(this.socketDir(), id));
+    await removePath(this.files.exitFile(id));
+    await removePath(join(this.files.socketDir(), id));
     if (o.bundle) for (const f of ['ctl', 'winsz', 'attach']) await removePath(join(o.bundle, f));
     if (o.logPath) await removePath(o.logPath);
-    await removePath(this.containerDir(id));
+    await removePath(this.files.dir(id));
   }
 
   // ---- exec, logs, resources -------------------------------------------------------------------
@@ -717,7 +647,7 @@ export class ContainerRuntime {
     const rec = await this.record(id);
     if (!rec) throw notFound(`container ${id} not found`);
     const name = `exec-${randomBytes(6).toString('hex')}`;
-    const processFile = join(this.containerDir(id), `${name}.json`);
+    const processFile = join(this.files.dir(id), `${name}.json`);
     await writeExecProcess(rec.bundle, cmd, false, processFile);
     return execSyncWithRunc({
       runc: await this.runcOf(id),
@@ -726,7 +656,7 @@ export class ContainerRuntime {
       timeoutSeconds: o.timeoutSeconds,
       maxOutputBytes,
       processFile,
-      pidFile: join(this.containerDir(id), `${name}.pid`),
+      pidFile: join(this.files.dir(id), `${name}.pid`),
       logger: this.logger.child({ id }),
     });
   }
@@ -772,12 +702,6 @@ export class ContainerRuntime {
 }
 
 // ---- helpers -------------------------------------------------------------------------------------
-
-function validateId(id: string): void {
-  if (typeof id !== 'string' || !ID_PATTERN.test(id) || id === ATTACH_DIR) {
-    throw invalidArgument(`container id ${JSON.stringify(id)} must be 1-128 characters of [A-Za-z0-9_.+-], starting with a letter or digit`);
-  }
-}
 
 interface BundleSpec {
   process?: { terminal?: boolean; oomScoreAdj?: number };
