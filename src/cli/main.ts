@@ -10,7 +10,7 @@ import { createLogger } from '../log.js';
 import { CRISP_VERSION, runDaemon } from '../daemon.js';
 import { EventStore } from '../events/store.js';
 import { openWriter } from '../events/database.js';
-import { describeSalvage, salvageLog } from '../events/integrity.js';
+import { describeSalvage, salvageLog } from '../events/salvage.js';
 import { messageOf } from '../errors.js';
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
