@@ -1,12 +1,28 @@
-// What the container planner, the exit watcher and the container RPCs share: the core's
-// context, the one ContainerRuntime (it holds conmon's lifelines) and the stream driver.
-import type { CriContext } from '../../cri/context.js';
+// What the container planner, the exit watcher and the container RPCs share: the daemon's
+// stores and settings they read, the one ContainerRuntime (it holds conmon's lifelines) and the
+// stream driver. Named here, so the actor imports nothing of src/cri (which hands it its context).
 import type { StreamDriver } from '../driver.js';
+import type { EventStore } from '../../events/store.js';
+import type { Logger } from '../../log.js';
+import type { CrispConfig } from '../../config/schema.js';
+import type { BlobStore } from '../storage/blob-store.js';
+import type { LayerStore } from '../storage/layer-store.js';
+import type { RuntimeHandlers } from './runtime-handlers.js';
 import type { HostFacts } from '../spec/input.js';
 import type { ContainerRuntime } from './container-runtime.js';
 
+/** The part of the daemon's context containers use. */
+export interface ContainerActorContext {
+  config: Pick<CrispConfig, 'root' | 'recoveryItemTimeoutMs'>;
+  store: EventStore;
+  logger: Logger;
+  blobs: BlobStore;
+  layers: LayerStore;
+  handlers: RuntimeHandlers;
+}
+
 export interface ContainerDeps {
-  ctx: CriContext;
+  ctx: ContainerActorContext;
   runtime: ContainerRuntime;
   driver: StreamDriver<'container'>;
   /** Read once per daemon: capabilities, cgroup version, devices, the default seccomp profile. */

@@ -1,5 +1,4 @@
 // What the stats, metrics and container-event RPCs share, and how they pick their entities.
-import type { CriContext } from '../../cri/context.js';
 import type { EventStore } from '../../events/store.js';
 import type { EntityState } from '../../machines/index.js';
 import { liveContainers, matchesFilter as containerMatches, criState } from '../monitor/container-view.js';
@@ -11,7 +10,8 @@ import type { StatsCollector } from './collector.js';
 import type { ContainerEventHub } from './container-events.js';
 
 export interface StatsDeps {
-  ctx: CriContext;
+  /** The part of the daemon's context the stats read (src/cri hands it the whole). */
+  ctx: { store: EventStore };
   collector: StatsCollector;
   events: ContainerEventHub;
 }
