@@ -59,35 +59,36 @@ function createStep(name: string, run: () => Promise<ContainerEvent[]>): Step<'c
   };
 }
 
-// Image configs are content-addressed, so a parsed one never goes stale; every create and stop
-// reads one, and a node runs few images, so a small cache spares a read and a parse each time.
-const imageConfigs = new Map<string, OciImageConfig>();
-const IMAGE_CONFIG_CACHE = 64;
+/**
+ * What is read from an image and parsed, kept per image id: image content never changes under
+ * its id, so an entry never goes stale, and a node runs few images, so a small bound suffices.
+ */
+class PerImage<T> {
+  private readonly entries = new Map<string, T>();
+  constructor(private readonly bound = 64) {}
+  async get(imageId: string, read: () => Promise<T>): Promise<T> {
+    const cached = this.entries.get(imageId);
+    if (cached !== undefined) return cached;
+    const value = await read();
+    if (this.entries.size >= this.bound) this.entries.delete(this.entries.keys().next().value!);
+    this.entries.set(imageId, value);
+    return value;
+  }
+}
+
+// Every create and stop reads the image config (Entrypoint, Cmd, Env, User, StopSignal...).
+const imageConfigs = new PerImage<OciImageConfig>();
 
 /** The image config JSON's `config` member (Entrypoint, Cmd, Env, User, StopSignal...). */
 export async function imageConfigOf(deps: ContainerDeps, imageId: string): Promise<OciImageConfig> {
-  const cached = imageConfigs.get(imageId);
-  if (cached) return structuredClone(cached);
-  const blob = JSON.parse((await deps.ctx.blobs.read(imageId)).toString('utf8')) as { config?: OciImageConfig };
-  const config = blob.config ?? {};
-  if (imageConfigs.size >= IMAGE_CONFIG_CACHE) imageConfigs.delete(imageConfigs.keys().next().value!);
-  imageConfigs.set(imageId, config);
+  const config = await imageConfigs.get(imageId, async () => (JSON.parse((await deps.ctx.blobs.read(imageId)).toString('utf8')) as { config?: OciImageConfig }).config ?? {});
   return structuredClone(config);
 }
 
 // The image's /etc/passwd and /etc/group, read once per image: at spec-write the container's
 // writable layer is still empty, so its rootfs shows exactly the image's files, and every
 // container of an image would otherwise pay two reads through the overlay and two parses.
-const userDatabases = new Map<string, UserDatabase>();
-
-async function userDatabaseOf(imageId: string, rootfs: string): Promise<UserDatabase> {
-  const cached = userDatabases.get(imageId);
-  if (cached) return cached;
-  const db = await readUserDatabase(rootfs);
-  if (userDatabases.size >= IMAGE_CONFIG_CACHE) userDatabases.delete(userDatabases.keys().next().value!);
-  userDatabases.set(imageId, db);
-  return db;
-}
+const userDatabases = new PerImage<UserDatabase>();
 
 async function mountRootfs(deps: ContainerDeps, id: string, c: ContainerContext): Promise<ContainerEvent[]> {
   const image = resolveImage(deps.ctx.store, c.image!.id);
@@ -174,7 +175,7 @@ async function writeSpec(deps: ContainerDeps, id: string, c: ContainerContext): 
   const layout = containerLayout(deps.ctx.config.root, id);
   const { pod, sandbox } = podResources(deps, c.sandboxId);
   const imageConfig = await imageConfigOf(deps, c.image!.id);
-  const user = resolveUserFrom(await userDatabaseOf(c.image!.id, layout.rootfs), config, imageConfig.User ?? '');
+  const user = resolveUserFrom(await userDatabases.get(c.image!.id, () => readUserDatabase(layout.rootfs)), config, imageConfig.User ?? '');
   const stopSignal = effectiveStopSignal(config, imageConfig.StopSignal);
   const handler = deps.ctx.handlers.get(podRuntimeHandler(deps, c.sandboxId));
   config.mounts.forEach((m, i) => {
