@@ -91,6 +91,8 @@ export interface OrphanNotice {
 
 export class ContainerRuntime {
   private readonly runcs = new Map<string, Runc>();
+  /** Each container's runtime, once known: it never changes, and start, stop, state and exec would otherwise each read the record for it. */
+  private readonly runcById = new Map<string, Runc>();
   private readonly logger: Logger;
   private readonly lifelines = new Map<string, ConmonLifeline>();
   private readonly orphans = new Map<string, NodeJS.Timeout>();
@@ -175,14 +177,20 @@ export class ContainerRuntime {
 
   /** The runtime binary and root a container was made with (the default for unknown ids). */
   async runtimeOf(id: string): Promise<{ path: string; root: string }> {
-    validateId(id);
-    const made: RuntimeChoice | null = await this.files.recordOrIntent(id);
-    return made?.runtimePath && made.runtimeRoot ? { path: made.runtimePath, root: made.runtimeRoot } : this.handlerRuntime();
+    const runc = await this.runcOf(id);
+    return { path: runc.path, root: runc.root };
   }
 
   private async runcOf(id: string): Promise<Runc> {
-    const r = await this.runtimeOf(id);
-    return this.runcAt(r.path, r.root);
+    validateId(id);
+    const known = this.runcById.get(id);
+    if (known) return known;
+    const made: RuntimeChoice | null = await this.files.recordOrIntent(id);
+    const r = made?.runtimePath && made.runtimeRoot ? { path: made.runtimePath, root: made.runtimeRoot } : this.handlerRuntime();
+    const runc = this.runcAt(r.path, r.root);
+    // Only a container crisp has a record or intent of is remembered: an unknown id is looked up again.
+    if (made) this.runcById.set(id, runc);
+    return runc;
   }
 
   // ---- create / start ------------------------------------------------------------------------
@@ -612,6 +620,7 @@ export class ContainerRuntime {
     }
     this.lifelines.get(id)?.destroy();
     this.lifelines.delete(id);
+    this.runcById.delete(id);
     if (o.cgroup) await removeCgroupTree(o.cgroup);
     if (o.conmonCgroup && this.conmonPlacer.ownsCgroup(o.conmonCgroup)) {
       await removeCgroupTree(resolveCgroupPaths(await this.cgroupLayout(), o.conmonCgroup));
