@@ -32,6 +32,11 @@ import { startMetricsServer, type MetricsServer } from './metrics/server.js';
 import { parseConmonCgroup } from './actors/monitor/conmon-cgroup.js';
 import { sdNotify } from './host/sd-notify.js';
 import { handlerSpecs, RuntimeHandlers } from './actors/monitor/runtime-handlers.js';
+import { WritableLayerCache } from './actors/storage/writable-layer-cache.js';
+
+// kubelet's housekeeping runs every 10 s; a writable layer figure at most that old is what
+// cAdvisor gives it too.
+const LAYER_REFRESH_MS = 10_000;
 import type { Tracing } from './tracing/otel.js';
 
 export const CRISP_VERSION: string = (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -95,6 +100,7 @@ export async function runDaemon(config: CrispConfig, logger: Logger): Promise<Da
   let hostFacts: Promise<HostFacts> | undefined;
   const context = {
     config, store, logger, readiness, version: CRISP_VERSION, blobs, layers, runtime, handlers,
+    writableLayers: new WritableLayerCache({ refreshMs: LAYER_REFRESH_MS, logger }),
     hostFacts: () => (hostFacts ??= readHostFacts().catch((err: unknown) => {
       hostFacts = undefined;
       throw err;
@@ -113,6 +119,7 @@ export async function runDaemon(config: CrispConfig, logger: Logger): Promise<Da
     await tracing?.shutdown().catch((err: unknown) => logger.warn({ err }, 'tracing: the last spans could not be sent'));
     for (const service of [...services].reverse()) await service.close?.();
     runtime.close();
+    context.writableLayers.close();
     await layers.close();
   };
   // Off by default: then neither calls nor events pay anything for it, and the SDK is not even

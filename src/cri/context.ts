@@ -9,6 +9,7 @@ import type { ContainerRuntime } from '../actors/monitor/container-runtime.js';
 import type { HostFacts } from '../actors/spec/input.js';
 import type { Images } from '../actors/image-pull/service.js';
 import type { RuntimeHandlers } from '../actors/monitor/runtime-handlers.js';
+import type { WritableLayerCache } from '../actors/storage/writable-layer-cache.js';
 
 /** What every service is built with: configuration, the event log, the shared stores. */
 export interface CriContext {
@@ -30,6 +31,8 @@ export interface CriContext {
   runtime: ContainerRuntime;
   /** The RuntimeClass handlers and what each supports on this host, probed at start-up. */
   handlers: RuntimeHandlers;
+  /** Walks of containers' writable layers, cached: container stats and ImageFsInfo read the same figures. */
+  writableLayers: WritableLayerCache;
   /** What this host allows (capabilities, cgroup version, seccomp profile), read once. */
   hostFacts(): Promise<HostFacts>;
 }

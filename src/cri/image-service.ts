@@ -19,7 +19,7 @@ export const imageService = (ctx: CriContext): Service => {
       ListImages: listImages(ctx, images),
       ImageStatus: imageStatus(ctx, images),
       RemoveImage: removeImage(images),
-      ImageFsInfo: imageFsInfo(images, new WritableLayersUsage(ctx.config.root)),
+      ImageFsInfo: imageFsInfo(images, new WritableLayersUsage(ctx.config.root, ctx.writableLayers)),
       StreamImages: streamImages(ctx, images),
     },
     async recover() {

@@ -15,15 +15,11 @@ import { listPodSandboxMetrics } from './list-pod-sandbox-metrics.js';
 import { streamPodSandboxMetrics } from './stream-pod-sandbox-metrics.js';
 import { getContainerEvents } from './get-container-events.js';
 
-// kubelet's housekeeping runs every 10 s; a writable layer figure at most that old is what
-// cAdvisor gives it too.
-const LAYER_REFRESH_MS = 10_000;
-
 export const statsService: ServiceFactory = (ctx) => {
   const logger = ctx.logger.child({ service: 'stats' });
   const deps: StatsDeps = {
     ctx,
-    collector: new StatsCollector(ctx.store, { root: ctx.config.root, layerRefreshMs: LAYER_REFRESH_MS, logger }),
+    collector: new StatsCollector(ctx.store, { root: ctx.config.root, writableLayers: ctx.writableLayers, logger }),
     events: new ContainerEventHub(ctx.store, { logger }),
   };
   // Subscribed from the start, so facts recorded by other services' recovery are seen too.

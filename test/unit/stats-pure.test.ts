@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CpuRates } from '../../src/actors/stats/cpu-rate.js';
 import { parseNetDev } from '../../src/actors/stats/pod-network.js';
-import { WritableLayerCache } from '../../src/actors/stats/writable-layer.js';
+import { WritableLayerCache } from '../../src/actors/storage/writable-layer-cache.js';
 import { metricDescriptors, podSandboxMetrics } from '../../src/actors/stats/pod-metrics.js';
 import { podCgroupPath } from '../../src/actors/stats/collector.js';
 import { parsePressure } from '../../src/actors/stats/psi.js';

@@ -13,7 +13,7 @@ import { silentLogger, type Logger } from '../../log.js';
 import { CpuRates } from './cpu-rate.js';
 import { readMemoryExtras } from './memory-extras.js';
 import { readCgroupPressure } from './psi.js';
-import { WritableLayerCache } from './writable-layer.js';
+import { WritableLayerCache } from '../storage/writable-layer-cache.js';
 import { PodNetworkReader } from './pod-network.js';
 import { sandboxState } from '../network/sandbox-streams.js';
 import type { ContainerStats } from '../../cri/proto/gen/runtime/v1/ContainerStats.js';
@@ -33,6 +33,8 @@ export interface StatsCollectorOptions {
   root: string;
   /** How old a writable-layer figure may get before a background walk refreshes it. */
   layerRefreshMs?: number;
+  /** The daemon's one cache of writable-layer walks (ImageFsInfo sums the same figures); made here when absent. */
+  writableLayers?: WritableLayerCache;
   /** How long a pod's network counters are reused. */
   networkCacheMs?: number;
   logger?: Logger;
@@ -61,13 +63,15 @@ export function containerCgroupPath(containerId: string, state: ContainerState, 
 export class StatsCollector {
   private readonly rates = new CpuRates();
   private readonly layers: WritableLayerCache;
+  private readonly ownsLayers: boolean;
   private readonly network: PodNetworkReader;
   private readonly logger: Logger;
   private layout?: Promise<CgroupLayout>;
 
   constructor(private readonly store: EventStore, private readonly o: StatsCollectorOptions) {
     this.logger = o.logger ?? silentLogger;
-    this.layers = new WritableLayerCache({ refreshMs: o.layerRefreshMs ?? 10_000, logger: this.logger });
+    this.layers = o.writableLayers ?? new WritableLayerCache({ refreshMs: o.layerRefreshMs ?? 10_000, logger: this.logger });
+    this.ownsLayers = o.writableLayers === undefined;
     this.network = new PodNetworkReader(o.networkCacheMs ?? 1000);
   }
 
@@ -134,7 +138,7 @@ export class StatsCollector {
   }
 
   close(): void {
-    this.layers.close();
+    if (this.ownsLayers) this.layers.close();
   }
 
   private async networkUsage(id: string, netns: string, pids: number[]): Promise<NetworkUsage | undefined> {

@@ -3,7 +3,7 @@
 // cached: a call answers from the cache and, when the figure is older than the refresh
 // interval, asks for a new walk in the background (one walk at a time, so a node with many
 // containers never floods the disk with stat calls).
-import { diskUsage, type Usage } from '../storage/disk-usage.js';
+import { diskUsage, type Usage } from './disk-usage.js';
 import { nowNs } from '../../events/clock.js';
 import { silentLogger, type Logger } from '../../log.js';
 
