@@ -35,9 +35,29 @@ const PLUGIN_DIR = '/usr/lib/cni';
 
 // ---- process figures --------------------------------------------------------------------------
 
-function cpuMsOf(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) / CLK_TCK) * 1000;
+interface CpuMs {
+  user: number;
+  system: number;
+  /** The event loop's own thread (user + system), the rest being libuv's pool and V8's helpers. */
+  main: number;
+}
+
+function ticksOf(statPath: string): [number, number] {
+  const fields = readFileSync(statPath, 'utf8').split(') ')[1]!.split(' ');
+  return [(Number(fields[11]) / CLK_TCK) * 1000, (Number(fields[12]) / CLK_TCK) * 1000];
+}
+
+function cpuOf(pid: number): CpuMs {
+  const [user, system] = ticksOf(`/proc/${pid}/stat`);
+  const [mainUser, mainSystem] = ticksOf(`/proc/${pid}/task/${pid}/stat`);
+  return { user, system, main: mainUser + mainSystem };
+}
+
+/** CPU ms per pod between two readings: total, and its user, system and event-loop-thread parts. */
+function perPod(from: CpuMs, to: CpuMs, pods: number) {
+  const user = (to.user - from.user) / pods;
+  const system = (to.system - from.system) / pods;
+  return { total: user + system, user, system, main: (to.main - from.main) / pods };
 }
 
 function statusKiB(pid: number, key: string): number {
@@ -272,7 +292,7 @@ async function main(): Promise<void> {
     const containers: string[] = new Array(PODS);
     poller.phase = 'up';
     await eventLoopDelay(metricsPort); // restarts the daemon's delay monitor
-    const cpuUp0 = cpuMsOf(pid);
+    const cpuUp0 = cpuOf(pid);
     const up = await wave(PODS, BATCH, async (i) => {
       const t0 = performance.now();
       const config = kubeletPod(node, i);
@@ -287,7 +307,7 @@ async function main(): Promise<void> {
       await call(rt, rt.StartContainer, { container_id }, 120_000);
       return performance.now() - t0;
     });
-    const cpuUp = (cpuMsOf(pid) - cpuUp0) / PODS;
+    const cpuUp = perPod(cpuUp0, cpuOf(pid), PODS);
     const lagUp = await eventLoopDelay(metricsPort);
     poller.phase = 'steady';
     await sleep(STEADY_SECONDS * 1000);
@@ -295,7 +315,7 @@ async function main(): Promise<void> {
     const conmons = conmonRssMiB(exitsMarker);
     poller.phase = 'down';
     await eventLoopDelay(metricsPort);
-    const cpuDown0 = cpuMsOf(pid);
+    const cpuDown0 = cpuOf(pid);
     const down = await wave(PODS, BATCH, async (i) => {
       const t0 = performance.now();
       await call(rt, rt.StopContainer, { container_id: containers[i]!, timeout: 0 }, 120_000);
@@ -310,7 +330,7 @@ async function main(): Promise<void> {
     while (entriesLeft() > entriesBefore && performance.now() - downEnded < 60_000) await sleep(20);
     const releasedAfterMs = performance.now() - downEnded;
     if (entriesLeft() > entriesBefore) console.log(`not released after 60 s: ${listEntries().join(' ')}`);
-    const cpuDown = (cpuMsOf(pid) - cpuDown0) / PODS;
+    const cpuDown = perPod(cpuDown0, cpuOf(pid), PODS);
     const lagDown = await eventLoopDelay(metricsPort);
     await poller.stop();
     const samples = poller.samples;
@@ -328,7 +348,10 @@ async function main(): Promise<void> {
     console.log(`                ratio p50 ${(c.p50 / f.p50).toFixed(2)}x p99 ${(c.p99 / f.p99).toFixed(2)}x`);
     console.log(`teardown ms     crisp p50 ${fmt(cd.p50)} p99 ${fmt(cd.p99)}; floor p50 ${fmt(fd.p50)} p99 ${fmt(fd.p99)}; ratio p50 ${(cd.p50 / fd.p50).toFixed(2)}x`);
     console.log(`wave wall s     up crisp ${(up.wallMs / 1000).toFixed(1)} floor ${(floor.up.wallMs / 1000).toFixed(1)} (${(up.wallMs / floor.up.wallMs).toFixed(2)}x); down crisp ${(down.wallMs / 1000).toFixed(1)} floor ${(floor.down.wallMs / 1000).toFixed(1)} (${(down.wallMs / floor.down.wallMs).toFixed(2)}x)`);
-    console.log(`daemon CPU      ${fmt(cpuUp)} ms per pod started, ${fmt(cpuDown)} ms per pod torn down (released ${fmt(releasedAfterMs)} ms after the last reply)`);
+    console.log(`daemon CPU      ${fmt(cpuUp.total)} ms per pod started, ${fmt(cpuDown.total)} ms per pod torn down (released ${fmt(releasedAfterMs)} ms after the last reply)`);
+    for (const [label, c] of [['up', cpuUp], ['down', cpuDown]] as const) {
+      console.log(`  ${label.padEnd(4)} user ${fmt(c.user)} system ${fmt(c.system)}; event-loop thread ${fmt(c.main)}, other threads ${fmt(c.total - c.main)}`);
+    }
     console.log(`event-loop delay up p50 ${fmt(lagUp.p50)} p99 ${fmt(lagUp.p99)} max ${fmt(lagUp.max)} ms; down p50 ${fmt(lagDown.p50)} p99 ${fmt(lagDown.p99)} max ${fmt(lagDown.max)} ms`);
     for (const phase of ['up', 'steady', 'down']) {
       const xs = relist(phase);
