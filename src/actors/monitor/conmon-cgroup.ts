@@ -6,8 +6,7 @@
 // where it is ("daemon"). It is moved only in the hierarchies where the daemon itself sits
 // below the root (where a service manager would find it); a daemon run by hand at the root of
 // every hierarchy moves nothing.
-import { readFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, posix } from 'node:path';
 import { failedPrecondition } from '../../errors.js';
 import type { CgroupLayout } from './cgroups.js';
@@ -73,8 +72,8 @@ export class ConmonPlacer {
     if (this.mounts.length === 0) return null;
     for (const mount of this.mounts) {
       const dir = join(mount, target);
-      await mkdir(dir, { recursive: true });
-      await writeFile(join(dir, 'cgroup.procs'), String(pid));
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'cgroup.procs'), String(pid));
     }
     return target;
   }

@@ -1,29 +1,30 @@
 // Turning the monitor's view of an exit into the fact the log records.
-import { open } from 'node:fs/promises';
+import { closeSync, openSync, readSync } from 'node:fs';
 import type { ExitFacts } from '../../machines/events.js';
 import type { ExitInfo } from './types.js';
 
 // kubelet reads at most this much of a termination message; so do we.
 const TERMINATION_MESSAGE_MAX = 4096;
 
-async function readHead(path: string, max: number): Promise<string> {
-  let file;
+// At most 4 KiB of a local file: read synchronously, as small files are everywhere in crisp.
+function readHead(path: string, max: number): string {
+  let fd: number;
   try {
-    file = await open(path, 'r');
+    fd = openSync(path, 'r');
   } catch {
     return '';
   }
   try {
     const buffer = Buffer.alloc(max);
-    const { bytesRead } = await file.read(buffer, 0, max, 0);
+    const bytesRead = readSync(fd, buffer, 0, max, 0);
     return buffer.subarray(0, bytesRead).toString('utf8');
   } finally {
-    await file.close();
+    closeSync(fd);
   }
 }
 
 export async function exitFacts(exit: ExitInfo, terminationLog: string): Promise<ExitFacts> {
-  const message = (await readHead(terminationLog, TERMINATION_MESSAGE_MAX)) || exit.message;
+  const message = readHead(terminationLog, TERMINATION_MESSAGE_MAX) || exit.message;
   return {
     exitCode: exit.exitCode,
     reason: exit.reason,

@@ -15,7 +15,7 @@
 // unpin propagates to the peers the mount propagated to, so both are safe.
 
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { mkdir, open, rm } from 'node:fs/promises';
+import { closeSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { alreadyExists, clip, internal, invalidArgument, messageOf } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
@@ -63,7 +63,7 @@ export async function pinNamespaces(options: PinOptions): Promise<PinnedNamespac
     if (!kinds.includes('uts')) throw invalidArgument('hostname: needs a private uts namespace (kinds lacks "uts")');
   }
   const dir = resolve(options.dir);
-  await mkdir(dir, { recursive: true, mode: 0o755 });
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
 
   const pinned: PinnedNamespaces = {};
   for (const k of kinds) pinned[k] = join(dir, k);
@@ -73,7 +73,7 @@ export async function pinNamespaces(options: PinOptions): Promise<PinnedNamespac
   }
   try {
     // unshare needs the targets to exist; leftovers of a crashed attempt are plain files, reused.
-    for (const path of Object.values(pinned)) await (await open(path, 'a', 0o444)).close();
+    for (const path of Object.values(pinned)) closeSync(openSync(path, 'a', 0o444));
     const args = kinds.map((k) => `--${k}=${pinned[k]}`);
     args.push('--', ...insideNewNamespaces(options.hostname, kinds.includes('net')));
     const r = await run('unshare', args, { timeoutMs: 10_000 });
@@ -108,7 +108,7 @@ export async function unpinNamespaces(pinned: PinnedNamespaces): Promise<void> {
   const paths = Object.values(pinned).filter((p): p is string => !!p);
   try {
     await unmountOwn(...paths);
-    for (const path of paths) await rm(path, { force: true });
+    for (const path of paths) rmSync(path, { force: true });
   } catch (err) {
     throw internal(`unpinning namespaces ${paths.join(', ')} failed: ${messageOf(err)}`, err);
   }

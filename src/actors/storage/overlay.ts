@@ -6,7 +6,8 @@
 // link can be made and removed idempotently without shared bookkeeping.
 
 import { createHash } from 'node:crypto';
-import { mkdir, readlink, symlink, unlink } from 'node:fs/promises';
+import { mkdirSync, readlinkSync, symlinkSync } from 'node:fs';
+import { unlink } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { failedPrecondition, invalidArgument } from '../../errors.js';
 import { isMissing } from './fs-util.js';
@@ -38,14 +39,14 @@ export async function ensureShortLink(linkDir: string, dir: string): Promise<str
   const name = shortLinkName(dir);
   const link = join(linkDir, name);
   try {
-    await symlink(dir, link);
+    symlinkSync(dir, link);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      await mkdir(linkDir, { recursive: true });
+      mkdirSync(linkDir, { recursive: true });
       return ensureShortLink(linkDir, dir);
     }
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    const existing = await readlink(link);
+    const existing = readlinkSync(link);
     if (existing !== dir) throw failedPrecondition(`short link ${link} points to ${existing}, not ${dir}`);
   }
   return name;
@@ -81,7 +82,7 @@ export async function mountOverlay(o: OverlayMountOptions): Promise<void> {
   const names = [];
   // Without an upper dir the kernel wants two lowers at least; an empty one adds nothing.
   if (o.upperDir === undefined && o.lowerDirs.length === 1) {
-    await mkdir(join(o.linkDir, EMPTY_LOWER), { recursive: true });
+    mkdirSync(join(o.linkDir, EMPTY_LOWER), { recursive: true });
     names.push(EMPTY_LOWER);
   }
   for (const dir of o.lowerDirs) names.push(await ensureShortLink(o.linkDir, dir));
