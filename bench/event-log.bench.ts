@@ -1,5 +1,5 @@
 // Event log throughput and replay speed, each against a baseline measured in the same process:
-// the same rows written/read with raw better-sqlite3 (no machine checks, no projections), so
+// the same rows written/read with raw better-sqlite3 (no machine checks, no stream versions), so
 // the ratio is crisp's overhead, whatever the machine's speed.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

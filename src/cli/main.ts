@@ -32,7 +32,7 @@ Commands:
   events               print the event log
   replay ID            fold one stream through its machine, step by step
   trace ID             a pod's, container's or pull's steps as a waterfall (or Chrome trace JSON)
-  rebuild-projections  rebuild the query tables from the event log, or salvage it from a damaged copy (--from)
+  salvage --from COPY  salvage the event log of a damaged database kept aside at start
 
 Run 'crisp COMMAND --help' for a command's options.`,
   daemon: `Usage: crisp daemon [options]\n\nRuns the CRI v1 server in the foreground until SIGTERM or SIGINT.\n\n${configFlagsHelp()}`,
@@ -64,15 +64,12 @@ to --endpoint, or the configuration's [crisp.tracing] endpoint.
 
   --root PATH     state directory holding state.db (default from the configuration)
   --db FILE       an event log file to read instead (e.g. state.db.example)`,
-  'rebuild-projections': `Usage: crisp rebuild-projections [--root PATH] [--from KEPT-COPY]
+  salvage: `Usage: crisp salvage --from KEPT-COPY [--root PATH]
 
-Drops the query tables (sandboxes, containers, images, runtime settings) and rebuilds them
-from the event log in one transaction.
-
-With --from, salvages the event log of a damaged database that crisp kept aside at start
+Salvages the event log of a damaged database that crisp kept aside at start
 (<root>/state.db.damaged-<time>, its -wal beside it) into a fresh <root>/state.db: every event
-row that can still be read is copied unchanged and in order, then the projections are rebuilt.
-It prints how many events were recovered, how many rows could not be read and which streams
+row that can still be read is copied unchanged and in order, then the new log is replayed
+through the machines, as the daemon will at start. It prints how many events were recovered, how many rows could not be read and which streams
 lost history. It refuses if <root>/state.db already holds events, and never changes or removes
 the kept copy. Run it with the daemon stopped; crisp can start again afterwards.
 
@@ -158,32 +155,29 @@ export async function main(argv: string[]): Promise<number> {
       trace({ db: logPath(values, () => rootFrom(values)), idOrPrefix: positionals[0]!, format, ...(width !== undefined && { width }), out });
       return 0;
     }
+    case 'salvage':
+    // The command's name before crisp dropped its query tables (schema 3); only --from remains.
     case 'rebuild-projections': {
       const { values } = parseArgs({ args: rest, options: { ...READ_OPTIONS, from: { type: 'string' } }, strict: true });
-      if (values.from !== undefined) {
-        const report = salvageLog({
-          from: values.from,
-          to: join(rootFrom(values), 'state.db'),
-          create: (path) => openWriter(path),
-          rebuild: (path) => {
-            const salvaged = EventStore.open(path);
-            try {
-              return salvaged.rebuildProjections();
-            } finally {
-              salvaged.close();
-            }
-          },
-        });
-        for (const line of describeSalvage(report)) out(line);
-        return 0;
+      if (values.from === undefined) {
+        throw new Error(
+          command === 'salvage'
+            ? '--from KEPT-COPY is required: the damaged copy crisp kept aside (see crisp salvage --help)'
+            : 'crisp keeps no query tables since schema 3: its state is the event log, replayed at every start, so there is nothing to rebuild. To salvage a damaged log: crisp salvage --from KEPT-COPY',
+        );
       }
-      const store = EventStore.open(join(rootFrom(values), 'state.db'));
-      try {
-        const { events } = store.rebuildProjections();
-        out(`rebuilt projections from ${events} events`);
-      } finally {
-        store.close();
-      }
+      const report = salvageLog({
+        from: values.from,
+        to: join(rootFrom(values), 'state.db'),
+        create: (path) => openWriter(path),
+        replay: (path) => {
+          const salvaged = EventStore.open(path);
+          const events = salvaged.replayedEvents;
+          salvaged.close();
+          return events;
+        },
+      });
+      for (const line of describeSalvage(report)) out(line);
       return 0;
     }
     default:

@@ -97,7 +97,7 @@ export function keepAside(path: string, when = new Date()): { kept: string; move
 }
 
 function salvageCommand(kept: string): string {
-  return `crisp rebuild-projections --from ${kept} --root ${dirname(kept)}`;
+  return `crisp salvage --from ${kept} --root ${dirname(kept)}`;
 }
 
 /** Keeps a damaged database aside and returns the error that tells the operator what to do. */

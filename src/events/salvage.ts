@@ -132,8 +132,8 @@ export interface SalvageReport {
   lostStreams: { streamId: string; kind: StreamKind; version: number }[];
   /** Events the stream's machine did not take in the state the recovered history left it in. */
   rejected: { streamId: string; kind: StreamKind; version: number; type: string }[];
-  /** Events replayed into the rebuilt projections. */
-  projectedEvents: number;
+  /** Events the new log replayed through their machines. */
+  replayedEvents: number;
 }
 
 export interface SalvageOptions {
@@ -142,10 +142,10 @@ export interface SalvageOptions {
   /** The live database path to create, `<root>/state.db`. */
   to: string;
   /**
-   * Opens the new log and rebuilds its projections; the event store passes its own, so the
-   * projections come from the same code the daemon runs.
+   * Opens the new log and replays it, returning how many events it replayed; the caller passes
+   * the event store's own open, so the replay is the one the daemon will run at start.
    */
-  rebuild: (path: string) => { events: number };
+  replay: (path: string) => number;
   /** Creates an empty, migrated database at a path and returns it open. */
   create: (path: string) => Database.Database;
   logger?: Logger;
@@ -191,7 +191,7 @@ function removeDatabaseFiles(path: string): void {
 
 /**
  * Copies every readable event of a kept-aside copy, in seq order and unchanged, into a fresh log
- * at `to`, with the compaction counts, rebuilt stream versions and projections. The new log is
+ * at `to`, with the compaction counts and rebuilt stream versions, and replays it. The new log is
  * built beside `to` and renamed into place only when complete. The kept copy is only read.
  */
 export function salvageLog(options: SalvageOptions): SalvageReport {
@@ -208,7 +208,7 @@ export function salvageLog(options: SalvageOptions): SalvageReport {
   const building = `${to}.salvaging`;
   // A previous salvage that died part way left only its own derived output here.
   removeDatabaseFiles(building);
-  let report: Omit<SalvageReport, 'projectedEvents'>;
+  let report: Omit<SalvageReport, 'replayedEvents'>;
   let oldStreams: Map<string, { kind: StreamKind; version: number }>;
   try {
     const sequence = tryRead(() => source.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'events'").pluck().safeIntegers(true).get() as bigint | undefined);
@@ -284,9 +284,9 @@ export function salvageLog(options: SalvageOptions): SalvageReport {
     source.close();
   }
 
-  let projectedEvents: number;
+  let replayedEvents: number;
   try {
-    projectedEvents = options.rebuild(building).events;
+    replayedEvents = options.replay(building);
   } catch (err) {
     throw new CrispError(
       'FailedPrecondition',
@@ -300,7 +300,7 @@ export function salvageLog(options: SalvageOptions): SalvageReport {
   removeDatabaseFiles(to);
   renameSync(building, to);
   logger.info({ from, to, recovered: report.recovered }, 'salvaged the event log');
-  return { ...report, projectedEvents };
+  return { ...report, replayedEvents };
 }
 
 /** Gaps and lost ends per stream, and the events a machine refused because of them. */
@@ -385,7 +385,7 @@ export function describeSalvage(r: SalvageReport): string[] {
       lines.push(`  ${events[0]!.kind} ${id}: ${shown}${events.length > 3 ? ` and ${events.length - 3} more` : ''}`);
     }
   }
-  lines.push(`rebuilt projections from ${r.projectedEvents} events`);
+  lines.push(`the new log replays: ${r.replayedEvents} events`);
   lines.push(`the damaged copy is kept at ${r.from}; crisp can start again`);
   return lines;
 }

@@ -1,6 +1,5 @@
 import { Subject, type Observable } from 'rxjs';
 import { openWriter, type Db } from './database.js';
-import { createProjector, type Projector } from './projections.js';
 import { upcast } from './upcast.js';
 import { nowNs } from './clock.js';
 import { assertNoSecrets } from './secrets.js';
@@ -62,14 +61,14 @@ export function rowToEvent(row: EventRow): StoredEvent {
  * The event log and the live machine state of every stream that has not ended. Appends are
  * checked twice before they commit: the stream must be at the version the caller expected
  * (optimistic concurrency), and its machine must accept each event in the state it is in, so
- * the log only ever holds legal histories. Events and projections commit in one transaction;
- * subscribers see events only after commit, in log order.
+ * the log only ever holds legal histories. A batch commits in one transaction; subscribers see
+ * events only after commit, in log order. The live states are the only derived view: the CRI
+ * answers from them, and opening the log rebuilds them by replay.
  */
 export class EventStore {
   private readonly committed = new Subject<StoredEvent>();
   readonly committed$: Observable<StoredEvent> = this.committed.asObservable();
   private readonly live = new Map<string, LiveStream>();
-  private readonly projector: Projector;
   private readonly pending: StoredEvent[] = [];
   private emitting = false;
   private readonly insertEvent;
@@ -78,7 +77,6 @@ export class EventStore {
   private readonly allRows;
 
   private constructor(readonly db: Db, readonly path: string) {
-    this.projector = createProjector(db);
     this.insertEvent = db.prepare(
       `INSERT INTO events (stream_kind, stream_id, version, type, schema_version, data, ts)
        VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
@@ -91,11 +89,14 @@ export class EventStore {
     this.allRows = db.prepare('SELECT * FROM events ORDER BY seq').safeIntegers(true);
   }
 
+  /** How many events the last open replayed. */
+  replayedEvents = 0;
+
   /** Opens (creating and migrating) the log and replays every stream into its machine. */
   static open(path: string, migrationsDir?: string): EventStore {
     const store = new EventStore(openWriter(path, migrationsDir), path);
     try {
-      store.replay();
+      store.replayedEvents = store.replay();
     } catch (err) {
       store.close();
       // Damage the start-up check did not report can still surface while the log is read.
@@ -158,7 +159,6 @@ export class EventStore {
           stored.push({ seq: row.seq, kind: req.kind, streamId: req.streamId, version, schemaVersion, ts, event });
         }
         this.upsertStream.run(req.streamId, req.kind, version);
-        this.projector.project(req.kind, req.streamId, snapshot);
         staged.set(req.streamId, { kind: req.kind, version, snapshot });
       }
     });
@@ -207,17 +207,6 @@ export class EventStore {
   readStream(streamId: string): StoredEvent[] {
     const rows = this.db.prepare('SELECT * FROM events WHERE stream_id = ? ORDER BY version').safeIntegers(true).all(streamId);
     return (rows as EventRow[]).map(rowToEvent);
-  }
-
-  /** Drops every projection row and rebuilds them from the log, in one transaction. */
-  rebuildProjections(): { events: number } {
-    let events = 0;
-    this.db.transaction(() => {
-      this.projector.clear();
-      events = this.replay();
-      for (const [id, live] of this.live) this.projector.project(live.kind, id, live.snapshot);
-    })();
-    return { events };
   }
 
   /** Drops the history of streams that ended more than `ageMs` ago (see retention.ts). */

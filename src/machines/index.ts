@@ -16,7 +16,7 @@ export interface StateOf {
   runtime: { value: 'stopped' | 'running'; context: RuntimeContext };
 }
 
-/** A stream's state, as persisted in projections and printed by `crisp replay`. */
+/** A stream's state, as the event store keeps it live and `crisp replay` prints it. */
 export type EntityState<K extends StreamKind = StreamKind> = StateOf[K];
 
 const MACHINES: Record<StreamKind, AnyStateMachine> = {

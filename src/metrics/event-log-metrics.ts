@@ -65,7 +65,7 @@ export class EventLogMetrics {
     this.pullBytes = new Counter({ name: 'crisp_image_pull_bytes_total', help: 'Layer bytes downloaded by image pulls (reused layers not counted).', registers: [registry] });
     this.pullLayers = new Counter({ name: 'crisp_image_pull_layers_total', help: 'Layers stored by image pulls, by whether the layer was already present.', labelNames: ['reused'], registers: [registry] });
     this.commit = new Histogram({
-      name: 'crisp_event_log_append_duration_seconds', help: 'From the start of an append to its subscribers being told of it (transaction and projections).',
+      name: 'crisp_event_log_append_duration_seconds', help: 'From the start of an append to its subscribers being told of it (transaction and live state).',
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25], registers: [registry],
     });
   }

@@ -22,7 +22,7 @@ function stateDir(t: { after(fn: () => void): void }) {
 }
 
 test('every command has --help; version and unknown commands behave', async () => {
-  for (const command of ['daemon', 'config', 'version', 'events', 'replay', 'trace', 'rebuild-projections']) {
+  for (const command of ['daemon', 'config', 'version', 'events', 'replay', 'trace', 'salvage']) {
     const { stdout } = await crisp(command, '--help');
     assert.match(stdout, /^Usage: crisp /, command);
   }
@@ -34,7 +34,7 @@ test('every command has --help; version and unknown commands behave', async () =
   assert.match((await crisp('daemon', '--help')).stdout, /--cni-plugin-dir/);
 });
 
-test('events, replay and rebuild-projections read the log of --root', async (t) => {
+test('events and replay read the log of --root; the old rebuild-projections says there is nothing to rebuild', async (t) => {
   const root = stateDir(t);
   const sandbox = hexId();
   const container = hexId();
@@ -64,8 +64,9 @@ test('events, replay and rebuild-projections read the log of --root', async (t) 
   assert.match(atCreated, /^state: "created"$/m);
   assert.doesNotMatch(atCreated, /ContainerStartRequested/);
 
-  const rebuilt = await crisp('rebuild-projections', '--root', root);
-  assert.match(rebuilt.stdout, /rebuilt projections from 8 events/);
+  const rebuilt = await fails('rebuild-projections', '--root', root);
+  assert.match(rebuilt.stderr, /no query tables since schema 3.*crisp salvage --from/);
+  assert.match((await fails('salvage', '--root', root)).stderr, /--from KEPT-COPY is required/);
 });
 
 test('events --follow prints events as another process commits them', async (t) => {

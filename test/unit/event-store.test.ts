@@ -9,6 +9,7 @@ import { openReader } from '../../src/events/database.js';
 import { MIGRATIONS_DIR } from '../../src/paths.js';
 import { isCrispError } from '../../src/errors.js';
 import { containerCreate, containerLife, hexId, sandboxRun } from '../helpers/events.js';
+import { stateOf } from '../../src/machines/index.js';
 
 function tempDb(t: { after(fn: () => void): void }) {
   const dir = mkdtempSync(join(tmpdir(), 'crisp-unit-'));
@@ -25,7 +26,7 @@ const dump = (path: string, table: string) => {
   }
 };
 
-test('appends carry versions, update projections and reach subscribers only after commit, in order', (t) => {
+test('appends carry versions, update the live state and reach subscribers only after commit, in order', (t) => {
   const path = tempDb(t);
   const store = EventStore.open(path);
   t.after(() => store.close());
@@ -44,10 +45,9 @@ test('appends carry versions, update projections and reach subscribers only afte
   store.append({ kind: 'sandbox', streamId: id, expectedVersion: 1, events: [{ type: 'SandboxNamespacesPinned', paths: { net: '/n' } }, { type: 'SandboxReady' }] });
   assert.deepEqual(seen.map((e) => [e.version, e.event.type]), [[1, 'SandboxRunRequested'], [2, 'SandboxNamespacesPinned'], [3, 'SandboxReady']]);
   assert.ok(seen.every((e, i) => i === 0 || e.seq > seen[i - 1]!.seq));
-  const rows = dump(path, 'sandboxes') as { id: string; state: string; snapshot: string }[];
-  assert.equal(rows.length, 1);
-  assert.equal(rows[0]!.state, 'ready');
-  assert.deepEqual(JSON.parse(rows[0]!.snapshot).context.namespaces, { net: '/n' });
+  const live = stateOf('sandbox', store.stream(id)!.snapshot);
+  assert.equal(live.value, 'ready');
+  assert.deepEqual(live.context.namespaces, { net: '/n' });
   assert.equal(statSync(path).mode & 0o777, 0o600);
 });
 
@@ -90,7 +90,7 @@ test('a batch over several streams commits whole or not at all', (t) => {
   );
   assert.equal(store.readStream(a).length, 0);
   assert.equal(store.stream(a), undefined);
-  assert.deepEqual(dump(path, 'sandboxes'), []);
+  assert.deepEqual(dump(path, 'events'), []);
   assert.deepEqual(seen, []);
 });
 
@@ -119,7 +119,7 @@ test('reopening replays every stream to the same state; ended streams take no mo
   );
 });
 
-test('rebuilding projections from the log yields identical rows', (t) => {
+test('reopening the log replays every live state as the appends left it; no query tables are kept', (t) => {
   const path = tempDb(t);
   const store = EventStore.open(path);
   t.after(() => store.close());
@@ -129,12 +129,14 @@ test('rebuilding projections from the log yields identical rows', (t) => {
     store.append({ kind: 'container', streamId: hexId(), expectedVersion: 0, events: containerLife(sandbox).slice(0, 3 + (i % 10)) });
   }
   store.append({ kind: 'runtime', streamId: 'runtime', expectedVersion: 0, events: [{ type: 'RuntimeConfigUpdated', podCidr: '10.0.0.0/24' }] });
-  const tables = ['sandboxes', 'containers', 'images', 'runtime_settings'];
-  const before = tables.map((table) => dump(path, table));
-  store.db.exec("UPDATE containers SET state = 'corrupted'; DELETE FROM sandboxes WHERE rowid % 2 = 0");
-  const { events } = store.rebuildProjections();
-  assert.ok(events > 40);
-  assert.deepEqual(tables.map((table) => dump(path, table)), before);
+  const states = (s: EventStore) => new Map(s.liveStreams().map(([id, live]) => [id, [live.kind, live.version, stateOf(live.kind, live.snapshot)]]));
+  const before = states(store);
+  const reopened = EventStore.open(path);
+  t.after(() => reopened.close());
+  assert.ok(reopened.replayedEvents > 40);
+  assert.deepEqual(states(reopened), before);
+  const tables = (dump(path, 'sqlite_master') as { type: string; name: string }[]).filter((r) => r.type === 'table').map((r) => r.name);
+  for (const gone of ['sandboxes', 'containers', 'images', 'runtime_settings']) assert.ok(!tables.includes(gone), `${gone} is dropped by migration 3`);
 });
 
 test('migrations are applied once, in order, and recorded', (t) => {
