@@ -6,7 +6,7 @@ import { dirname } from 'node:path';
 import type { EventStore } from '../../events/store.js';
 import { nowNs } from '../../events/clock.js';
 import type { EntityState } from '../../machines/index.js';
-import { detectCgroupLayout, readCgroupStats, resolveCgroupPaths, type CgroupLayout, type CgroupPaths } from '../monitor/cgroups.js';
+import { cgroupFiles, detectCgroupLayout, readCgroupStats, resolveCgroupPaths, type CgroupLayout, type CgroupPaths } from '../monitor/cgroups.js';
 import { containerLayout } from '../monitor/container-layout.js';
 import { cgroupsPathFor } from '../spec/resources.js';
 import { silentLogger, type Logger } from '../../log.js';
@@ -51,6 +51,11 @@ interface CgroupUsage {
 
 const u64 = (v: bigint | number) => ({ value: String(v) });
 
+// kubelet asks ListPodSandboxStats and ListContainerStats together, and a pod's stats hold its
+// containers' too: a cgroup sampled this recently answers again with the same sample (and its
+// timestamp), rather than having the kernel build memory.stat and the rest anew for each call.
+const SAMPLE_REUSE_MS = 500;
+
 /** The cgroupfs directory of a pod: its cgroup_parent, or the one crisp makes when there is none. */
 export function podCgroupPath(sandboxId: string, sandbox: SandboxState | undefined): string {
   return dirname(cgroupsPathFor(sandbox?.context.config?.linux?.cgroup_parent ?? '', sandboxId, sandboxId));
@@ -62,6 +67,7 @@ export function containerCgroupPath(containerId: string, state: ContainerState, 
 
 export class StatsCollector {
   private readonly rates = new CpuRates();
+  private readonly recent = new Map<string, { atMs: number; usage: CgroupUsage }>();
   private readonly layers: WritableLayerCache;
   private readonly ownsLayers: boolean;
   private readonly network: PodNetworkReader;
@@ -134,7 +140,9 @@ export class StatsCollector {
   retainOnly(containerIds: Set<string>, podIds: Set<string>): void {
     this.layers.retainOnly(containerIds);
     this.network.retainOnly(podIds);
-    this.rates.retainOnly(new Set([...[...containerIds].map((i) => `container:${i}`), ...[...podIds].map((i) => `pod:${i}`)]));
+    const keys = new Set([...[...containerIds].map((i) => `container:${i}`), ...[...podIds].map((i) => `pod:${i}`)]);
+    this.rates.retainOnly(keys);
+    for (const key of this.recent.keys()) if (!keys.has(key)) this.recent.delete(key);
   }
 
   close(): void {
@@ -170,8 +178,16 @@ export class StatsCollector {
   }
 
   private async cgroupUsage(key: string, cgroupsPath: string): Promise<CgroupUsage> {
-    const paths = await this.paths(cgroupsPath);
-    const [stats, extras] = await Promise.all([readCgroupStats(paths), readMemoryExtras(paths)]);
+    const recent = this.recent.get(key);
+    if (recent && performance.now() - recent.atMs < SAMPLE_REUSE_MS) return recent.usage;
+    const usage = await this.sample(key, await this.paths(cgroupsPath));
+    this.recent.set(key, { atMs: performance.now(), usage });
+    return usage;
+  }
+
+  private async sample(key: string, paths: CgroupPaths): Promise<CgroupUsage> {
+    const files = cgroupFiles();
+    const [stats, extras] = await Promise.all([readCgroupStats(paths, files), readMemoryExtras(paths, files)]);
     const pressure = readCgroupPressure(paths.unified);
     const at = nowNs();
     const timestamp = String(at);
