@@ -2,9 +2,9 @@
 // container stream, the exit watches, and the container RPCs.
 import type { ServiceFactory } from './context.js';
 import { StreamDriver } from '../actors/driver.js';
-import { containerPlanner } from '../actors/monitor/container-planner.js';
-import { ExitWatcher } from '../actors/monitor/exit-watcher.js';
-import type { ContainerDeps } from '../actors/monitor/container-deps.js';
+import { containerPlanner } from '../actors/container/container-planner.js';
+import { ExitWatcher } from '../actors/container/exit-watcher.js';
+import type { ContainerDeps } from '../actors/container/container-deps.js';
 import { createContainer } from './create-container.js';
 import { startContainer } from './start-container.js';
 import { stopContainer } from './stop-container.js';

@@ -2,7 +2,7 @@ import type { ContainerStatsRequest__Output } from './proto/gen/runtime/v1/Conta
 import type { ContainerStatsResponse } from './proto/gen/runtime/v1/ContainerStatsResponse.js';
 import type { UnaryHandler } from './wrap.js';
 import type { StatsDeps } from '../actors/stats/stats-deps.js';
-import { criState, findContainer } from '../actors/monitor/container-view.js';
+import { criState, findContainer } from '../actors/container/container-view.js';
 import { notFound } from '../errors.js';
 
 export const containerStats = (deps: StatsDeps): UnaryHandler<ContainerStatsRequest__Output, ContainerStatsResponse> => async (request) => {

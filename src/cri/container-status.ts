@@ -1,8 +1,8 @@
 import type { ContainerStatusRequest__Output } from './proto/gen/runtime/v1/ContainerStatusRequest.js';
 import type { ContainerStatusResponse } from './proto/gen/runtime/v1/ContainerStatusResponse.js';
 import type { UnaryHandler } from './wrap.js';
-import type { ContainerDeps } from '../actors/monitor/container-deps.js';
-import { findContainer, toCriStatus, verboseInfo } from '../actors/monitor/container-view.js';
+import type { ContainerDeps } from '../actors/container/container-deps.js';
+import { findContainer, toCriStatus, verboseInfo } from '../actors/container/container-view.js';
 import { notFound } from '../errors.js';
 
 export const containerStatus = (deps: ContainerDeps): UnaryHandler<ContainerStatusRequest__Output, ContainerStatusResponse> =>

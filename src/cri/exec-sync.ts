@@ -1,8 +1,8 @@
 import type { ExecSyncRequest__Output } from './proto/gen/runtime/v1/ExecSyncRequest.js';
 import type { ExecSyncResponse } from './proto/gen/runtime/v1/ExecSyncResponse.js';
 import type { UnaryHandler } from './wrap.js';
-import type { ContainerDeps } from '../actors/monitor/container-deps.js';
-import { findContainer } from '../actors/monitor/container-view.js';
+import type { ContainerDeps } from '../actors/container/container-deps.js';
+import { findContainer } from '../actors/container/container-view.js';
 import { deadlineExceeded, invalidArgument, notFound } from '../errors.js';
 import { rejectNul } from '../machines/request-bounds.js';
 

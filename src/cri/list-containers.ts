@@ -3,8 +3,8 @@ import type { ListContainersResponse } from './proto/gen/runtime/v1/ListContaine
 import type { ContainerFilter__Output } from './proto/gen/runtime/v1/ContainerFilter.js';
 import type { Container } from './proto/gen/runtime/v1/Container.js';
 import type { UnaryHandler } from './wrap.js';
-import type { ContainerDeps } from '../actors/monitor/container-deps.js';
-import { liveContainers, matchesFilter, toCriContainer } from '../actors/monitor/container-view.js';
+import type { ContainerDeps } from '../actors/container/container-deps.js';
+import { liveContainers, matchesFilter, toCriContainer } from '../actors/container/container-view.js';
 
 export function selectContainers(deps: ContainerDeps, filter: ContainerFilter__Output | null): Container[] {
   return liveContainers(deps.ctx.store)

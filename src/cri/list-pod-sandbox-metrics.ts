@@ -4,7 +4,7 @@ import type { PodSandboxMetrics } from './proto/gen/runtime/v1/PodSandboxMetrics
 import type { UnaryHandler } from './wrap.js';
 import type { StatsDeps } from '../actors/stats/stats-deps.js';
 import { podSandboxMetrics } from '../actors/stats/pod-metrics.js';
-import { liveContainers } from '../actors/monitor/container-view.js';
+import { liveContainers } from '../actors/container/container-view.js';
 import { collectPodSandboxStats } from './list-pod-sandbox-stats.js';
 
 export async function collectPodSandboxMetrics(deps: StatsDeps): Promise<PodSandboxMetrics[]> {

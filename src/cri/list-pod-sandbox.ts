@@ -4,8 +4,8 @@ import type { PodSandbox } from './proto/gen/runtime/v1/PodSandbox.js';
 import type { PodSandboxFilter__Output } from './proto/gen/runtime/v1/PodSandboxFilter.js';
 import type { UnaryHandler } from './wrap.js';
 import type { CriContext } from './context.js';
-import { liveSandboxes } from '../actors/network/sandbox-streams.js';
-import { isListed, matchesFilter, toPodSandbox } from '../actors/network/sandbox-view.js';
+import { liveSandboxes } from '../actors/sandbox/sandbox-streams.js';
+import { isListed, matchesFilter, toPodSandbox } from '../actors/sandbox/sandbox-view.js';
 
 /** The listed pods a filter selects, from the live states (readers never wait). */
 export function selectSandboxes(ctx: CriContext, filter: PodSandboxFilter__Output | null): PodSandbox[] {

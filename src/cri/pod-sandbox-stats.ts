@@ -3,9 +3,9 @@ import type { PodSandboxStatsResponse } from './proto/gen/runtime/v1/PodSandboxS
 import type { UnaryHandler } from './wrap.js';
 import type { StatsDeps } from '../actors/stats/stats-deps.js';
 import { containersByPod } from '../actors/stats/stats-deps.js';
-import { sandboxState } from '../actors/network/sandbox-streams.js';
+import { sandboxState } from '../actors/sandbox/sandbox-streams.js';
 import { resolveStreamId } from '../actors/stream-lookup.js';
-import { isListed } from '../actors/network/sandbox-view.js';
+import { isListed } from '../actors/sandbox/sandbox-view.js';
 import { notFound } from '../errors.js';
 
 export const podSandboxStats = (deps: StatsDeps): UnaryHandler<PodSandboxStatsRequest__Output, PodSandboxStatsResponse> => async (request) => {

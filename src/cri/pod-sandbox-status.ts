@@ -4,9 +4,9 @@ import type { UnaryHandler } from './wrap.js';
 import type { CriContext } from './context.js';
 import { notFound } from '../errors.js';
 import { nowNs } from '../events/clock.js';
-import { sandboxState } from '../actors/network/sandbox-streams.js';
+import { sandboxState } from '../actors/sandbox/sandbox-streams.js';
 import { resolveStreamId } from '../actors/stream-lookup.js';
-import { toPodSandboxStatus, verboseInfo } from '../actors/network/sandbox-view.js';
+import { toPodSandboxStatus, verboseInfo } from '../actors/sandbox/sandbox-view.js';
 
 export const podSandboxStatus = (ctx: CriContext): UnaryHandler<PodSandboxStatusRequest__Output, PodSandboxStatusResponse> => (request) => {
   const id = resolveStreamId(ctx.store, 'sandbox', request.pod_sandbox_id, 'pod_sandbox_id');

@@ -1,9 +1,9 @@
 import type { RemoveContainerRequest__Output } from './proto/gen/runtime/v1/RemoveContainerRequest.js';
 import type { RemoveContainerResponse } from './proto/gen/runtime/v1/RemoveContainerResponse.js';
 import type { UnaryHandler } from './wrap.js';
-import type { ContainerDeps } from '../actors/monitor/container-deps.js';
-import { findContainer } from '../actors/monitor/container-view.js';
-import { requestRemoval } from '../actors/monitor/container-requests.js';
+import type { ContainerDeps } from '../actors/container/container-deps.js';
+import { findContainer } from '../actors/container/container-view.js';
+import { requestRemoval } from '../actors/container/container-requests.js';
 
 /**
  * Stops a running container first; idempotent, and OK for a container that does not exist.

@@ -3,7 +3,7 @@ import type { RemovePodSandboxResponse } from './proto/gen/runtime/v1/RemovePodS
 import type { UnaryHandler } from './wrap.js';
 import type { CriContext } from './context.js';
 import { resolveStreamId } from '../actors/stream-lookup.js';
-import { removeSandbox, type SandboxCommandDeps } from '../actors/network/sandbox-commands.js';
+import { removeSandbox, type SandboxCommandDeps } from '../actors/sandbox/sandbox-commands.js';
 
 /** kubelet expects success for a pod that is already gone. */
 export const removePodSandbox = (ctx: CriContext, sandboxes: SandboxCommandDeps):

@@ -1,8 +1,8 @@
 import type { ReopenContainerLogRequest__Output } from './proto/gen/runtime/v1/ReopenContainerLogRequest.js';
 import type { ReopenContainerLogResponse } from './proto/gen/runtime/v1/ReopenContainerLogResponse.js';
 import type { UnaryHandler } from './wrap.js';
-import type { ContainerDeps } from '../actors/monitor/container-deps.js';
-import { findContainer } from '../actors/monitor/container-view.js';
+import type { ContainerDeps } from '../actors/container/container-deps.js';
+import { findContainer } from '../actors/container/container-view.js';
 import { failedPrecondition, notFound } from '../errors.js';
 
 /** After kubelet rotates the log: conmon reopens it, and the new file exists when this returns. */

@@ -3,7 +3,7 @@ import type { RunPodSandboxResponse } from './proto/gen/runtime/v1/RunPodSandbox
 import type { UnaryHandler } from './wrap.js';
 import type { CriContext } from './context.js';
 import { validateSandboxRequest } from '../machines/sandbox-config.js';
-import { runSandbox, type SandboxCommandDeps } from '../actors/network/sandbox-commands.js';
+import { runSandbox, type SandboxCommandDeps } from '../actors/sandbox/sandbox-commands.js';
 
 export const runPodSandbox = (ctx: CriContext, sandboxes: SandboxCommandDeps):
   UnaryHandler<RunPodSandboxRequest__Output, RunPodSandboxResponse> => async (request, rpc) => {

@@ -1,9 +1,9 @@
 import type { StartContainerRequest__Output } from './proto/gen/runtime/v1/StartContainerRequest.js';
 import type { StartContainerResponse } from './proto/gen/runtime/v1/StartContainerResponse.js';
 import type { UnaryHandler } from './wrap.js';
-import type { ContainerDeps } from '../actors/monitor/container-deps.js';
-import { findContainer } from '../actors/monitor/container-view.js';
-import { startAndWait } from '../actors/monitor/container-requests.js';
+import type { ContainerDeps } from '../actors/container/container-deps.js';
+import { findContainer } from '../actors/container/container-view.js';
+import { startAndWait } from '../actors/container/container-requests.js';
 import { notFound } from '../errors.js';
 
 export const startContainer = (deps: ContainerDeps): UnaryHandler<StartContainerRequest__Output, StartContainerResponse> =>

@@ -1,9 +1,9 @@
 import type { StopContainerRequest__Output } from './proto/gen/runtime/v1/StopContainerRequest.js';
 import type { StopContainerResponse } from './proto/gen/runtime/v1/StopContainerResponse.js';
 import type { UnaryHandler } from './wrap.js';
-import type { ContainerDeps } from '../actors/monitor/container-deps.js';
-import { findContainer } from '../actors/monitor/container-view.js';
-import { stopAndWait } from '../actors/monitor/container-requests.js';
+import type { ContainerDeps } from '../actors/container/container-deps.js';
+import { findContainer } from '../actors/container/container-view.js';
+import { stopAndWait } from '../actors/container/container-requests.js';
 import { invalidArgument } from '../errors.js';
 
 /** Idempotent, and OK for a container that does not exist (kubelet's contract). */

@@ -1,7 +1,7 @@
 import type { StreamContainersRequest__Output } from './proto/gen/runtime/v1/StreamContainersRequest.js';
 import type { StreamContainersResponse } from './proto/gen/runtime/v1/StreamContainersResponse.js';
 import type { StreamHandler } from './wrap.js';
-import type { ContainerDeps } from '../actors/monitor/container-deps.js';
+import type { ContainerDeps } from '../actors/container/container-deps.js';
 import { selectContainers } from './list-containers.js';
 import { sendInPages } from './paging.js';
 

@@ -1,9 +1,9 @@
 import type { UpdateContainerResourcesRequest__Output } from './proto/gen/runtime/v1/UpdateContainerResourcesRequest.js';
 import type { UpdateContainerResourcesResponse } from './proto/gen/runtime/v1/UpdateContainerResourcesResponse.js';
 import type { UnaryHandler } from './wrap.js';
-import type { ContainerDeps } from '../actors/monitor/container-deps.js';
+import type { ContainerDeps } from '../actors/container/container-deps.js';
 import type { LinuxResources } from '../actors/monitor/types.js';
-import { findContainer } from '../actors/monitor/container-view.js';
+import { findContainer } from '../actors/container/container-view.js';
 import { planResources } from '../actors/spec/resources.js';
 import { accepts } from '../machines/index.js';
 import { failedPrecondition, invalidArgument, notFound } from '../errors.js';

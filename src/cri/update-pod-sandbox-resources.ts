@@ -4,7 +4,7 @@ import type { UnaryHandler } from './wrap.js';
 import type { CriContext } from './context.js';
 import { failedPrecondition, notFound } from '../errors.js';
 import { planResources } from '../actors/spec/resources.js';
-import { sandboxState } from '../actors/network/sandbox-streams.js';
+import { sandboxState } from '../actors/sandbox/sandbox-streams.js';
 import { resolveStreamId } from '../actors/stream-lookup.js';
 import { appendIfAccepted } from '../events/append-if-accepted.js';
 

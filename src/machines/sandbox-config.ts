@@ -6,9 +6,7 @@ import type { PodSandboxConfig__Output } from '../cri/proto/gen/runtime/v1/PodSa
 import type { PodSandboxMetadata__Output } from '../cri/proto/gen/runtime/v1/PodSandboxMetadata.js';
 import { invalidArgument, unimplemented } from '../errors.js';
 import { checkStringMap, quote, rejectNul, requireCleanAbsolute, requireObjectName } from './request-bounds.js';
-import { validateHostname, type PodNamespaceKind } from '../actors/network/namespaces.js';
-import { renderResolvConf } from '../actors/network/pod-files.js';
-import { validateSysctls } from '../actors/network/sysctls.js';
+import { renderResolvConf, validateHostname, validateSysctls, type PodNamespaceKind } from './pod-rules.js';
 import type { BandwidthLimits, PortMapping } from '../actors/network/cni.js';
 
 export type NamespaceModeName = 'POD' | 'CONTAINER' | 'NODE' | 'TARGET';

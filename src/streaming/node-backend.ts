@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { EventStore } from '../events/store.js';
 import type { Logger } from '../log.js';
 import { runtimeDirs } from '../actors/monitor/container-layout.js';
-import { findContainer } from '../actors/monitor/container-view.js';
+import { findContainer } from '../actors/container/container-view.js';
 import { writeExecProcess } from '../actors/monitor/exec-process-file.js';
 import { failedPrecondition } from '../errors.js';
 import { startAttach } from './attach-process.js';

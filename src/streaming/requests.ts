@@ -2,8 +2,8 @@
 // run, at least one stream must be wanted, and a TTY merges stderr into stdout so the two
 // cannot both be asked for. The validated request is what a token redeems.
 import type { EventStore } from '../events/store.js';
-import { findContainer } from '../actors/monitor/container-view.js';
-import { sandboxState } from '../actors/network/sandbox-streams.js';
+import { findContainer } from '../actors/container/container-view.js';
+import { sandboxState } from '../actors/sandbox/sandbox-streams.js';
 import { resolveStreamId } from '../actors/stream-lookup.js';
 import { failedPrecondition, invalidArgument, notFound } from '../errors.js';
 import { rejectNul } from '../machines/request-bounds.js';

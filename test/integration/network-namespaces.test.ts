@@ -14,8 +14,8 @@ import {
   unpinNamespaces,
   type PinnedNamespaces,
 } from '../../src/actors/network/namespaces.js';
-import { mountPodShm, removePodFiles, unmountPodShm, writePodFiles } from '../../src/actors/network/pod-files.js';
-import { applySysctls } from '../../src/actors/network/sysctls.js';
+import { mountPodShm, removePodFiles, unmountPodShm, writePodFiles } from '../../src/actors/sandbox/pod-files.js';
+import { applySysctls } from '../../src/actors/sandbox/sysctls.js';
 import { isCrispError } from '../../src/errors.js';
 
 const base = await mkdtemp('/tmp/crisp-test-ns-');

@@ -28,7 +28,7 @@ import { cacheFilePath } from '../../src/actors/network/cni-cache.js';
 import { isMountPoint, readMounts } from '../../src/actors/network/mounts.js';
 import { pinNamespaces, unpinNamespaces } from '../../src/actors/network/namespaces.js';
 import { run } from '../../src/host/run.js';
-import { sandboxDir } from '../../src/actors/network/sandbox-streams.js';
+import { sandboxDir } from '../../src/actors/sandbox/sandbox-streams.js';
 import { killCgroupProcesses } from '../../src/actors/reconcile/leaked-cgroups.js';
 
 const alive = (pid: number) => {

@@ -2,9 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fold, stateOf } from '../../src/machines/index.js';
 import type { ContainerEvent } from '../../src/machines/events.js';
-import { matchesFilter, toCriContainer, toCriStatus } from '../../src/actors/monitor/container-view.js';
-import { containerPlanner } from '../../src/actors/monitor/container-planner.js';
-import type { ContainerDeps } from '../../src/actors/monitor/container-deps.js';
+import { matchesFilter, toCriContainer, toCriStatus } from '../../src/actors/container/container-view.js';
+import { containerPlanner } from '../../src/actors/container/container-planner.js';
+import type { ContainerDeps } from '../../src/actors/container/container-deps.js';
 import { containerCreate, exited } from '../helpers/events.js';
 
 const created: ContainerEvent[] = [

@@ -63,6 +63,12 @@ test('leaves import nothing above them', () => {
     [/^actors\/(image-pull|storage)\//, /^cri\//, 'the image slice and storage do not import the CRI layer'],
     [/^actors\//, /^cri\//, 'actors do not import the CRI layer: src/cri assembles every handler table and hands the actors what they use'],
     [/^cri\//, /^tracing\//, 'cri/ reaches tracing only through the RpcTracer interface'],
+    [/^actors\/(network|monitor|storage|spec)\//, /^actors\/(sandbox|container)\//,
+      'the node drivers (CNI and namespaces, runc and conmon, layers and overlays, the OCI spec) import nothing of the pod and container lifecycles'],
+    // Still to do: the pure checks CreateContainer's validation shares with the spec builder
+    // (mounts, seccomp, capabilities) live in actors/spec beside its file work.
+    [/^machines\//, /^actors\/(?!spec\/(mounts|seccomp|capabilities)\.ts$|network\/cni\.ts$)/,
+      'machines/ import no effects: the rules they share with the actors live in machines/ (pod-rules.ts)'],
   ];
   const broken: string[] = [];
   for (const [file, targets] of graph) {

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { isEmptyDnsConfig, renderHosts, renderResolvConf } from '../../src/actors/network/pod-files.js';
+import { isEmptyDnsConfig, renderHosts } from '../../src/actors/sandbox/pod-files.js';
+import { renderResolvConf } from '../../src/machines/pod-rules.js';
 import { isCrispError } from '../../src/errors.js';
 
 test('resolv.conf holds search, nameservers and options from the CRI DNS config', () => {

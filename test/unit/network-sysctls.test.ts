@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { sysctlNamespace, validateSysctls } from '../../src/actors/network/sysctls.js';
+import { sysctlNamespace, validateSysctls } from '../../src/machines/pod-rules.js';
 import { isCrispError } from '../../src/errors.js';
 
 test('keys map to the namespace they live in', () => {

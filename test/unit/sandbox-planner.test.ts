@@ -5,15 +5,15 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createSandboxPlanner } from '../../src/actors/network/sandbox-planner.js';
+import { createSandboxPlanner } from '../../src/actors/sandbox/sandbox-planner.js';
 import { CniRunner } from '../../src/actors/network/cni.js';
 import { fold, stateOf } from '../../src/machines/index.js';
 import type { SandboxEvent } from '../../src/machines/events.js';
 import { EventStore } from '../../src/events/store.js';
-import { sandboxByNameKey } from '../../src/actors/network/sandbox-streams.js';
+import { sandboxByNameKey } from '../../src/actors/sandbox/sandbox-streams.js';
 import { appendIfAccepted } from '../../src/events/append-if-accepted.js';
 import { resolveStreamId } from '../../src/actors/stream-lookup.js';
-import { matchesFilter, isListed, toPodSandboxStatus } from '../../src/actors/network/sandbox-view.js';
+import { matchesFilter, isListed, toPodSandboxStatus } from '../../src/actors/sandbox/sandbox-view.js';
 import { sandboxConfig, sandboxRun } from '../helpers/events.js';
 
 const planner = createSandboxPlanner({ runroot: '/nonexistent/run', cni: new CniRunner({ confDir: '/nonexistent/cni', cacheDir: '/nonexistent/cache' }) });

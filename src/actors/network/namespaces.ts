@@ -17,14 +17,13 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { alreadyExists, clip, internal, invalidArgument, messageOf } from '../../errors.js';
+import { alreadyExists, internal, invalidArgument, messageOf } from '../../errors.js';
+import { POD_NAMESPACE_KINDS, validateHostname, type PodNamespaceKind } from '../../machines/pod-rules.js';
 import { silentLogger, type Logger } from '../../log.js';
 import { describeFailure, run, type RunOptions, type RunResult } from '../../host/run.js';
 import { unmountOwn, type MountEntry } from './mounts.js';
 import { mountedHere, ownMountAt } from '../../host/mountinfo.js';
 
-export type PodNamespaceKind = 'net' | 'ipc' | 'uts';
-export const POD_NAMESPACE_KINDS: readonly PodNamespaceKind[] = ['net', 'ipc', 'uts'];
 
 /** Paths of the pinned namespace files; a kind is absent when the pod shares the host's. */
 export type PinnedNamespaces = Partial<Record<PodNamespaceKind, string>>;
@@ -37,17 +36,6 @@ export interface PinOptions {
   /** Set inside the new UTS namespace; requires `uts` among the kinds. */
   hostname?: string;
   logger?: Logger;
-}
-
-// Kubernetes hostnames are DNS-1123 labels/subdomains; the kernel caps them at 64 bytes.
-const HOSTNAME_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/i;
-
-export function validateHostname(hostname: string, field = 'hostname'): void {
-  if (hostname.length === 0 || hostname.length > 64 || !HOSTNAME_RE.test(hostname)) {
-    throw invalidArgument(
-      `${field} ${JSON.stringify(clip(hostname, 80))} is not a valid hostname (DNS-1123, at most 64 characters)`,
-    );
-  }
 }
 
 /** Creates the namespaces, pins them at files in `dir`, and sets the hostname in the UTS one. */

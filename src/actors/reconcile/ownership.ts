@@ -10,7 +10,7 @@ import type { MountEntry } from '../network/mounts.js';
 import type { CachedAttachment } from '../network/cni-cache.js';
 import { DEFAULT_IFNAME, type GcAttachment } from '../network/cni.js';
 import { containerLayout } from '../monitor/container-layout.js';
-import { sandboxDir } from '../network/sandbox-streams.js';
+import { sandboxDir } from '../sandbox/sandbox-streams.js';
 
 /** The live streams' contexts, by id: everything they hold is owned. */
 export interface LiveOwners {

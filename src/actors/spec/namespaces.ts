@@ -2,6 +2,7 @@
 // namespace per namespace_options, always a new mount namespace, a cgroup namespace on cgroup v2.
 
 import { failedPrecondition, invalidArgument, unimplemented } from '../../errors.js';
+import { validateSysctls as checkPodSysctls } from '../../machines/pod-rules.js';
 import type { NamespaceOption__Output } from '../../cri/proto/gen/runtime/v1/NamespaceOption.js';
 import type { HostFacts, PodResources } from './input.js';
 import type { OciNamespace } from './oci-types.js';
@@ -82,17 +83,8 @@ export function planNamespaces(req: NamespaceRequest): NamespacePlan {
   return { namespaces, hostNetwork, hostIpc, hostPid, hostUts };
 }
 
-/** Sysctls a pod may set must belong to a namespace the pod owns (as CRI-O checks). */
+/** The pod's sysctls for the spec, checked by the one rule RunPodSandbox applied (machines/pod-rules.ts). */
 export function validateSysctls(sysctls: Record<string, string>, plan: NamespacePlan): Record<string, string> {
-  for (const key of Object.keys(sysctls)) {
-    const field = `linux.sysctls["${key}"]`;
-    const ipc = key === 'kernel.sem' || key.startsWith('kernel.shm') || key.startsWith('kernel.msg') || key.startsWith('fs.mqueue.');
-    const net = key.startsWith('net.');
-    const uts = key === 'kernel.hostname' || key === 'kernel.domainname';
-    if (!ipc && !net && !uts) throw invalidArgument(`${field}: not a namespaced sysctl`);
-    if (ipc && plan.hostIpc) throw invalidArgument(`${field}: cannot be set in a pod that uses the host IPC namespace`);
-    if (net && plan.hostNetwork) throw invalidArgument(`${field}: cannot be set in a pod that uses the host network`);
-    if (uts && plan.hostUts) throw invalidArgument(`${field}: cannot be set in a pod that uses the host UTS namespace`);
-  }
-  return { ...sysctls };
+  const checked = checkPodSysctls(sysctls, { hostNetwork: plan.hostNetwork, hostIpc: plan.hostIpc, hostUts: plan.hostUts });
+  return Object.fromEntries(checked.map((s) => [s.key, s.value]));
 }

@@ -15,7 +15,7 @@ import { readMemoryExtras } from './memory-extras.js';
 import { readCgroupPressure } from './psi.js';
 import { WritableLayerCache } from '../storage/writable-layer-cache.js';
 import { PodNetworkReader } from './pod-network.js';
-import { sandboxState } from '../network/sandbox-streams.js';
+import { sandboxState } from '../sandbox/sandbox-streams.js';
 import type { ContainerStats } from '../../cri/proto/gen/runtime/v1/ContainerStats.js';
 import type { PodSandboxStats } from '../../cri/proto/gen/runtime/v1/PodSandboxStats.js';
 import type { CpuUsage } from '../../cri/proto/gen/runtime/v1/CpuUsage.js';

@@ -6,9 +6,9 @@
 import type { Subscription } from 'rxjs';
 import type { EventStore, StoredEvent } from '../../events/store.js';
 import { stateOf, type EntityState } from '../../machines/index.js';
-import { criState as containerCriState, liveContainers, toCriStatus } from '../monitor/container-view.js';
-import { sandboxState } from '../network/sandbox-streams.js';
-import { toPodSandboxStatus } from '../network/sandbox-view.js';
+import { criState as containerCriState, liveContainers, toCriStatus } from '../container/container-view.js';
+import { sandboxState } from '../sandbox/sandbox-streams.js';
+import { toPodSandboxStatus } from '../sandbox/sandbox-view.js';
 import type { ContainerEventResponse } from '../../cri/proto/gen/runtime/v1/ContainerEventResponse.js';
 import type { ContainerEventType } from '../../cri/proto/gen/runtime/v1/ContainerEventType.js';
 import type { DomainEventType } from '../../machines/events.js';

@@ -1,9 +1,9 @@
 // What the stats, metrics and container-event RPCs share, and how they pick their entities.
 import type { EventStore } from '../../events/store.js';
 import type { EntityState } from '../../machines/index.js';
-import { liveContainers, matchesFilter as containerMatches, criState } from '../monitor/container-view.js';
-import { liveSandboxes } from '../network/sandbox-streams.js';
-import { isListed, matchesFilter as sandboxMatches } from '../network/sandbox-view.js';
+import { liveContainers, matchesFilter as containerMatches, criState } from '../container/container-view.js';
+import { liveSandboxes } from '../sandbox/sandbox-streams.js';
+import { isListed, matchesFilter as sandboxMatches } from '../sandbox/sandbox-view.js';
 import type { ContainerStatsFilter__Output } from '../../cri/proto/gen/runtime/v1/ContainerStatsFilter.js';
 import type { PodSandboxStatsFilter__Output } from '../../cri/proto/gen/runtime/v1/PodSandboxStatsFilter.js';
 import type { StatsCollector } from './collector.js';

@@ -20,11 +20,12 @@ import type { EntityState } from '../../machines/index.js';
 import type { SandboxEvent } from '../../machines/events.js';
 import { messageOf, recordedKind } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
-import type { CniRunner, PodIdentity } from './cni.js';
-import { POD_NAMESPACE_KINDS, isPinned, pinNamespaces, unpinNamespaces, type PinnedNamespaces } from './namespaces.js';
+import type { CniRunner, PodIdentity } from '../network/cni.js';
+import { isPinned, pinNamespaces, unpinNamespaces, type PinnedNamespaces } from '../network/namespaces.js';
+import { POD_NAMESPACE_KINDS } from '../../machines/pod-rules.js';
 import { mountPodShm, removePodFiles, unmountPodShm, writePodFiles } from './pod-files.js';
 import { applySysctls } from './sysctls.js';
-import { unmountOwn } from './mounts.js';
+import { unmountOwn } from '../network/mounts.js';
 import {
   bandwidthOf, effectiveHostname, isHostIpc, isHostNetwork, needsInfraContainer, podNamespaceKinds, portMappingsOf,
 } from '../../machines/sandbox-config.js';

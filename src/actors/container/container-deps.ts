@@ -7,9 +7,9 @@ import type { Logger } from '../../log.js';
 import type { CrispConfig } from '../../config/schema.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import type { LayerStore } from '../storage/layer-store.js';
-import type { RuntimeHandlers } from './runtime-handlers.js';
+import type { RuntimeHandlers } from '../monitor/runtime-handlers.js';
 import type { HostFacts } from '../spec/input.js';
-import type { ContainerRuntime } from './container-runtime.js';
+import type { ContainerRuntime } from '../monitor/container-runtime.js';
 
 /** The part of the daemon's context containers use. */
 export interface ContainerActorContext {

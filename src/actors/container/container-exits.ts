@@ -1,7 +1,7 @@
 // Turning the monitor's view of an exit into the fact the log records.
 import { closeSync, openSync, readSync } from 'node:fs';
 import type { ExitFacts } from '../../machines/events.js';
-import type { ExitInfo } from './types.js';
+import type { ExitInfo } from '../monitor/types.js';
 
 // kubelet reads at most this much of a termination message; so do we.
 const TERMINATION_MESSAGE_MAX = 4096;

@@ -7,7 +7,7 @@ import type { EventStore } from '../../events/store.js';
 import { stateOf, type EntityState } from '../../machines/index.js';
 import type { ContainerStateName } from '../../machines/container.js';
 import { resolveStreamId } from '../stream-lookup.js';
-import { criSignalOf } from './signals.js';
+import { criSignalOf } from '../monitor/signals.js';
 import type { Container } from '../../cri/proto/gen/runtime/v1/Container.js';
 import type { ContainerFilter__Output } from '../../cri/proto/gen/runtime/v1/ContainerFilter.js';
 import type { ContainerState as CriContainerState } from '../../cri/proto/gen/runtime/v1/ContainerState.js';

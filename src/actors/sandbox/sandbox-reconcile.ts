@@ -3,10 +3,11 @@
 import { resolve } from 'node:path';
 import type { EventStore } from '../../events/store.js';
 import type { Logger } from '../../log.js';
-import { pinnedBy, type PodNamespaceKind } from './namespaces.js';
+import { pinnedBy } from '../network/namespaces.js';
+import type { PodNamespaceKind } from '../../machines/pod-rules.js';
 import { sandboxState } from './sandbox-streams.js';
 import { appendIfAccepted } from '../../events/append-if-accepted.js';
-import type { MountEntry } from './mounts.js';
+import type { MountEntry } from '../network/mounts.js';
 
 /**
  * Start-up's check of what the log says a pod holds: a ready pod whose pinned namespaces are

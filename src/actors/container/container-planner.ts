@@ -17,10 +17,10 @@ import { resolveImage } from '../image-pull/image-index.js';
 import { generateSpec, loadLocalhostSeccompProfile, prepareMounts, readUserDatabase, releasePreparedMounts, resolveUserFrom, writeSpecFile } from '../spec/index.js';
 import type { OciImageConfig, PodResources } from '../spec/index.js';
 import type { UserDatabase } from '../spec/user.js';
-import { containerLayout } from './container-layout.js';
+import { containerLayout } from '../monitor/container-layout.js';
 import { exitFacts } from './container-exits.js';
-import { ensureHostPropagation } from './host-propagation.js';
-import { signalName, signalNameOfCri } from './signals.js';
+import { ensureHostPropagation } from '../monitor/host-propagation.js';
+import { signalName, signalNameOfCri } from '../monitor/signals.js';
 import type { ContainerDeps } from './container-deps.js';
 
 type ContainerState = EntityState<'container'>;

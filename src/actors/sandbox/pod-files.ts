@@ -6,52 +6,12 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { internal, invalidArgument } from '../../errors.js';
 import { describeFailure, run } from '../../host/run.js';
-import { unmountOwn } from './mounts.js';
+import { unmountOwn } from '../network/mounts.js';
 import { ownMountAt } from '../../host/mountinfo.js';
-import { validateHostname } from './namespaces.js';
-
-/** CRI's DNSConfig. */
-export interface DnsConfig {
-  servers?: readonly string[];
-  searches?: readonly string[];
-  options?: readonly string[];
-}
+import { renderResolvConf, validateHostname, type DnsConfig } from '../../machines/pod-rules.js';
 
 export const HOST_RESOLV_CONF = '/etc/resolv.conf';
 export const HOST_HOSTS_FILE = '/etc/hosts';
-
-function checkWords(values: readonly string[] | undefined, field: string): string[] {
-  return (values ?? []).map((v, i) => {
-    if (typeof v !== 'string' || v === '' || /\s/.test(v) || v.length > 253) {
-      throw invalidArgument(`${field}[${i}]: ${JSON.stringify(v)} must be a non-empty word of at most 253 characters`);
-    }
-    return v;
-  });
-}
-
-/** resolv.conf for a CRI DNS config; invalidArgument naming the entry when one is malformed. */
-const DNS_MAX_SERVERS = 3;
-const DNS_MAX_SEARCHES = 32;
-const DNS_MAX_SEARCH_CHARS = 2048;
-
-export function renderResolvConf(dns: DnsConfig): string {
-  const servers = checkWords(dns.servers, 'dns_config.servers');
-  servers.forEach((s, i) => {
-    if (!isIP(s)) throw invalidArgument(`dns_config.servers[${i}]: ${JSON.stringify(s)} is not an IP address`);
-  });
-  const searches = checkWords(dns.searches, 'dns_config.searches');
-  const options = checkWords(dns.options, 'dns_config.options');
-  // Kubernetes' own limits, to which kubelet trims what it sends (glibc reads 3 nameservers).
-  if (servers.length > DNS_MAX_SERVERS) throw invalidArgument(`dns_config.servers: ${servers.length} servers, at most ${DNS_MAX_SERVERS}`);
-  if (searches.length > DNS_MAX_SEARCHES) throw invalidArgument(`dns_config.searches: ${searches.length} domains, at most ${DNS_MAX_SEARCHES}`);
-  if (searches.join(' ').length > DNS_MAX_SEARCH_CHARS) throw invalidArgument(`dns_config.searches: longer than ${DNS_MAX_SEARCH_CHARS} characters together`);
-  if (options.length > DNS_MAX_SEARCHES) throw invalidArgument(`dns_config.options: ${options.length} options, at most ${DNS_MAX_SEARCHES}`);
-  const lines: string[] = [];
-  if (searches.length > 0) lines.push(`search ${searches.join(' ')}`);
-  for (const s of servers) lines.push(`nameserver ${s}`);
-  if (options.length > 0) lines.push(`options ${options.join(' ')}`);
-  return lines.length > 0 ? `${lines.join('\n')}\n` : '';
-}
 
 export function isEmptyDnsConfig(dns: DnsConfig | undefined): boolean {
   return !dns || ((dns.servers?.length ?? 0) === 0 && (dns.searches?.length ?? 0) === 0 && (dns.options?.length ?? 0) === 0);
