@@ -5,12 +5,15 @@ import type { Container } from './proto/gen/runtime/v1/Container.js';
 import type { UnaryHandler } from './wrap.js';
 import type { ContainerDeps } from '../actors/container/container-deps.js';
 import { liveContainers, matchesFilter, toCriContainer } from '../actors/container/container-view.js';
+import { perState } from './list-encoding.js';
+
+const listedContainer = perState(toCriContainer);
 
 export function selectContainers(deps: ContainerDeps, filter: ContainerFilter__Output | null): Container[] {
   return liveContainers(deps.ctx.store)
     .filter(([id, state]) => matchesFilter(id, state, filter))
     .sort(([, a], [, b]) => (BigInt(a.context.createdAt) < BigInt(b.context.createdAt) ? -1 : 1))
-    .map(([id, state]) => toCriContainer(id, state));
+    .map(([id, state]) => listedContainer(id, state));
 }
 
 export const listContainers = (deps: ContainerDeps): UnaryHandler<ListContainersRequest__Output, ListContainersResponse> =>

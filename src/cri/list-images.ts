@@ -7,13 +7,16 @@ import type { CriContext } from './context.js';
 import type { Images } from '../actors/image-pull/service.js';
 import { liveImages, resolveImage } from '../actors/image-pull/image-index.js';
 import { toCriImage } from './image-message.js';
+import { perState } from './list-encoding.js';
+
+const listedImage = perState((_id: string, image: Parameters<typeof toCriImage>[0]) => toCriImage(image));
 
 /** The images a filter selects: all of them, or the one its image spec names. */
 export function selectImages(ctx: CriContext, filter: ImageFilter__Output | null): Image[] {
   const wanted = filter?.image?.image ?? '';
-  if (wanted === '') return liveImages(ctx.store).map(toCriImage);
+  if (wanted === '') return liveImages(ctx.store).map((image) => listedImage(image.context.id, image));
   const one = resolveImage(ctx.store, wanted);
-  return one ? [toCriImage(one)] : [];
+  return one ? [listedImage(one.context.id, one)] : [];
 }
 
 export const listImages = (ctx: CriContext, _images: Images): UnaryHandler<ListImagesRequest__Output, ListImagesResponse> => (request) => ({

@@ -8,6 +8,7 @@ import { serverStream, unary, type StreamHandler, type UnaryHandler, type WrapDe
 import { CrispError, unimplemented } from '../errors.js';
 import { AuthorityFilter } from './authority-filter.js';
 import { addLazyReflection } from './reflection.js';
+import { encodeListsOnce } from './list-encoding.js';
 import type { Logger } from '../log.js';
 
 export type AnyHandler = UnaryHandler<any, any> | StreamHandler<any, any>;
@@ -67,8 +68,10 @@ export async function startCriServer(options: CriServerOptions): Promise<CriServ
     'grpc.max_receive_message_length': 16 * 1024 * 1024,
     'grpc.max_send_message_length': 16 * 1024 * 1024,
   });
-  server.addService(runtimeServiceDefinition, implement(runtimeServiceDefinition, options.runtime, deps));
-  server.addService(imageServiceDefinition, implement(imageServiceDefinition, options.image, deps));
+  const runtimeService = encodeListsOnce(runtimeServiceDefinition, { ListPodSandbox: 'items', ListContainers: 'containers' });
+  const imageService = encodeListsOnce(imageServiceDefinition, { ListImages: 'images' });
+  server.addService(runtimeService, implement(runtimeService, options.runtime, deps));
+  server.addService(imageService, implement(imageService, options.image, deps));
 
   const health = new HealthImplementation(Object.fromEntries(['', ...SERVICE_NAMES].map((s) => [s, 'NOT_SERVING' as const])));
   health.addToServer(server);
