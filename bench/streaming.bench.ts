@@ -7,7 +7,7 @@ import { connect } from 'node:net';
 import { startTestNode } from '../test/helpers/node-env.js';
 import { call } from '../test/helpers/cri-client.js';
 import { percentile } from './lib/floor.js';
-import { SpdyClient, collect } from '../src/streaming/spdy-client.js';
+import { SpdyClient, collect } from '../test/helpers/spdy-client.js';
 
 const ITERATIONS = Number(process.argv[2] ?? process.env['BENCH_ITERATIONS'] ?? 40);
 const SIZE = 100 * 1024 * 1024;

@@ -1,5 +1,6 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { cniRunnerFor } from './actors/network/cni.js';
 import type { CrispConfig } from './config/schema.js';
 import { EventStore } from './events/store.js';
 import { startCriServer, type CriServer, type HandlerTable } from './cri/server.js';
@@ -101,6 +102,7 @@ export async function runDaemon(config: CrispConfig, logger: Logger): Promise<Da
   const context = {
     config, store, logger, readiness, version: CRISP_VERSION, blobs, layers, runtime, handlers,
     writableLayers: new WritableLayerCache({ refreshMs: LAYER_REFRESH_MS, logger }),
+    network: cniRunnerFor(config, logger.child({ service: 'network' })),
     hostFacts: () => (hostFacts ??= readHostFacts().catch((err: unknown) => {
       hostFacts = undefined;
       throw err;

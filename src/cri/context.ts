@@ -10,6 +10,7 @@ import type { HostFacts } from '../actors/spec/input.js';
 import type { Images } from '../actors/image-pull/service.js';
 import type { RuntimeHandlers } from '../actors/monitor/runtime-handlers.js';
 import type { WritableLayerCache } from '../actors/storage/writable-layer-cache.js';
+import type { CniRunner } from '../actors/network/cni.js';
 
 /** What every service is built with: configuration, the event log, the shared stores. */
 export interface CriContext {
@@ -33,6 +34,8 @@ export interface CriContext {
   handlers: RuntimeHandlers;
   /** Walks of containers' writable layers, cached: container stats and ImageFsInfo read the same figures. */
   writableLayers: WritableLayerCache;
+  /** The pod network: one CNI runner, so pods, the leak sweep and Status's NetworkReady see the same config and plugins. */
+  network: CniRunner;
   /** What this host allows (capabilities, cgroup version, seccomp profile), read once. */
   hostFacts(): Promise<HostFacts>;
 }

@@ -4,7 +4,6 @@
 import type { ServiceFactory } from './context.js';
 import { reconcileBoot } from '../actors/reconcile/boot.js';
 import { sweepLeaks } from '../actors/reconcile/leaks.js';
-import { cniRunnerFor } from '../actors/network/cni.js';
 
 export const bootService: ServiceFactory = (ctx) => ({
   name: 'boot',
@@ -17,6 +16,6 @@ export const leakSweepService: ServiceFactory = (ctx) => ({
   name: 'leak-sweep',
   async recover() {
     const logger = ctx.logger.child({ service: 'leak-sweep' });
-    await sweepLeaks({ root: ctx.config.root, runroot: ctx.config.runroot, store: ctx.store, runtime: ctx.runtime, logger, cni: cniRunnerFor(ctx.config, logger) });
+    await sweepLeaks({ root: ctx.config.root, runroot: ctx.config.runroot, store: ctx.store, runtime: ctx.runtime, logger, cni: ctx.network });
   },
 });

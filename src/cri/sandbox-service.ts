@@ -3,7 +3,6 @@
 // namespaces or mounts vanished).
 import type { ServiceFactory } from './context.js';
 import { StreamDriver } from '../actors/driver.js';
-import { cniRunnerFor } from '../actors/network/cni.js';
 import { writeDefaultConfig } from '../actors/network/cni-config.js';
 import { createSandboxPlanner } from '../actors/sandbox/sandbox-planner.js';
 import { liveSandboxes } from '../actors/sandbox/sandbox-streams.js';
@@ -26,7 +25,7 @@ const CLOSE_WAIT_MS = 10_000;
 
 export const sandboxService: ServiceFactory = (ctx) => {
   const logger = ctx.logger.child({ service: 'sandboxes' });
-  const cni = cniRunnerFor(ctx.config, logger);
+  const cni = ctx.network;
   const stepErrors = new Map<string, string>();
   // The daemon's one ContainerRuntime, so the exits dir and the conmon records show the infra
   // containers beside the others (each under its pod's runtime handler).

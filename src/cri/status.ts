@@ -3,19 +3,21 @@ import type { StatusResponse } from './proto/gen/runtime/v1/StatusResponse.js';
 import type { RuntimeCondition } from './proto/gen/runtime/v1/RuntimeCondition.js';
 import type { UnaryHandler } from './wrap.js';
 import type { CriContext } from './context.js';
-import { loadNetworkConfig } from '../actors/network/cni-config.js';
 import { messageOf } from '../errors.js';
 
 // ContainerStatus reports the user a container really runs as, and Strict is honoured (KEP-3619).
 const SUPPLEMENTAL_GROUPS_POLICY = true;
 
-/** NetworkReady follows the CNI configuration: true once a valid network config exists. */
+/**
+ * NetworkReady says whether a pod could be networked now, as CRI-O asks libcni: the CNI config
+ * loads, every plugin it names is installed, and (spec 1.1.0 on) each plugin's STATUS says ready.
+ */
 async function networkCondition(ctx: CriContext): Promise<RuntimeCondition> {
   try {
-    const network = await loadNetworkConfig(ctx.config.cniConfigDir);
+    const network = await ctx.network.status();
     return { type: 'NetworkReady', status: true, reason: '', message: `CNI network ${network.name}` };
   } catch (err) {
-    return { type: 'NetworkReady', status: false, reason: 'NetworkPluginNotReady', message: `no usable CNI configuration: ${messageOf(err)}` };
+    return { type: 'NetworkReady', status: false, reason: 'NetworkPluginNotReady', message: messageOf(err) };
   }
 }
 

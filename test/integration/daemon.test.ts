@@ -20,7 +20,7 @@ test('the daemon serves Version, Status, RuntimeConfig and UpdateRuntimeConfig o
   assert.equal(version.runtime_api_version, 'v1');
   assert.match(version.runtime_version, /^\d+\.\d+\.\d+/);
 
-  const condition = (s: { status: { conditions: { type: string; status: boolean; reason: string }[] } | null }, type: string) =>
+  const condition = (s: { status: { conditions: { type: string; status: boolean; reason: string; message: string }[] } | null }, type: string) =>
     s.status!.conditions.find((c) => c.type === type)!;
   // An empty CNI directory gets crisp's default network at start-up, so the node is network-ready.
   const cniDir = join(d.dir, 'cni');
@@ -44,6 +44,15 @@ test('the daemon serves Version, Status, RuntimeConfig and UpdateRuntimeConfig o
   }));
   const after = await call(runtime, runtime.Status, {});
   assert.equal(condition(after, 'NetworkReady').status, true);
+  // A config whose plugin is not installed could network no pod: not ready, naming the plugin.
+  writeFileSync(join(cniDir, '05-missing.conflist'), JSON.stringify({
+    cniVersion: '1.0.0', name: 'missingnet', plugins: [{ type: 'crisp-no-such-plugin' }],
+  }));
+  const missing = condition(await call(runtime, runtime.Status, {}), 'NetworkReady');
+  assert.equal(missing.status, false);
+  assert.match(missing.message, /crisp-no-such-plugin.*not found/);
+  rmSync(join(cniDir, '05-missing.conflist'));
+  assert.equal(condition(await call(runtime, runtime.Status, {}), 'NetworkReady').status, true);
   assert.deepEqual(after.info, {}, 'no verbose info unless asked');
 
   const rc = await call(runtime, runtime.RuntimeConfig, {});

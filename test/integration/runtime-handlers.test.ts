@@ -13,7 +13,7 @@ import { startTestNode, type TestNode } from '../helpers/node-env.js';
 import { pauseLikeImage, pushImage } from '../helpers/oci-images.js';
 import { call } from '../helpers/cri-client.js';
 import { eventually, removeContainerReleased } from '../helpers/eventually.js';
-import { SpdyClient, collect } from '../../src/streaming/spdy-client.js';
+import { SpdyClient, collect } from '../helpers/spdy-client.js';
 import type { ContainerConfig } from '../../src/cri/proto/gen/runtime/v1/ContainerConfig.js';
 import type { PodSandboxConfig } from '../../src/cri/proto/gen/runtime/v1/PodSandboxConfig.js';
 

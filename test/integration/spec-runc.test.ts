@@ -18,7 +18,7 @@ import { loadLocalhostSeccompProfile } from '../../src/actors/spec/seccomp.js';
 import { writeSpecFile } from '../../src/actors/spec/bundle.js';
 import { DEFAULT_CAPABILITIES, KNOWN_CAPABILITIES } from '../../src/actors/spec/capabilities.js';
 import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS } from '../../src/actors/spec/security.js';
-import { criContainerConfig, criMount, criResources, criSandboxConfig, criSecurityContext } from '../../src/actors/spec/cri-defaults.js';
+import { criContainerConfig, criMount, criResources, criSandboxConfig, criSecurityContext } from '../helpers/cri-defaults.js';
 import type { LinuxContainerSecurityContext__Output } from '../../src/cri/proto/gen/runtime/v1/LinuxContainerSecurityContext.js';
 import type { ContainerConfig__Output } from '../../src/cri/proto/gen/runtime/v1/ContainerConfig.js';
 import type { HostFacts, PodResources } from '../../src/actors/spec/input.js';

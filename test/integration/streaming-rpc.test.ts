@@ -11,7 +11,7 @@ import { WebSocket } from 'ws';
 import { startTestNode, type TestNode } from '../helpers/node-env.js';
 import { call } from '../helpers/cri-client.js';
 import type { ContainerConfig } from '../../src/cri/proto/gen/runtime/v1/ContainerConfig.js';
-import { SpdyClient, collect } from '../../src/streaming/spdy-client.js';
+import { SpdyClient, collect } from '../helpers/spdy-client.js';
 
 let node: TestNode;
 let image: string;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { containerLogPath, containerNameKey, validateCreateContainer } from '../../src/machines/container-config.js';
-import { criContainerConfig, criMount, criSecurityContext } from '../../src/actors/spec/cri-defaults.js';
+import { criContainerConfig, criMount, criSecurityContext } from '../helpers/cri-defaults.js';
 import type { CreateContainerRequest__Output } from '../../src/cri/proto/gen/runtime/v1/CreateContainerRequest.js';
 import type { ContainerConfig__Output } from '../../src/cri/proto/gen/runtime/v1/ContainerConfig.js';
 

@@ -13,7 +13,7 @@ import {
   criSandboxConfig,
   criSandboxSecurityContext,
   criSecurityContext,
-} from '../../src/actors/spec/cri-defaults.js';
+} from '../helpers/cri-defaults.js';
 import type { HostFacts, ResolvedUser, SpecInput } from '../../src/actors/spec/input.js';
 import type { ContainerConfig__Output } from '../../src/cri/proto/gen/runtime/v1/ContainerConfig.js';
 import type { LinuxContainerSecurityContext__Output } from '../../src/cri/proto/gen/runtime/v1/LinuxContainerSecurityContext.js';

@@ -9,7 +9,7 @@ import { prepareMounts, releasePreparedMounts } from '../../src/actors/spec/moun
 import { writeSpecFile, removeSpecFile } from '../../src/actors/spec/bundle.js';
 import { readHostFacts, listHostDevices, splitDevNumber } from '../../src/actors/spec/host-facts.js';
 import { capabilitiesFromMask, KNOWN_CAPABILITIES } from '../../src/actors/spec/capabilities.js';
-import { criMount } from '../../src/actors/spec/cri-defaults.js';
+import { criMount } from '../helpers/cri-defaults.js';
 import type { RuntimeSpec } from '../../src/actors/spec/oci-types.js';
 
 async function tempDir(t: { after: (fn: () => Promise<void>) => void }, tag: string) {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { isCrispError } from '../../src/errors.js';
 import { resolveUser, parsePasswd, parseGroup } from '../../src/actors/spec/user.js';
 import { resolveInRoot } from '../../src/actors/spec/rootfs-path.js';
-import { criContainerConfig, criResources, criSecurityContext } from '../../src/actors/spec/cri-defaults.js';
+import { criContainerConfig, criResources, criSecurityContext } from '../helpers/cri-defaults.js';
 import type { LinuxContainerSecurityContext__Output } from '../../src/cri/proto/gen/runtime/v1/LinuxContainerSecurityContext.js';
 
 const PASSWD = `root:x:0:0:root:/root:/bin/sh

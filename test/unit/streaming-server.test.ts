@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StreamingServer, type StreamingBackend } from '../../src/streaming/server.js';
-import { SpdyClient, collect } from '../../src/streaming/spdy-client.js';
+import { SpdyClient, collect } from '../helpers/spdy-client.js';
 import type { ExecSpec } from '../../src/streaming/requests.js';
 
 // A backend whose "process" prints its command and exits 0: the server and protocols are

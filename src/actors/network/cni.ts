@@ -486,16 +486,17 @@ export class CniRunner {
 
   /**
    * Whether the network can take pods: the config loads and its plugins exist; configs of
-   * spec 1.1.0 or later also ask each plugin (STATUS). Throws Unavailable with the reason.
+   * spec 1.1.0 or later also ask each plugin (STATUS). Throws Unavailable with the reason;
+   * returns the network otherwise.
    */
-  async status(): Promise<void> {
+  async status(): Promise<CniNetworkConfig> {
     let network: CniNetworkConfig;
     try {
       network = await this.reload();
     } catch (err) {
       throw unavailable(`CNI network not ready: ${messageOf(err)}`);
     }
-    if (!versionAtLeast(network.cniVersion, '1.1.0')) return;
+    if (!versionAtLeast(network.cniVersion, '1.1.0')) return network;
     const inv: Invocation = { containerId: '', netnsPath: '', ifName: '', cniArgs: [] };
     for (const plugin of network.plugins) {
       try {
@@ -504,6 +505,7 @@ export class CniRunner {
         throw unavailable(`CNI network not ready: plugin ${plugin.type}: ${messageOf(err)}`);
       }
     }
+    return network;
   }
 
   private async pluginPath(type: string): Promise<string> {

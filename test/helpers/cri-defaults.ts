@@ -1,12 +1,12 @@
 // CRI messages with every field at its proto3 default, as the gRPC decoder (defaults: true) hands
 // them over; for code that builds requests itself (tests, tools) and then overrides a few fields.
 
-import type { ContainerConfig__Output } from '../../cri/proto/gen/runtime/v1/ContainerConfig.js';
-import type { LinuxContainerResources__Output } from '../../cri/proto/gen/runtime/v1/LinuxContainerResources.js';
-import type { LinuxContainerSecurityContext__Output } from '../../cri/proto/gen/runtime/v1/LinuxContainerSecurityContext.js';
-import type { LinuxSandboxSecurityContext__Output } from '../../cri/proto/gen/runtime/v1/LinuxSandboxSecurityContext.js';
-import type { PodSandboxConfig__Output } from '../../cri/proto/gen/runtime/v1/PodSandboxConfig.js';
-import type { Mount__Output } from '../../cri/proto/gen/runtime/v1/Mount.js';
+import type { ContainerConfig__Output } from '../../src/cri/proto/gen/runtime/v1/ContainerConfig.js';
+import type { LinuxContainerResources__Output } from '../../src/cri/proto/gen/runtime/v1/LinuxContainerResources.js';
+import type { LinuxContainerSecurityContext__Output } from '../../src/cri/proto/gen/runtime/v1/LinuxContainerSecurityContext.js';
+import type { LinuxSandboxSecurityContext__Output } from '../../src/cri/proto/gen/runtime/v1/LinuxSandboxSecurityContext.js';
+import type { PodSandboxConfig__Output } from '../../src/cri/proto/gen/runtime/v1/PodSandboxConfig.js';
+import type { Mount__Output } from '../../src/cri/proto/gen/runtime/v1/Mount.js';
 
 export function criResources(p: Partial<LinuxContainerResources__Output> = {}): LinuxContainerResources__Output {
   return {

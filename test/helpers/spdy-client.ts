@@ -14,7 +14,7 @@ import {
   encodeSimpleFrame,
   type SpdyFrame,
   type SpdyHeaders,
-} from './spdy-frames.js';
+} from '../../src/streaming/spdy-frames.js';
 
 export interface ClientStream {
   id: number;
