@@ -4,6 +4,7 @@
 // opens without waiting for it, and the item is named in the log.
 import type { Logger } from '../log.js';
 import { messageOf } from '../errors.js';
+import { mapLimit } from '../async.js';
 
 export interface RecoveryBound {
   /** How long start-up waits for any one item. */
@@ -24,20 +25,15 @@ const DEFAULT_CONCURRENCY = 16;
  */
 export async function recoverEach(ids: string[], bound: RecoveryBound, work: (id: string) => Promise<void>): Promise<string[]> {
   const overran: string[] = [];
-  let next = 0;
-  const worker = async () => {
-    while (next < ids.length) {
-      const id = ids[next++]!;
-      const done = work(id).catch((err: unknown) => {
-        bound.logger.error({ [bound.what]: id, error: messageOf(err) }, `recovering a ${bound.what} failed; it is retried at the next start`);
-      });
-      if (!(await within(done, bound.itemTimeoutMs))) {
-        overran.push(id);
-        bound.logger.warn({ [bound.what]: id, boundMs: bound.itemTimeoutMs }, `a ${bound.what} is still recovering; start-up goes on without it`);
-      }
+  await mapLimit(ids, bound.concurrency ?? DEFAULT_CONCURRENCY, async (id) => {
+    const done = work(id).catch((err: unknown) => {
+      bound.logger.error({ [bound.what]: id, error: messageOf(err) }, `recovering a ${bound.what} failed; it is retried at the next start`);
+    });
+    if (!(await within(done, bound.itemTimeoutMs))) {
+      overran.push(id);
+      bound.logger.warn({ [bound.what]: id, boundMs: bound.itemTimeoutMs }, `a ${bound.what} is still recovering; start-up goes on without it`);
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(bound.concurrency ?? DEFAULT_CONCURRENCY, ids.length) }, worker));
+  });
   return overran;
 }
 

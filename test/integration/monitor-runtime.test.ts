@@ -17,7 +17,7 @@ import {
 } from '../../src/actors/monitor/cgroups.js';
 import { isCrispError } from '../../src/errors.js';
 import { makeBundle, makeBusyboxRootfs, makeTempDir, testCgroupParent, testContainerId } from '../helpers/bundle.js';
-import { removePath } from '../../src/actors/monitor/files.js';
+import { removePath } from '../../src/host/files.js';
 
 const RUNC = '/usr/sbin/runc';
 const CONMON = '/usr/bin/conmon';

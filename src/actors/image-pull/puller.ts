@@ -16,6 +16,7 @@ import { choosePlatformManifest, formatPlatform, hostPlatform, type WantedPlatfo
 import { parseReference, type ImageReference } from './reference.js';
 import { backoffDelay, RegistryClient, TransientRegistryError, type RegistrySession, type RetryPolicy } from './registry-client.js';
 import { crashPoint } from '../../crash-points.js';
+import { mapLimit, sleep } from '../../async.js';
 
 export interface ImagePullerOptions {
   blobs: BlobStore;
@@ -162,34 +163,6 @@ export class ProgressWatchdog {
     this.windowBytes = 0;
   }
 }
-
-/** Runs `fn` over `items` with at most `limit` at a time; the first failure stops new starts. */
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  let failed = false;
-  const worker = async () => {
-    while (!failed && next < items.length) {
-      const i = next++;
-      try {
-        results[i] = await fn(items[i]!, i);
-      } catch (err) {
-        failed = true;
-        throw err;
-      }
-    }
-  };
-  const settled = await Promise.allSettled(Array.from({ length: Math.min(limit, items.length) }, worker));
-  const rejected = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-  if (rejected) throw rejected.reason;
-  return results;
-}
-
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => (clearTimeout(t), reject(signal.reason)), { once: true });
-  });
 
 /**
  * Waits for `promise`, or rejects once `signal` aborts and whatever `onAbort` returns has

@@ -8,6 +8,7 @@ import { CrispError, failedPrecondition, notFound, unavailable, invalidArgument 
 import { silentLogger, type Logger } from '../../log.js';
 import { basicAuthorization, parseWwwAuthenticate, type Challenge, type Credentials } from './auth.js';
 import { MANIFEST_ACCEPT } from './manifest.js';
+import { sleep } from '../../async.js';
 
 export interface RetryPolicy {
   /** Total tries of one request, first included. */
@@ -57,19 +58,6 @@ export class TransientRegistryError extends CrispError {
   }
 }
 
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal!.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 
 /** The errno-style code under a fetch failure (`ECONNRESET`, `UND_ERR_SOCKET`...), for messages. */
 function networkCause(err: unknown): string {

@@ -6,7 +6,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { invalidArgument } from '../../errors.js';
-import { errCode, exists, readJsonFile } from './files.js';
+import { errCode, exists, readJsonFile } from '../../host/files.js';
 import type { ExitReason } from './types.js';
 
 /** Which OCI runtime (and its root) a container was made with; absent in records older than handlers. */

@@ -23,7 +23,7 @@ import { detectCgroupLayout, isFrozen, readOomKillCount, removeCgroupTree, resol
 import { isConmonFor, launchConmon, type ConmonLifeline } from './conmon.js';
 import { DEFAULT_MAX_EXEC_OUTPUT, execSyncWithRunc } from './exec-sync.js';
 import { writeExecProcess } from './exec-process-file.js';
-import { errCode, exists, readJsonFile, removePath, waitForFile, WaitAborted, writeJsonFileAtomic } from './files.js';
+import { errCode, exists, readJsonFile, removePath, waitForFile, WaitAborted, writeJsonFileAtomic } from '../../host/files.js';
 import { readOomScoreAdj } from './oom-score.js';
 import { readPidFile, processIdentity } from './process-tree.js';
 import { Runc, runcErrorText, isNotExist } from './runc.js';

@@ -6,7 +6,7 @@ import { constants as osConstants } from 'node:os';
 import type { Readable } from 'node:stream';
 import { internal } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
-import { errCode, removePath, waitForFile } from './files.js';
+import { errCode, removePath, waitForFile } from '../../host/files.js';
 import { killProcessTree, readPidFile } from './process-tree.js';
 import type { Runc } from './runc.js';
 import type { ExecSyncResult } from './types.js';

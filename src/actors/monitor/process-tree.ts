@@ -3,7 +3,7 @@
 // child, whereas an orphan is handed to the container's init, which may never reap it.
 import { readFile, readdir } from 'node:fs/promises';
 import { silentLogger, type Logger } from '../../log.js';
-import { errCode } from './files.js';
+import { errCode } from '../../host/files.js';
 
 /** The pid a runc/conmon pid file holds, or null while it is missing, empty or not a pid. */
 export async function readPidFile(path: string): Promise<number | null> {

@@ -23,7 +23,7 @@ import { generateInfraSpec, writeSpecFile, type HostFacts, type OciImageConfig }
 import type { ContainerRuntime } from '../monitor/container-runtime.js';
 import type { ExitInfo } from '../monitor/types.js';
 import { bundleLayout, runtimeDirs } from '../monitor/container-layout.js';
-import { waitForFile, WaitAborted } from '../monitor/files.js';
+import { waitForFile, WaitAborted } from '../../host/files.js';
 import { effectiveHostname } from '../../machines/sandbox-config.js';
 import { sandboxDir, sandboxState } from './sandbox-streams.js';
 import { appendIfAccepted } from '../../events/append-if-accepted.js';

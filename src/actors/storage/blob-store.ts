@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { diskFullAt, failedPrecondition, invalidArgument, notFound } from '../../errors.js';
 import { isSha256Hex, sha256Hex } from './digest.js';
 import { diskUsage, type Usage } from './disk-usage.js';
-import { fsyncDir, isMissing, readdirOrEmpty } from './fs-util.js';
+import { fsyncDir, isMissing, readdirOrEmpty } from '../../host/files.js';
 
 export type IngestOptions = {
   /** Called with the size of each chunk as it is written, for progress reporting. */

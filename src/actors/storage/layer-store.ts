@@ -9,7 +9,7 @@ import { failedPrecondition, invalidArgument } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
 import { diskUsage, type Usage } from './disk-usage.js';
 import { sha256Hex, isSha256Hex } from './digest.js';
-import { isMissing, readdirOrEmpty } from './fs-util.js';
+import { isMissing, readdirOrEmpty } from '../../host/files.js';
 import { removeShortLink } from './overlay.js';
 import type { UnpackJob, UnpackOutcome } from './unpack.js';
 import { UnpackPool } from './unpack-pool.js';

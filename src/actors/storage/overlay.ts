@@ -10,7 +10,7 @@ import { mkdirSync, readlinkSync, symlinkSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { failedPrecondition, invalidArgument } from '../../errors.js';
-import { isMissing } from './fs-util.js';
+import { isMissing } from '../../host/files.js';
 import * as native from './native.js';
 import { ownMountAt } from '../../host/mountinfo.js';
 
