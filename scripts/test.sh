@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# `npm test`: set up what the tests need, type-check, then run unit and integration tests in
+# `npm test`: set up what the tests need, type-check and lint, then run unit and integration tests in
 # one run of node's test runner (one summary for CI). Integration tests drive real runc,
 # conmon, CNI plugins and a registry, so they need root; without it only unit tests run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh test
 npx tsc --noEmit -p .
+npm run -s lint
 files=(test/unit/*.test.ts)
 if [[ $(id -u) -eq 0 ]]; then
   files+=(test/integration/*.test.ts)

@@ -20,7 +20,3 @@ export function crashPoint(name: string): void {
   process.kill(process.pid, 'SIGKILL');
 }
 
-/** The point armed in this process, if any. */
-export function armedCrashPoint(): string | undefined {
-  return armed;
-}

@@ -65,7 +65,7 @@ export async function benchDaemon(): Promise<{ metricsPort: number; daemonArgs: 
   };
 }
 
-export function freePort(): Promise<number> {
+function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);

@@ -32,7 +32,7 @@ export function resolveStream(db: Db, idOrPrefix: string): { id: string; kind: S
 }
 
 /** Says that (and how much) history retention has dropped, or nothing when it has dropped none. */
-export function compactionNote(db: Db): string {
+function compactionNote(db: Db): string {
   const summary = compactionSummary(db);
   if (summary.length === 0) return '';
   const streams = summary.reduce((n, k) => n + k.streams, 0);
@@ -64,15 +64,19 @@ export interface EventQuery {
 export function queryEvents(db: Db, q: EventQuery): StoredEvent[] {
   const where: string[] = [];
   const args: (string | number | bigint)[] = [];
-  if (q.streamId) (where.push('stream_id = ?'), args.push(q.streamId));
-  if (q.kind) (where.push('stream_kind = ?'), args.push(q.kind));
-  if (q.sinceNs !== undefined) (where.push('ts >= ?'), args.push(q.sinceNs));
-  if (q.afterSeq !== undefined) (where.push('seq > ?'), args.push(q.afterSeq));
+  const and = (clause: string, arg: string | number | bigint) => {
+    where.push(clause);
+    args.push(arg);
+  };
+  if (q.streamId) and('stream_id = ?', q.streamId);
+  if (q.kind) and('stream_kind = ?', q.kind);
+  if (q.sinceNs !== undefined) and('ts >= ?', q.sinceNs);
+  if (q.afterSeq !== undefined) and('seq > ?', q.afterSeq);
   const sql = `SELECT * FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq`;
   return (db.prepare(sql).safeIntegers(true).all(...args) as Parameters<typeof rowToEvent>[0][]).map(rowToEvent);
 }
 
-export function formatEvent(e: StoredEvent, json: boolean): string {
+function formatEvent(e: StoredEvent, json: boolean): string {
   if (json) {
     return JSON.stringify({ seq: e.seq, time: formatNs(e.ts), kind: e.kind, stream: e.streamId, version: e.version, schema: e.schemaVersion, event: e.event });
   }

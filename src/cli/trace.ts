@@ -9,7 +9,7 @@ import { openLog, queryEvents, resolveStream } from './events.js';
 import { createLogger } from '../log.js';
 import { CRISP_VERSION } from '../daemon.js';
 
-export type TraceFormat = 'text' | 'chrome';
+type TraceFormat = 'text' | 'chrome';
 
 export interface TraceOptions {
   db: string;
@@ -21,7 +21,7 @@ export interface TraceOptions {
 }
 
 /** The stream's spans, and for a pod those of its containers, in the order they began. */
-export function collectTrace(db: Db, idOrPrefix: string): StreamSpans[] {
+function collectTrace(db: Db, idOrPrefix: string): StreamSpans[] {
   const { id, kind } = resolveStream(db, idOrPrefix);
   const own = streamSpans(queryEvents(db, { streamId: id }));
   if (!own) return [];
@@ -38,7 +38,7 @@ export function collectTrace(db: Db, idOrPrefix: string): StreamSpans[] {
   return all.sort((a, b) => (a.stream.startNs < b.stream.startNs ? -1 : a.stream.startNs > b.stream.startNs ? 1 : 0));
 }
 
-export function formatDuration(ns: bigint): string {
+function formatDuration(ns: bigint): string {
   const ms = Number(ns) / 1e6;
   if (ms < 1) return `${(ms * 1000).toFixed(0)}µs`;
   if (ms < 1000) return `${ms.toFixed(1)}ms`;
@@ -46,7 +46,7 @@ export function formatDuration(ns: bigint): string {
 }
 
 /** One line per stream and one per step: name, offset, a bar on the shared axis, duration. */
-export function renderWaterfall(trace: StreamSpans[], width = 48): string[] {
+function renderWaterfall(trace: StreamSpans[], width = 48): string[] {
   if (trace.length === 0) return [];
   const start = trace.reduce((t, s) => (s.stream.startNs < t ? s.stream.startNs : t), trace[0]!.stream.startNs);
   const end = trace.reduce((t, s) => (s.stream.endNs > t ? s.stream.endNs : t), trace[0]!.stream.endNs);
@@ -70,7 +70,7 @@ export function renderWaterfall(trace: StreamSpans[], width = 48): string[] {
 }
 
 /** Trace Event JSON (the format chrome://tracing and Perfetto read): one thread per stream. */
-export function renderChrome(trace: StreamSpans[]): string {
+function renderChrome(trace: StreamSpans[]): string {
   const us = (ns: bigint) => Number(ns / 1000n);
   const events: Record<string, unknown>[] = [{ name: 'process_name', ph: 'M', pid: 1, tid: 0, args: { name: 'crisp' } }];
   trace.forEach((s, i) => {

@@ -4,9 +4,9 @@ import { parse as parseToml, TomlError } from 'smol-toml';
 import { DEFAULTS, KEYS, RUNTIME_TABLE_KEYS, RUNTIMES_SECTION, SECTIONS, type CrispConfig, type KeySpec, type RuntimeTable } from './schema.js';
 import { CrispError } from '../errors.js';
 
-export const DEFAULT_CONFIG_PATH = '/etc/crisp/crisp.conf';
+const DEFAULT_CONFIG_PATH = '/etc/crisp/crisp.conf';
 
-export class ConfigError extends CrispError {
+class ConfigError extends CrispError {
   constructor(message: string) {
     super('InvalidArgument', message);
   }
@@ -24,7 +24,7 @@ export function parseDuration(text: string): number | undefined {
   return Math.round(total);
 }
 
-export function formatDuration(ms: number): string {
+function formatDuration(ms: number): string {
   if (ms === 0) return '0s';
   if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
   if (ms % 60_000 === 0) return `${ms / 60_000}m`;
@@ -36,7 +36,7 @@ export function formatDuration(ms: number): string {
  * Turns one raw value (from TOML, or a flag's text) into the key's type. `where` names the
  * file or flag, so every error says which key in which place is wrong.
  */
-export function parseValue(spec: KeySpec, raw: unknown, where: string, fromFlag = false): unknown {
+function parseValue(spec: KeySpec, raw: unknown, where: string, fromFlag = false): unknown {
   const name = `${spec.section}.${spec.key}`;
   const fail = (expected: string): never => {
     throw new ConfigError(`${where}: ${name} = ${JSON.stringify(raw)} is invalid: expected ${expected}`);

@@ -8,11 +8,11 @@ import { invalidArgument, failedPrecondition } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { ImageReference } from '../actors/image-pull/reference.js';
 
-export const DEFAULT_REGISTRIES_CONF = '/etc/containers/registries.conf';
+const DEFAULT_REGISTRIES_CONF = '/etc/containers/registries.conf';
 
-export type PullFromMirror = 'all' | 'digest-only' | 'tag-only';
+type PullFromMirror = 'all' | 'digest-only' | 'tag-only';
 
-export interface MirrorConfig {
+interface MirrorConfig {
   location: string;
   insecure: boolean;
   pullFromMirror: PullFromMirror;
@@ -254,7 +254,7 @@ export function prefixMatchLength(ref: string, prefix: string): number {
 }
 
 /** The registry entry with the longest prefix matching the reference's name, if any. */
-export function findRegistry(config: RegistriesConfig, ref: ImageReference): { registry: RegistryConfig; matched: string } | undefined {
+function findRegistry(config: RegistriesConfig, ref: ImageReference): { registry: RegistryConfig; matched: string } | undefined {
   const name = ref.name;
   let best: { registry: RegistryConfig; matched: string } | undefined;
   let bestLen = -1;

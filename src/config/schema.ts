@@ -2,7 +2,7 @@
 // its default and what it means. Loading, validation, `crisp config` and `--help` all read
 // this one table, so a key cannot be documented in one place and parsed differently in another.
 
-export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
 export interface CrispConfig {
   root: string;

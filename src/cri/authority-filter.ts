@@ -31,8 +31,8 @@ const PRIORITY = 0x20;
 // The smallest SETTINGS_MAX_FRAME_SIZE a peer may advertise; Node's server uses it.
 const MAX_PAYLOAD = 16_384;
 const AUTHORITY = /^[A-Za-z0-9\-._~%!$&'()*+,;=:@[\]]*$/;
-export const MAX_BLOCK_BYTES = 64 * 1024;
-export const MAX_HEADER_LIST_BYTES = 64 * 1024;
+const MAX_BLOCK_BYTES = 64 * 1024;
+const MAX_HEADER_LIST_BYTES = 64 * 1024;
 
 interface PendingBlock {
   streamId: number;

@@ -6,7 +6,7 @@ import { HUFFMAN_CODES, HUFFMAN_LENGTHS, STATIC_TABLE } from './hpack-tables.js'
 
 export type HeaderField = { name: string; value: string; sensitive: boolean };
 
-export class HpackError extends Error {}
+class HpackError extends Error {}
 
 interface HuffmanNode {
   symbol?: number;

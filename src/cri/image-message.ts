@@ -2,7 +2,7 @@ import type { Image } from './proto/gen/runtime/v1/Image.js';
 import type { ImageState } from '../actors/image-pull/image-index.js';
 
 /** The image's USER as CRI wants it: a numeric uid, or a user name for the kubelet to check. */
-export function imageUser(user: string): Pick<Image, 'uid' | 'username'> {
+function imageUser(user: string): Pick<Image, 'uid' | 'username'> {
   const name = user.split(':')[0] ?? '';
   if (name === '') return { uid: null, username: '' };
   return /^\d+$/.test(name) ? { uid: { value: name }, username: '' } : { uid: null, username: name };

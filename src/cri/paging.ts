@@ -1,6 +1,6 @@
 // The Stream* variants of the List RPCs answer with the same selection in pages, so a node
 // with thousands of entries never builds one huge message; each page waits for the transport.
-export const PAGE_SIZE = 100;
+const PAGE_SIZE = 100;
 
 export async function sendInPages<T, Res>(
   items: T[],

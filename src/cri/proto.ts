@@ -3,11 +3,9 @@ import * as grpc from '@grpc/grpc-js';
 import type { ProtoGrpcType } from './proto/gen/api.js';
 import { PROTO_PATH } from '../paths.js';
 
-export { PROTO_PATH };
-
 // Field names as the proto spells them; int64 as decimal strings (nanosecond times overflow
 // a double); enums by name; defaults filled in so readers never meet undefined scalars.
-export const LOADER_OPTIONS: protoLoader.Options = {
+const LOADER_OPTIONS: protoLoader.Options = {
   keepCase: true,
   longs: String,
   enums: String,

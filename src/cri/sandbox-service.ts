@@ -19,7 +19,7 @@ import { InfraExitWatcher, type InfraDeps } from '../actors/sandbox/infra.js';
 import { topMounts } from '../actors/network/mounts.js';
 import { recoverEach } from '../actors/recovery.js';
 
-export const DEFAULT_NETWORK = { name: 'crisp', bridge: 'crisp0', subnet: '10.85.0.0/16' } as const;
+const DEFAULT_NETWORK = { name: 'crisp', bridge: 'crisp0', subnet: '10.85.0.0/16' } as const;
 const CONTAINER_WAIT_MS = 30_000;
 const CLOSE_WAIT_MS = 10_000;
 

@@ -9,9 +9,8 @@ import { CrispError, unimplemented } from '../errors.js';
 import { AuthorityFilter } from './authority-filter.js';
 import { addLazyReflection } from './reflection.js';
 import { encodeListsOnce } from './list-encoding.js';
-import type { Logger } from '../log.js';
 
-export type AnyHandler = UnaryHandler<any, any> | StreamHandler<any, any>;
+type AnyHandler = UnaryHandler<any, any> | StreamHandler<any, any>;
 export type HandlerTable = Partial<Record<string, AnyHandler>>;
 
 export interface CriServerOptions extends WrapDeps {
@@ -114,5 +113,3 @@ export async function startCriServer(options: CriServerOptions): Promise<CriServ
       }),
   };
 }
-
-export type { Logger };

@@ -7,7 +7,7 @@ import { GRPC_CODE } from './errors.js';
 const requestId = customAlphabet('0123456789abcdefghijklmnopqrstuvwxyz', 12);
 
 /** What every handler gets besides its request. */
-export interface Rpc {
+interface Rpc {
   id: string;
   log: Logger;
   /** Aborted when the client cancels or the deadline passes. */
@@ -52,7 +52,7 @@ export interface RpcObserver {
 }
 
 /** Spans for calls (src/tracing/otel.ts); absent when tracing is off, which then costs nothing. */
-export interface RpcTracer {
+interface RpcTracer {
   rpc<T>(method: string, traceparent: string | undefined, request: unknown, run: () => T): { result: T; end(code: number, message?: string): void };
 }
 
@@ -89,7 +89,10 @@ function begin(name: string, deps: WrapDeps, call: grpc.ServerUnaryCall<unknown,
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     deps.observe?.(name, code, seconds);
     const fields = { code: grpc.status[code], ms: Math.round(seconds * 1e6) / 1e3 };
-    if (code === grpc.status.OK) QUIET.test(name) ? log.debug(fields, 'done') : log.info(fields, 'done');
+    if (code === grpc.status.OK) {
+      if (QUIET.test(name)) log.debug(fields, 'done');
+      else log.info(fields, 'done');
+    }
     else if (code === grpc.status.INTERNAL || code === grpc.status.UNKNOWN) {
       // The whole error (stack, cause) unless its message is too long to repeat.
       const long = err instanceof Error && err.message.length > MESSAGE_LIMIT;

@@ -7,7 +7,7 @@ export function nowNs(): bigint {
   return anchorWallNs + (process.hrtime.bigint() - anchorHr);
 }
 
-export function nsToDate(ns: bigint | string): Date {
+function nsToDate(ns: bigint | string): Date {
   return new Date(Number(BigInt(ns) / 1_000_000n));
 }
 

@@ -10,7 +10,7 @@ import { CrispError, failedPrecondition, messageOf } from '../errors.js';
 import type { StreamKind } from '../machines/events.js';
 
 /** What a kept-aside copy's name carries after the live file's name. */
-export const DAMAGED_MARK = '.damaged-';
+const DAMAGED_MARK = '.damaged-';
 /** The files SQLite keeps beside a database; each must travel with it. */
 export const COMPANION_SUFFIXES = ['-wal', '-shm', '-journal'] as const;
 export const STREAM_KINDS: readonly StreamKind[] = ['sandbox', 'container', 'image', 'pull', 'runtime'];
@@ -130,7 +130,7 @@ export function isAbsentOrEmpty(path: string): boolean {
  * Refuses to create a fresh, empty log where a damaged one was kept aside: starting empty must
  * be the operator's decision, never a side effect of a restart.
  */
-export function refuseFreshStartBesideKeptCopy(path: string): void {
+function refuseFreshStartBesideKeptCopy(path: string): void {
   if (!isAbsentOrEmpty(path)) return;
   const kept = keptAsideCopies(path);
   if (kept.length === 0) return;

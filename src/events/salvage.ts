@@ -3,7 +3,7 @@
 // its history can no longer be replayed, and the report says what was lost. The start-up check
 // that keeps a damaged file aside is integrity.ts.
 import { existsSync, renameSync, rmSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { silentLogger, type Logger } from '../log.js';
 import { CrispError, failedPrecondition, invalidArgument, messageOf } from '../errors.js';
@@ -105,7 +105,7 @@ function malformation(row: EventRow): string | undefined {
   return undefined;
 }
 
-export interface LostHistory {
+interface LostHistory {
   streamId: string;
   kind: StreamKind;
   /** Versions missing between 1 and the highest recovered one. */

@@ -68,7 +68,7 @@ export function mountsOnIn(text: string, paths: readonly string[]): Map<string, 
 
 // procfs makes the text in the kernel as it is read, in microseconds: the sync read costs
 // ~50 µs of CPU here where fs/promises' thread-pool round trips cost ~500 µs.
-export async function readMountInfo(): Promise<string> {
+async function readMountInfo(): Promise<string> {
   return readFileSync(MOUNTINFO, 'utf8');
 }
 

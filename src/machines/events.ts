@@ -182,12 +182,3 @@ export const SCHEMA_VERSIONS: Record<DomainEventType, number> = {
   ContentCollected: 1,
 };
 
-const PULL_EVENTS = new Set<DomainEventType>(['ImagePullRequested', 'ImageLayerStored', 'ImagePullCompleted', 'ImagePullFailed']);
-
-export function kindOfEvent(type: DomainEventType): StreamKind {
-  if (PULL_EVENTS.has(type)) return 'pull';
-  if (type.startsWith('Sandbox')) return 'sandbox';
-  if (type.startsWith('Container')) return 'container';
-  if (type.startsWith('Image')) return 'image';
-  return 'runtime';
-}

@@ -8,7 +8,7 @@ import { runtimeMachine, type RuntimeContext } from './runtime.js';
 import { pullMachine, type PullContext, type PullStateName } from './pull.js';
 import type { DomainEvent, EventsByKind, StreamKind } from './events.js';
 
-export interface StateOf {
+interface StateOf {
   sandbox: { value: SandboxStateName; context: SandboxContext };
   container: { value: ContainerStateName; context: ContainerContext };
   image: { value: ImageStateName; context: ImageContext };

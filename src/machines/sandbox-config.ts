@@ -9,7 +9,7 @@ import { checkStringMap, quote, rejectNul, requireCleanAbsolute, requireObjectNa
 import { renderResolvConf, validateHostname, validateSysctls, type PodNamespaceKind } from './pod-rules.js';
 import type { BandwidthLimits, PortMapping } from '../actors/network/cni.js';
 
-export type NamespaceModeName = 'POD' | 'CONTAINER' | 'NODE' | 'TARGET';
+type NamespaceModeName = 'POD' | 'CONTAINER' | 'NODE' | 'TARGET';
 
 export interface PodNamespaceModes {
   network: NamespaceModeName;
@@ -180,7 +180,7 @@ interface UserNamespaceRequest {
  * volumes, which neither runc 1.1 nor crun 1.8 offers; the handlers' user_namespaces feature is
  * false for the same reason.
  */
-export function validateUserNamespace(userns: UserNamespaceRequest | null, field: string): void {
+function validateUserNamespace(userns: UserNamespaceRequest | null, field: string): void {
   if (!userns || userns.mode === 'NODE') return;
   if (userns.mode !== 'POD') throw invalidArgument(`${field}.mode: ${userns.mode} is not supported for user namespaces (only NODE or POD)`);
   for (const kind of ['uids', 'gids'] as const) {
@@ -197,7 +197,7 @@ export function validateUserNamespace(userns: UserNamespaceRequest | null, field
  * A cgroupfs path under which crisp makes the pod's cgroups (kubelet's pod cgroup). crisp drives
  * cgroupfs itself, so a systemd slice name is refused, and no segment may climb out with "..".
  */
-export function validateCgroupParent(parent: string): void {
+function validateCgroupParent(parent: string): void {
   const field = 'config.linux.cgroup_parent';
   const p = parent.trim();
   if (p === '') return;

@@ -8,7 +8,7 @@ import type { DomainEventType } from '../machines/events.js';
 import { nowNs } from '../events/clock.js';
 
 /** The step each fact ends: the time since the stream's previous fact is that step's duration. */
-export const STAGES: Partial<Record<DomainEventType, string>> = {
+const STAGES: Partial<Record<DomainEventType, string>> = {
   SandboxNamespacesPinned: 'namespace_pin',
   SandboxFilesPrepared: 'pod_files',
   SandboxNetworkAttached: 'cni_add',

@@ -43,7 +43,7 @@ async function dialRelay(relay: RelayStream, port: number, sandboxId: string): P
 }
 
 /** Wires one client connection to one pod connection, half-closes passing through. */
-export function splice(client: { incoming: NodeJS.ReadableStream; outgoing: NodeJS.WritableStream }, pod: Duplex, done: () => void): void {
+function splice(client: { incoming: NodeJS.ReadableStream; outgoing: NodeJS.WritableStream }, pod: Duplex, done: () => void): void {
   let ends = 0;
   const finished = () => {
     if (++ends === 2) done();

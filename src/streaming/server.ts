@@ -34,7 +34,7 @@ export interface StreamingServerOptions {
 const PATH = /^\/(exec|attach|portforward)\/([A-Za-z0-9_-]{1,64})$/;
 
 /** The client's offered protocols, header lines and comma lists flattened, in its order. */
-export function offeredProtocols(req: IncomingMessage, header: string): string[] {
+function offeredProtocols(req: IncomingMessage, header: string): string[] {
   return (req.headersDistinct[header] ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
 }
 

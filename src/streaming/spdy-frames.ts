@@ -6,12 +6,12 @@
 import { constants as zc, createDeflate, createInflate, type Deflate, type Inflate } from 'node:zlib';
 import { SPDY3_DICTIONARY } from './spdy-dictionary.js';
 
-export const SPDY_VERSION = 3;
-export const MAX_FRAME_LENGTH = 0xffffff;
+const SPDY_VERSION = 3;
+const MAX_FRAME_LENGTH = 0xffffff;
 /** A header block larger than this (uncompressed) is a protocol error, not an allocation. */
-export const MAX_HEADER_BLOCK = 256 * 1024;
+const MAX_HEADER_BLOCK = 256 * 1024;
 
-export const FrameType = {
+const FrameType = {
   SynStream: 1,
   SynReply: 2,
   RstStream: 3,
@@ -22,8 +22,8 @@ export const FrameType = {
   WindowUpdate: 9,
 } as const;
 
-export const FLAG_FIN = 0x01;
-export const FLAG_UNIDIRECTIONAL = 0x02;
+const FLAG_FIN = 0x01;
+const FLAG_UNIDIRECTIONAL = 0x02;
 
 export const RstStatus = {
   ProtocolError: 1,

@@ -12,7 +12,7 @@ import type { StdioWanted } from './requests.js';
 export const SPDY_COMMAND_PROTOCOLS = ['v4.channel.k8s.io', 'v3.channel.k8s.io', 'v2.channel.k8s.io', 'channel.k8s.io'] as const;
 export type CommandProtocol = (typeof SPDY_COMMAND_PROTOCOLS)[number];
 
-export const STREAM_CREATION_TIMEOUT_MS = 30_000;
+const STREAM_CREATION_TIMEOUT_MS = 30_000;
 /** After the outcome is sent, how long the client may take to hang up before we do. */
 const HANGUP_GRACE_MS = 5_000;
 

@@ -6,7 +6,7 @@ import { resourceExhausted } from './errors.js';
 
 export const TOKEN_TTL_MS = 60_000;
 /** Bounds memory if a client asks for URLs and never uses them. */
-export const MAX_PENDING_TOKENS = 1000;
+const MAX_PENDING_TOKENS = 1000;
 
 interface Entry<T> {
   value: T;

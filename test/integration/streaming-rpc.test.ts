@@ -17,7 +17,6 @@ let node: TestNode;
 let image: string;
 let podId: string;
 let shell: string; // a long-running container to exec into
-let echo: string; // `nc -ll -p 8080 -e cat` in the pod
 
 const rt = () => node.daemon.clients.runtime;
 
@@ -26,7 +25,8 @@ before(async () => {
   image = node.image;
   podId = await node.runPod(`strpod${node.tag}`);
   shell = await startContainer(['/bin/sleep', '100000']);
-  echo = await startContainer(['/bin/nc', '-ll', '-p', '8080', '-e', '/bin/cat']);
+  // `nc -ll -p 8080 -e cat` in the pod: what the port-forward tests talk to
+  await startContainer(['/bin/nc', '-ll', '-p', '8080', '-e', '/bin/cat']);
 });
 
 after(async () => {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { createRequire } from 'node:module';
-import { startCriServer, type CriServer } from '../../src/cri/server.js';
+import { startCriServer } from '../../src/cri/server.js';
 import { Readiness } from '../../src/cri/wrap.js';
 import { silentLogger } from '../../src/log.js';
 import { CrispError, invalidArgument, notFound } from '../../src/errors.js';

@@ -99,7 +99,7 @@ test('writeDefaultConfig writes bridge + host-local + portmap + firewall once, i
     assert.equal(bridge?.isGateway, true);
     assert.equal(bridge?.ipMasq, true);
     assert.equal(bridge?.hairpinMode, true);
-    assert.deepEqual((bridge?.ipam as { ranges: unknown }).ranges, [[{ subnet: '10.85.0.0/16' }]]);
+    assert.deepEqual((bridge!.ipam as { ranges: unknown }).ranges, [[{ subnet: '10.85.0.0/16' }]]);
     assert.deepEqual(portmap, { type: 'portmap', capabilities: { portMappings: true }, snat: true });
     assert.equal(firewall?.type, 'firewall');
     const second = await writeDefaultConfig(confDir, { name: 'other', bridge: 'b1', subnet: '10.1.0.0/16' });

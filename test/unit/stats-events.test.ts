@@ -91,7 +91,7 @@ test('container events: a stalled subscriber is bounded and drops past it; appen
 });
 
 test('container events: next() returns undefined when the client goes away', async (t) => {
-  const { store, hub } = openHub(t);
+  const { hub } = openHub(t);
   const sub = hub.subscribe();
   const controller = new AbortController();
   const pending = sub.next(controller.signal);

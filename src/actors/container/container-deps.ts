@@ -12,7 +12,7 @@ import type { HostFacts } from '../spec/input.js';
 import type { ContainerRuntime } from '../monitor/container-runtime.js';
 
 /** The part of the daemon's context containers use. */
-export interface ContainerActorContext {
+interface ContainerActorContext {
   config: Pick<CrispConfig, 'root' | 'recoveryItemTimeoutMs'>;
   store: EventStore;
   logger: Logger;

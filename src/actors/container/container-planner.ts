@@ -11,7 +11,7 @@ import { stateOf } from '../../machines/index.js';
 import type { CallerFault, ContainerEvent } from '../../machines/events.js';
 import type { ContainerContext } from '../../machines/container.js';
 import { nowNs } from '../../events/clock.js';
-import { failedPrecondition, invalidArgument, isCrispError, messageOf, recordedKind } from '../../errors.js';
+import { failedPrecondition, invalidArgument, messageOf, recordedKind } from '../../errors.js';
 import { mountOverlay, unmount } from '../storage/overlay.js';
 import { resolveImage } from '../image-pull/image-index.js';
 import { generateSpec, loadLocalhostSeccompProfile, prepareMounts, readUserDatabase, releasePreparedMounts, resolveUserFrom, writeSpecFile } from '../spec/index.js';
@@ -23,7 +23,6 @@ import { ensureHostPropagation } from '../monitor/host-propagation.js';
 import { signalName, signalNameOfCri } from '../monitor/signals.js';
 import type { ContainerDeps } from './container-deps.js';
 
-type ContainerState = EntityState<'container'>;
 
 // kubelet tells the runtime where the termination message goes through this annotation.
 const TERMINATION_PATH_ANNOTATION = 'io.kubernetes.container.terminationMessagePath';
@@ -80,7 +79,7 @@ class PerImage<T> {
 const imageConfigs = new PerImage<OciImageConfig>();
 
 /** The image config JSON's `config` member (Entrypoint, Cmd, Env, User, StopSignal...). */
-export async function imageConfigOf(deps: ContainerDeps, imageId: string): Promise<OciImageConfig> {
+async function imageConfigOf(deps: ContainerDeps, imageId: string): Promise<OciImageConfig> {
   const config = await imageConfigs.get(imageId, async () => (JSON.parse((await deps.ctx.blobs.read(imageId)).toString('utf8')) as { config?: OciImageConfig }).config ?? {});
   return structuredClone(config);
 }
@@ -311,5 +310,3 @@ function kindOf(err: unknown, callerMayBeAtFault: boolean): { kind?: CallerFault
   const kind = recordedKind(err, callerMayBeAtFault);
   return kind ? { kind } : {};
 }
-
-export type { ContainerState };

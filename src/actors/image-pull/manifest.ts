@@ -22,7 +22,7 @@ export const MediaType = {
 /** What the manifest endpoint is asked for, most preferred first. */
 export const MANIFEST_ACCEPT = [MediaType.ociIndex, MediaType.ociManifest, MediaType.dockerManifestList, MediaType.dockerManifest];
 
-export const LAYER_MEDIA_TYPES: ReadonlySet<string> = new Set([
+const LAYER_MEDIA_TYPES: ReadonlySet<string> = new Set([
   MediaType.ociLayer,
   MediaType.ociLayerGzip,
   MediaType.ociLayerZstd,
@@ -56,7 +56,7 @@ export interface ImageManifest {
   annotations?: Record<string, string>;
 }
 
-export interface ImageIndex {
+interface ImageIndex {
   schemaVersion: 2;
   mediaType: string;
   manifests: Descriptor[];

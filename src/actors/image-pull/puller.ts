@@ -48,7 +48,7 @@ export interface PullOptions {
   onLayerStored?(layer: StoredLayer): void;
 }
 
-export interface PulledLayer {
+interface PulledLayer {
   /** Digest of the blob as distributed (compressed). */
   digest: string;
   mediaType: string;

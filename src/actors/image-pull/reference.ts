@@ -5,10 +5,10 @@
 
 import { clip, invalidArgument } from '../../errors.js';
 
-export const DEFAULT_DOMAIN = 'docker.io';
-export const LEGACY_DEFAULT_DOMAIN = 'index.docker.io';
-export const OFFICIAL_REPO_PREFIX = 'library/';
-export const DEFAULT_TAG = 'latest';
+const DEFAULT_DOMAIN = 'docker.io';
+const LEGACY_DEFAULT_DOMAIN = 'index.docker.io';
+const OFFICIAL_REPO_PREFIX = 'library/';
+const DEFAULT_TAG = 'latest';
 
 const NAME_TOTAL_MAX = 255;
 

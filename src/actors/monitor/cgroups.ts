@@ -144,7 +144,7 @@ export function parseFlatKeyed(text: string): Map<string, bigint> {
   return out;
 }
 
-export function readFlat(read: CgroupFileReader, path: string): Map<string, bigint> | undefined {
+function readFlat(read: CgroupFileReader, path: string): Map<string, bigint> | undefined {
   const text = read(path);
   return text === undefined ? undefined : parseFlatKeyed(text);
 }

@@ -2,7 +2,7 @@
 // blocks on until we are ready (so it can be adjusted before it forks anything) and a sync
 // pipe on which it reports the container's pid as JSON, or pid -1 with runc's stderr.
 // conmon double-forks into its own session, so it outlives us.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import type { Socket } from 'node:net';
@@ -227,5 +227,3 @@ export async function isConmonFor(pid: number, id: string, conmonPath: string): 
     return false;
   }
 }
-
-export type { ChildProcess };

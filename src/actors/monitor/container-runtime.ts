@@ -28,7 +28,7 @@ import { readOomScoreAdj } from './oom-score.js';
 import { readPidFile, processIdentity } from './process-tree.js';
 import { Runc, runcErrorText, isNotExist } from './runc.js';
 import { parseSignal } from './signals.js';
-import type { ExitInfo, ExitReason, ExecSyncResult, LinuxResources, RuntimeState } from './types.js';
+import type { ExitInfo, ExecSyncResult, LinuxResources, RuntimeState } from './types.js';
 import { ConmonPlacer, type ConmonCgroupSetting } from './conmon-cgroup.js';
 import type { RuntimeHandlerSpec } from './runtime-handlers.js';
 import { ContainerFiles, validateId, type ContainerRecord, type CreateIntent, type RuntimeChoice, type StoredExit } from './container-records.js';

@@ -5,8 +5,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { invalidArgument } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
 
-export const OOM_SCORE_ADJ_MIN = -1000;
-export const OOM_SCORE_ADJ_MAX = 1000;
+const OOM_SCORE_ADJ_MIN = -1000;
+const OOM_SCORE_ADJ_MAX = 1000;
 
 /** The lowest score a child of a process whose own score is `daemonOwn` can be given. */
 export function clampOomScoreAdj(requested: number, daemonOwn: number): number {

@@ -48,7 +48,7 @@ export async function isAlive(pid: number): Promise<boolean> {
 }
 
 /** [[root], [children], [grandchildren], ...] from the ppid links in /proc. */
-export async function descendantsByDepth(root: number): Promise<number[][]> {
+async function descendantsByDepth(root: number): Promise<number[][]> {
   const children = new Map<number, number[]>();
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;

@@ -16,7 +16,7 @@ export interface ExitInfo {
   message?: string;
 }
 
-export type ContainerStatus = 'created' | 'running' | 'paused' | 'stopped';
+type ContainerStatus = 'created' | 'running' | 'paused' | 'stopped';
 
 export interface RuntimeState {
   status: ContainerStatus;

@@ -7,11 +7,11 @@ import { isIPv4 } from 'node:net';
 import { join } from 'node:path';
 import { failedPrecondition, invalidArgument } from '../../errors.js';
 
-export const CNI_CONFIG_EXTENSIONS = ['.conf', '.conflist', '.json'] as const;
+const CNI_CONFIG_EXTENSIONS = ['.conf', '.conflist', '.json'] as const;
 export const DEFAULT_PLUGIN_DIRS = ['/usr/lib/cni', '/opt/cni/bin'] as const;
 
 /** Spec versions this runtime speaks, oldest first. */
-export const SUPPORTED_CNI_VERSIONS = ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] as const;
+const SUPPORTED_CNI_VERSIONS = ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] as const;
 
 /** One plugin entry of a list, as written in the file (unknown keys belong to the plugin). */
 export interface CniPluginConfig {
@@ -205,7 +205,7 @@ export interface DefaultNetworkOptions {
 const IFNAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,14}$/;
 
 /** Validates an `a.b.c.d/n` IPv4 CIDR and returns it. */
-export function checkIpv4Cidr(cidr: string, field: string): string {
+function checkIpv4Cidr(cidr: string, field: string): string {
   const [addr, bits, extra] = cidr.split('/');
   const n = Number(bits);
   if (extra !== undefined || !addr || !isIPv4(addr) || bits === undefined || !/^\d+$/.test(bits) || n < 8 || n > 30) {

@@ -3,7 +3,7 @@ import { internal } from '../../errors.js';
 import { describeFailure, run } from '../../host/run.js';
 import { mountedHere, mountsAt, mountsOn, readMounts, type MountEntry } from '../../host/mountinfo.js';
 
-export { mountsAt, parseMountInfo, readMounts, type MountEntry } from '../../host/mountinfo.js';
+export { parseMountInfo, readMounts, type MountEntry } from '../../host/mountinfo.js';
 
 /** The topmost mount on every mount point now, for checking many paths against one read of the table. */
 export async function topMounts(): Promise<Map<string, MountEntry>> {

@@ -15,7 +15,7 @@ import type { Logger } from '../../log.js';
 export const BOOT_MARKER = 'crisp-boot-id';
 const REBOOT_EXIT_CODE = 255;
 
-export async function currentBootId(): Promise<string> {
+async function currentBootId(): Promise<string> {
   return (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim();
 }
 

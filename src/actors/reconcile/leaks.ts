@@ -45,7 +45,7 @@ export interface LeakSweepOptions {
 }
 
 /** What `what` values the sweep records (image service records `layer` and `blob` of its own). */
-export type LeakKind = 'cni-attachment' | 'runtime-container' | 'conmon' | 'cgroup' | 'container-dir' | 'sandbox-dir' | 'mount';
+type LeakKind = 'cni-attachment' | 'runtime-container' | 'conmon' | 'cgroup' | 'container-dir' | 'sandbox-dir' | 'mount';
 
 export interface LeakSweepResult {
   /** Leaks released and recorded. */

@@ -10,8 +10,8 @@ import { unmountOwn } from '../network/mounts.js';
 import { ownMountAt } from '../../host/mountinfo.js';
 import { renderResolvConf, validateHostname, type DnsConfig } from '../../machines/pod-rules.js';
 
-export const HOST_RESOLV_CONF = '/etc/resolv.conf';
-export const HOST_HOSTS_FILE = '/etc/hosts';
+const HOST_RESOLV_CONF = '/etc/resolv.conf';
+const HOST_HOSTS_FILE = '/etc/hosts';
 
 export function isEmptyDnsConfig(dns: DnsConfig | undefined): boolean {
   return !dns || ((dns.servers?.length ?? 0) === 0 && (dns.searches?.length ?? 0) === 0 && (dns.options?.length ?? 0) === 0);
@@ -98,7 +98,7 @@ export async function removePodFiles(dir: string): Promise<void> {
   }
 }
 
-export const DEFAULT_SHM_SIZE = 64 * 1024 * 1024;
+const DEFAULT_SHM_SIZE = 64 * 1024 * 1024;
 
 /**
  * Mounts a tmpfs for the pod's /dev/shm at `path` (created if missing). A tmpfs already

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { waitForState } from '../driver.js';
 import { appendIfAccepted } from '../../events/append-if-accepted.js';
 import type { EventStore } from '../../events/store.js';
-import { accepts, stateOf, type EntityState } from '../../machines/index.js';
-import type { EventsByKind, StreamKind } from '../../machines/events.js';
+import { stateOf, type EntityState } from '../../machines/index.js';
+import type { StreamKind } from '../../machines/events.js';
 import { deadlineExceeded } from '../../errors.js';
 
 export function sandboxDir(runroot: string, id: string): string {
@@ -30,7 +30,7 @@ export function sandboxByNameKey(store: EventStore, nameKey: string): [string, E
   return liveSandboxes(store).find(([, s]) => s.context.nameKey === nameKey && s.value !== 'removing');
 }
 
-export function podContainerIds(store: EventStore, sandboxId: string): string[] {
+function podContainerIds(store: EventStore, sandboxId: string): string[] {
   return store.liveStreams('container')
     .filter(([, live]) => stateOf('container', live.snapshot).context.sandboxId === sandboxId)
     .map(([id]) => id);

@@ -7,7 +7,7 @@ import { namespaceModes } from '../../machines/sandbox-config.js';
 
 type SandboxState = EntityState<'sandbox'>;
 
-export function criState(state: SandboxState): 'SANDBOX_READY' | 'SANDBOX_NOTREADY' {
+function criState(state: SandboxState): 'SANDBOX_READY' | 'SANDBOX_NOTREADY' {
   return state.value === 'ready' ? 'SANDBOX_READY' : 'SANDBOX_NOTREADY';
 }
 

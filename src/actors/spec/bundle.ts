@@ -9,7 +9,7 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { RuntimeSpec } from './oci-types.js';
 
-export const SPEC_FILE = 'config.json';
+const SPEC_FILE = 'config.json';
 
 /** Writes <bundleDir>/config.json (creating bundleDir, mode 0700) and returns its path. */
 export async function writeSpecFile(bundleDir: string, spec: RuntimeSpec): Promise<string> {

@@ -14,7 +14,7 @@ import { cgroupsPathFor, clampOomScoreAdj, planResources } from './resources.js'
 import { resolveSeccomp, seccompChoice } from './seccomp.js';
 import { pathRestrictions, planLsm } from './security.js';
 
-export const OCI_VERSION = '1.0.2-dev';
+const OCI_VERSION = '1.0.2-dev';
 
 /** Annotation keys crisp adds to every spec (CRI annotations cannot override them). */
 export const ANNOTATIONS = {
@@ -183,7 +183,7 @@ export interface InfraSpecInput {
 }
 
 /** kubelet gives pod infra containers this score so they outlive the pod's workloads. */
-export const INFRA_OOM_SCORE_ADJ = -998;
+const INFRA_OOM_SCORE_ADJ = -998;
 
 /**
  * Spec of the pod's infra (pause) container: the holder of the pod-level PID namespace, which the

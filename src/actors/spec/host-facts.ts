@@ -8,7 +8,7 @@ import { capabilitiesFromMask } from './capabilities.js';
 import type { HostDevice, HostFacts } from './input.js';
 import { goArch } from './seccomp.js';
 
-export const DEFAULT_SECCOMP_PROFILE_PATH = '/usr/share/containers/seccomp.json';
+const DEFAULT_SECCOMP_PROFILE_PATH = '/usr/share/containers/seccomp.json';
 const CGROUP2_SUPER_MAGIC = 0x63677270;
 
 // Directories of /dev that hold per-mount-namespace or virtual nodes a container gets its own of.

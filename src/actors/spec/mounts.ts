@@ -71,7 +71,7 @@ export function imageSubPath(value: string, field: string): string {
 const BIND_MOUNT_OPTIONS = new Set(['ro', 'rw', 'nosuid', 'suid', 'nodev', 'dev', 'noexec', 'exec', 'noatime', 'atime', 'relatime', 'norelatime', 'strictatime', 'nostrictatime', 'nodiratime', 'diratime']);
 
 /** Checks mount_options: what crisp cannot honour is refused by name, never dropped. */
-export function validateMountOptions(options: string[], readonly: boolean, at: string): string[] {
+function validateMountOptions(options: string[], readonly: boolean, at: string): string[] {
   options.forEach((option, j) => {
     if (!BIND_MOUNT_OPTIONS.has(option)) {
       throw invalidArgument(`${at}.mount_options[${j}]: ${JSON.stringify(option)} is not supported for a bind mount (supported: ${[...BIND_MOUNT_OPTIONS].join(', ')})`);
@@ -178,7 +178,7 @@ export interface MountPlan {
 const depth = (p: string) => p.split('/').filter(Boolean).length;
 
 /** Orders mounts so that every parent is mounted before what lies beneath it. */
-export function sortMounts(mounts: OciMount[]): OciMount[] {
+function sortMounts(mounts: OciMount[]): OciMount[] {
   return mounts
     .map((m, i) => ({ m, i }))
     .sort((a, b) => depth(a.m.destination) - depth(b.m.destination) || a.i - b.i)

@@ -23,7 +23,7 @@ export interface RuntimeSpec {
   linux: OciLinux;
 }
 
-export interface OciProcess {
+interface OciProcess {
   terminal: boolean;
   user: OciUser;
   args: string[];
@@ -37,7 +37,7 @@ export interface OciProcess {
   rlimits?: OciRlimit[];
 }
 
-export interface OciUser {
+interface OciUser {
   uid: number;
   gid: number;
   umask?: number;
@@ -66,7 +66,7 @@ export interface OciMount {
   options: string[];
 }
 
-export type OciNamespaceType = 'pid' | 'network' | 'mount' | 'ipc' | 'uts' | 'user' | 'cgroup';
+type OciNamespaceType = 'pid' | 'network' | 'mount' | 'ipc' | 'uts' | 'user' | 'cgroup';
 
 export interface OciNamespace {
   type: OciNamespaceType;
@@ -100,7 +100,7 @@ export interface OciResources {
   unified?: Record<string, string>;
 }
 
-export interface OciLinux {
+interface OciLinux {
   namespaces: OciNamespace[];
   devices?: OciDevice[];
   resources: OciResources;

@@ -61,7 +61,7 @@ export function podCgroupPath(sandboxId: string, sandbox: SandboxState | undefin
   return dirname(cgroupsPathFor(sandbox?.context.config?.linux?.cgroup_parent ?? '', sandboxId, sandboxId));
 }
 
-export function containerCgroupPath(containerId: string, state: ContainerState, sandbox: SandboxState | undefined): string {
+function containerCgroupPath(containerId: string, state: ContainerState, sandbox: SandboxState | undefined): string {
   return cgroupsPathFor(sandbox?.context.config?.linux?.cgroup_parent ?? '', state.context.sandboxId, containerId);
 }
 

@@ -14,7 +14,7 @@ import type { ContainerEventType } from '../../cri/proto/gen/runtime/v1/Containe
 import type { DomainEventType } from '../../machines/events.js';
 import { silentLogger, type Logger } from '../../log.js';
 
-export const DEFAULT_SUBSCRIBER_BUFFER = 1000;
+const DEFAULT_SUBSCRIBER_BUFFER = 1000;
 
 const EVENT_TYPES: Partial<Record<DomainEventType, ContainerEventType>> = {
   ContainerCreated: 'CONTAINER_CREATED_EVENT',

@@ -277,7 +277,7 @@ export class LayerExtractor implements TarSink {
  * The result never names anything outside the layer, and ensureParent then refuses to write
  * through a symlink, so no entry reaches outside the layer directory.
  */
-export function safeRelative(path: string, entry: string, what = 'path'): string {
+function safeRelative(path: string, entry: string, what = 'path'): string {
   if (path.includes('\0')) throw invalidArgument(`layer entry "${entry}": ${what} contains a NUL byte`);
   const parts: string[] = [];
   for (const part of path.split('/')) {

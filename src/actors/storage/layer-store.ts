@@ -11,7 +11,7 @@ import { diskUsage, type Usage } from './disk-usage.js';
 import { sha256Hex, isSha256Hex } from './digest.js';
 import { isMissing, readdirOrEmpty } from '../../host/files.js';
 import { removeShortLink } from './overlay.js';
-import type { UnpackJob, UnpackOutcome } from './unpack.js';
+import type { UnpackOutcome } from './unpack.js';
 import { UnpackPool } from './unpack-pool.js';
 
 /** OCI chain ids: the first is the first diff id, each next one hashes "<previous> <diff id>". */
@@ -41,7 +41,7 @@ export type UnpackRequest = {
  * expand more than ~1032 times, so no gzip layer is ever refused; zstd can expand without bound,
  * which is what a decompression bomb uses.
  */
-export const DEFAULT_MAX_EXPANSION = 1100;
+const DEFAULT_MAX_EXPANSION = 1100;
 
 type LayerMeta = { chainId: string; diffId: string; size: number; inodes: number; mediaType: string };
 

@@ -30,12 +30,12 @@ const MOUNT_DATA_LIMIT = 4095; // one page, less the terminating NUL
 /** Cannot clash with a short link name: those are 10 characters long. */
 const EMPTY_LOWER = 'empty';
 
-export function shortLinkName(dir: string): string {
+function shortLinkName(dir: string): string {
   return createHash('sha256').update(dir).digest('base64url').slice(0, 10);
 }
 
 /** Creates (or finds) the short link to `dir` and returns its name. */
-export async function ensureShortLink(linkDir: string, dir: string): Promise<string> {
+async function ensureShortLink(linkDir: string, dir: string): Promise<string> {
   const name = shortLinkName(dir);
   const link = join(linkDir, name);
   try {

@@ -8,7 +8,7 @@ import { invalidArgument } from '../../errors.js';
 
 const BLOCK = 512;
 
-export type TarEntryType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
+type TarEntryType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
 
 export type TarHeader = {
   path: string;

@@ -14,19 +14,19 @@ import { failedPrecondition, invalidArgument } from '../../errors.js';
 import { LayerExtractor, type ExtractorOptions } from './layer-extractor.js';
 import { TarParser } from './tar-reader.js';
 
-export type Compression = 'gzip' | 'zstd' | 'none';
+type Compression = 'gzip' | 'zstd' | 'none';
 
 /** `maxExpansion`: the tar may be at most this many times the blob's size (0: no bound), above UNPACK_FLOOR. */
 export type UnpackJob = ExtractorOptions & { blobPath: string; diffDir: string; maxExpansion?: number };
 
 /** Any layer may unpack to this much, whatever its compressed size. */
-export const UNPACK_FLOOR = 64 * 1024 * 1024;
+const UNPACK_FLOOR = 64 * 1024 * 1024;
 export type UnpackOutcome = { diffId: string; size: number; inodes: number };
 
 const READ_CHUNK = 1 << 20;
 
 /** What the blob's first bytes say it is; media types lie often enough that we do not trust them. */
-export function sniffCompression(blobPath: string): Compression {
+function sniffCompression(blobPath: string): Compression {
   const fd = openSync(blobPath, 'r');
   try {
     const magic = Buffer.alloc(4);
