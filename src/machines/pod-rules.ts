@@ -1,10 +1,11 @@
 // What a pod's config may say about the node it lands on, checked the same way when
 // RunPodSandbox validates the request (machines/sandbox-config.ts) and when the sandbox's
 // effects apply it (actors/sandbox, actors/network): hostnames, the namespaces a pod owns and
-// which sysctls live in them, and the resolv.conf a DNS config renders to. Pure: no files,
-// no processes.
+// which sysctls live in them, the resolv.conf a DNS config renders to, and the host ports and
+// bandwidth handed to the CNI plugins. Pure: no files, no processes.
 import { isIP } from 'node:net';
 import { clip, invalidArgument } from '../errors.js';
+import type { PodSandboxConfig__Output } from '../cri/proto/gen/runtime/v1/PodSandboxConfig.js';
 
 export type PodNamespaceKind = 'net' | 'ipc' | 'uts';
 export const POD_NAMESPACE_KINDS: readonly PodNamespaceKind[] = ['net', 'ipc', 'uts'];
@@ -115,4 +116,103 @@ export function renderResolvConf(dns: DnsConfig): string {
   for (const s of servers) lines.push(`nameserver ${s}`);
   if (options.length > 0) lines.push(`options ${options.join(' ')}`);
   return lines.length > 0 ? `${lines.join('\n')}\n` : '';
+}
+
+/** One host port, in the shape of the portmap plugin's `portMappings` capability. */
+export interface PortMapping {
+  hostPort: number;
+  containerPort: number;
+  /** Case-insensitive; CRI sends TCP/UDP/SCTP. Default tcp. */
+  protocol?: string;
+  /** Empty or absent: all host addresses. */
+  hostIP?: string;
+}
+
+/** The bandwidth plugin's capability, in bits per second and bits. */
+export interface BandwidthLimits {
+  ingressRate?: number;
+  ingressBurst?: number;
+  egressRate?: number;
+  egressBurst?: number;
+}
+
+const PROTOCOLS = new Set(['tcp', 'udp', 'sctp']);
+
+/** The one rule for a host port mapping's parts, whatever shape names them (CRI's or portmap's). */
+export function checkPortMapping(
+  m: { hostPort: unknown; containerPort: unknown; protocol?: unknown; hostIP?: unknown },
+  field: string,
+  names: { hostPort: string; containerPort: string; protocol: string; hostIP: string },
+): PortMapping {
+  const port = (v: unknown, key: string, allowZero: boolean): number => {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < (allowZero ? 0 : 1) || v > 65535) {
+      throw invalidArgument(`${field}.${key}: ${JSON.stringify(v)} is not a port number (${allowZero ? 0 : 1}-65535)`);
+    }
+    return v;
+  };
+  const hostPort = port(m.hostPort, names.hostPort, true);
+  const containerPort = port(m.containerPort, names.containerPort, false);
+  const protocol = String(m.protocol ?? 'tcp').toLowerCase();
+  if (!PROTOCOLS.has(protocol)) throw invalidArgument(`${field}.${names.protocol}: ${JSON.stringify(m.protocol)} is not TCP, UDP or SCTP`);
+  const hostIP = m.hostIP ?? '';
+  if (typeof hostIP !== 'string' || (hostIP !== '' && !isIP(hostIP))) throw invalidArgument(`${field}.${names.hostIP}: ${JSON.stringify(hostIP)} is not an IP address`);
+  return { hostPort, containerPort, protocol, ...(hostIP ? { hostIP } : {}) };
+}
+
+const CRI_NAMES = { hostPort: 'host_port', containerPort: 'container_port', protocol: 'protocol', hostIP: 'host_ip' };
+
+/**
+ * The pod's port mappings in the portmap plugin's shape, checked: InvalidArgument names the
+ * field. Mappings without a host port only declare a container port (kubelet sends those too)
+ * and need no forwarding, so they are left out.
+ */
+export function portMappingsOf(config: PodSandboxConfig__Output): PortMapping[] {
+  return (config.port_mappings ?? [])
+    .map((p, i) => checkPortMapping({ hostPort: p.host_port, containerPort: p.container_port, protocol: p.protocol ?? 'TCP', hostIP: p.host_ip }, `config.port_mappings[${i}]`, CRI_NAMES))
+    .filter((m) => m.hostPort > 0);
+}
+
+/** The one rule for the bandwidth plugin's limits: non-negative integers. */
+export function checkBandwidth(b: BandwidthLimits, field = 'bandwidth'): BandwidthLimits {
+  const out: BandwidthLimits = {};
+  for (const key of ['ingressRate', 'ingressBurst', 'egressRate', 'egressBurst'] as const) {
+    const v = b[key];
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw invalidArgument(`${field}.${key}: ${JSON.stringify(v)} must be a non-negative integer`);
+    out[key] = v;
+  }
+  return out;
+}
+
+const INGRESS_ANNOTATION = 'kubernetes.io/ingress-bandwidth';
+const EGRESS_ANNOTATION = 'kubernetes.io/egress-bandwidth';
+const QUANTITY_RE = /^(\d+(?:\.\d+)?)(k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/;
+const MULTIPLIER: Record<string, number> = {
+  '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18,
+  Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60,
+};
+// kubelet's own bounds for the bandwidth annotations: 1 kbit/s to 1 Pbit/s.
+const MIN_RATE = 1e3;
+const MAX_RATE = 1e15;
+
+function parseRate(value: string, field: string): number {
+  const m = QUANTITY_RE.exec(value.trim());
+  if (!m) throw invalidArgument(`${field}: ${JSON.stringify(value)} is not a quantity such as 10M or 1Gi`);
+  const rate = Math.round(Number(m[1]) * MULTIPLIER[m[2] ?? '']!);
+  if (rate < MIN_RATE || rate > MAX_RATE) throw invalidArgument(`${field}: ${value} is outside 1k..1P bits per second`);
+  return rate;
+}
+
+/** The bandwidth plugin's limits from kubelet's annotations, or undefined when none is set. */
+export function bandwidthOf(config: PodSandboxConfig__Output): BandwidthLimits | undefined {
+  const annotations = config.annotations ?? {};
+  const ingress = annotations[INGRESS_ANNOTATION];
+  const egress = annotations[EGRESS_ANNOTATION];
+  if (ingress === undefined && egress === undefined) return undefined;
+  // The burst is not limited, as kubelet does it.
+  const burst = 2 ** 31 - 1;
+  return checkBandwidth({
+    ...(ingress !== undefined ? { ingressRate: parseRate(ingress, `annotations[${INGRESS_ANNOTATION}]`), ingressBurst: burst } : {}),
+    ...(egress !== undefined ? { egressRate: parseRate(egress, `annotations[${EGRESS_ANNOTATION}]`), egressBurst: burst } : {}),
+  });
 }

@@ -1,13 +1,11 @@
 // What a RunPodSandbox request must satisfy before anything is recorded, and the facts the rest
 // of the runtime derives from a pod's config (which namespaces it owns, its name key, its
 // hostname...). Validation lives here, where the sandbox is made; every message names the field.
-import { isIP } from 'node:net';
 import type { PodSandboxConfig__Output } from '../cri/proto/gen/runtime/v1/PodSandboxConfig.js';
 import type { PodSandboxMetadata__Output } from '../cri/proto/gen/runtime/v1/PodSandboxMetadata.js';
 import { invalidArgument, unimplemented } from '../errors.js';
 import { checkStringMap, quote, rejectNul, requireCleanAbsolute, requireObjectName } from './request-bounds.js';
-import { renderResolvConf, validateHostname, validateSysctls, type PodNamespaceKind } from './pod-rules.js';
-import type { BandwidthLimits, PortMapping } from '../actors/network/cni.js';
+import { bandwidthOf, portMappingsOf, renderResolvConf, validateHostname, validateSysctls, type PodNamespaceKind } from './pod-rules.js';
 
 type NamespaceModeName = 'POD' | 'CONTAINER' | 'NODE' | 'TARGET';
 
@@ -59,53 +57,6 @@ export function effectiveHostname(config: PodSandboxConfig__Output, sandboxId: s
   return isHostNetwork(config) ? nodeHostname : sandboxId.slice(0, 12);
 }
 
-/** CRI port mappings in the portmap plugin's shape; mappings without a host port need no forwarding. */
-export function portMappingsOf(config: PodSandboxConfig__Output): PortMapping[] {
-  return (config.port_mappings ?? [])
-    .filter((m) => m.host_port > 0)
-    .map((m) => ({
-      hostPort: m.host_port,
-      containerPort: m.container_port,
-      protocol: String(m.protocol ?? 'TCP').toLowerCase(),
-      ...(m.host_ip ? { hostIP: m.host_ip } : {}),
-    }));
-}
-
-const INGRESS_ANNOTATION = 'kubernetes.io/ingress-bandwidth';
-const EGRESS_ANNOTATION = 'kubernetes.io/egress-bandwidth';
-const QUANTITY_RE = /^(\d+(?:\.\d+)?)(k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/;
-const MULTIPLIER: Record<string, number> = {
-  '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18,
-  Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60,
-};
-// kubelet's own bounds for the bandwidth annotations: 1 kbit/s to 1 Pbit/s.
-const MIN_RATE = 1e3;
-const MAX_RATE = 1e15;
-
-function parseRate(value: string, field: string): number {
-  const m = QUANTITY_RE.exec(value.trim());
-  if (!m) throw invalidArgument(`${field}: ${JSON.stringify(value)} is not a quantity such as 10M or 1Gi`);
-  const rate = Math.round(Number(m[1]) * MULTIPLIER[m[2] ?? '']!);
-  if (rate < MIN_RATE || rate > MAX_RATE) throw invalidArgument(`${field}: ${value} is outside 1k..1P bits per second`);
-  return rate;
-}
-
-/** The bandwidth plugin's limits from kubelet's annotations, or undefined when none is set. */
-export function bandwidthOf(config: PodSandboxConfig__Output): BandwidthLimits | undefined {
-  const annotations = config.annotations ?? {};
-  const ingress = annotations[INGRESS_ANNOTATION];
-  const egress = annotations[EGRESS_ANNOTATION];
-  if (ingress === undefined && egress === undefined) return undefined;
-  // The burst is not limited, as kubelet does it.
-  const burst = 2 ** 31 - 1;
-  return {
-    ...(ingress !== undefined ? { ingressRate: parseRate(ingress, `annotations[${INGRESS_ANNOTATION}]`), ingressBurst: burst } : {}),
-    ...(egress !== undefined ? { egressRate: parseRate(egress, `annotations[${EGRESS_ANNOTATION}]`), egressBurst: burst } : {}),
-  };
-}
-
-const PROTOCOLS = new Set(['TCP', 'UDP', 'SCTP']);
-
 export interface SandboxRequestOptions {
   /** Runtime handlers this node knows ('' always means the default one). */
   runtimeHandlers: readonly string[];
@@ -147,13 +98,7 @@ export function validateSandboxRequest(
 
   if (config.dns_config) renderResolvConf(config.dns_config);
   const hostNetwork = modes.network === 'NODE';
-  (config.port_mappings ?? []).forEach((p, i) => {
-    const f = `config.port_mappings[${i}]`;
-    if (!PROTOCOLS.has(String(p.protocol ?? 'TCP'))) throw invalidArgument(`${f}.protocol: ${p.protocol} is not TCP, UDP or SCTP`);
-    if (!Number.isInteger(p.container_port) || p.container_port < 1 || p.container_port > 65535) throw invalidArgument(`${f}.container_port: ${p.container_port} is not a port number`);
-    if (!Number.isInteger(p.host_port) || p.host_port < 0 || p.host_port > 65535) throw invalidArgument(`${f}.host_port: ${p.host_port} is not a port number`);
-    if (p.host_ip && !isIP(p.host_ip)) throw invalidArgument(`${f}.host_ip: ${JSON.stringify(p.host_ip)} is not an IP address`);
-  });
+  portMappingsOf(config);
   try {
     validateSysctls(config.linux?.sysctls ?? {}, { hostNetwork, hostIpc: modes.ipc === 'NODE', hostUts: hostNetwork });
   } catch (err) {

@@ -13,11 +13,11 @@ import {
   CniRunner,
   describePluginError,
   formatCniArgs,
-  normalizePortMappings,
   pluginStdin,
 } from '../../src/actors/network/cni.js';
 import { cacheFilePath, decodeConfig } from '../../src/actors/network/cni-cache.js';
 import { isCrispError } from '../../src/errors.js';
+import { portMappingsOf } from '../../src/machines/pod-rules.js';
 
 // A plugin that appends {type, command, env, stdin} to the file named by its `log` key and
 // behaves as its config says: `fail` lists commands that fail, `ip` makes it the first plugin.
@@ -281,20 +281,22 @@ test('CNI_ARGS are built as kubelet runtimes send them and reject separators', (
   assert.throws(() => buildCniArgs({ namespace: 'a', name: 'n', uid: 'u;x' }, 'id'), /pod\.uid/);
 });
 
-test('port mappings are normalized for portmap; declared-only ports are dropped', () => {
+test('port mappings are checked and put in the portmap shape; declared-only ports are dropped', () => {
+  const pod = (port_mappings: unknown[]) => ({ port_mappings }) as unknown as Parameters<typeof portMappingsOf>[0];
   assert.deepEqual(
-    normalizePortMappings([
-      { hostPort: 8080, containerPort: 80, protocol: 'TCP', hostIP: '' },
-      { hostPort: 5353, containerPort: 53, protocol: 'UDP', hostIP: '127.0.0.1' },
-      { hostPort: 0, containerPort: 9090 },
-    ]),
+    portMappingsOf(pod([
+      { host_port: 8080, container_port: 80, protocol: 'TCP', host_ip: '' },
+      { host_port: 5353, container_port: 53, protocol: 'UDP', host_ip: '127.0.0.1' },
+      { host_port: 0, container_port: 9090, protocol: 'TCP', host_ip: '' },
+    ])),
     [
       { hostPort: 8080, containerPort: 80, protocol: 'tcp' },
       { hostPort: 5353, containerPort: 53, protocol: 'udp', hostIP: '127.0.0.1' },
     ],
   );
-  assert.throws(() => normalizePortMappings([{ hostPort: 1, containerPort: 0 }]), /portMappings\[0\]\.containerPort/);
-  assert.throws(() => normalizePortMappings([{ hostPort: 1, containerPort: 1, hostIP: 'x' }]), /portMappings\[0\]\.hostIP/);
+  assert.throws(() => portMappingsOf(pod([{ host_port: 1, container_port: 0, protocol: 'TCP' }])), /config\.port_mappings\[0\]\.container_port/);
+  assert.throws(() => portMappingsOf(pod([{ host_port: 1, container_port: 1, protocol: 'TCP', host_ip: 'x' }])), /config\.port_mappings\[0\]\.host_ip/);
+  assert.throws(() => portMappingsOf(pod([{ host_port: 1, container_port: 1, protocol: 'ICMP' }])), /config\.port_mappings\[0\]\.protocol/);
 });
 
 test('pluginStdin injects name, version, prevResult and only the capabilities a plugin asks for', () => {

@@ -1,9 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { PodSandboxConfig__Output } from '../../src/cri/proto/gen/runtime/v1/PodSandboxConfig.js';
-import {
-  bandwidthOf, effectiveHostname, needsInfraContainer, podNamespaceKinds, portMappingsOf, sandboxNameKey, validateSandboxRequest,
-} from '../../src/machines/sandbox-config.js';
+import { effectiveHostname, needsInfraContainer, podNamespaceKinds, sandboxNameKey, validateSandboxRequest } from '../../src/machines/sandbox-config.js';
+import { bandwidthOf, portMappingsOf } from '../../src/machines/pod-rules.js';
 import { isCrispError } from '../../src/errors.js';
 
 function config(extra: Record<string, unknown> = {}): PodSandboxConfig__Output {

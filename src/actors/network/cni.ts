@@ -4,7 +4,6 @@
 // capabilities; the attachment cached on disk so DEL works after a restart.
 
 import { statSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { isAbsolute, join } from 'node:path';
 import { alreadyExists, failedPrecondition, internal, invalidArgument, messageOf, notFound, unavailable } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
@@ -32,29 +31,14 @@ import {
 import { type PodIp, podIpsFromResult } from './cni-result.js';
 import { run } from '../../host/run.js';
 import { ensureLoopbackUp } from './namespaces.js';
+import { checkBandwidth, checkPortMapping, type BandwidthLimits, type PortMapping } from '../../machines/pod-rules.js';
+
+const PORTMAP_NAMES = { hostPort: 'hostPort', containerPort: 'containerPort', protocol: 'protocol', hostIP: 'hostIP' };
 
 export interface PodIdentity {
   namespace: string;
   name: string;
   uid: string;
-}
-
-/** One host port, in the shape of the portmap plugin's `portMappings` capability. */
-export interface PortMapping {
-  hostPort: number;
-  containerPort: number;
-  /** Case-insensitive; CRI sends TCP/UDP/SCTP. Default tcp. */
-  protocol?: string;
-  /** Empty or absent: all host addresses. */
-  hostIP?: string;
-}
-
-/** The bandwidth plugin's capability, in bits per second and bits. */
-export interface BandwidthLimits {
-  ingressRate?: number;
-  ingressBurst?: number;
-  egressRate?: number;
-  egressBurst?: number;
 }
 
 export interface AttachmentRequest {
@@ -157,48 +141,6 @@ function checkIds(containerId: string, ifName: string): void {
   }
 }
 
-const PROTOCOLS = new Set(['tcp', 'udp', 'sctp']);
-
-/**
- * Validated port mappings in portmap's shape. Mappings without a host port only declare a
- * container port (kubelet sends those too) and need no forwarding, so they are dropped.
- */
-export function normalizePortMappings(mappings: readonly PortMapping[]): PortMapping[] {
-  const out: PortMapping[] = [];
-  mappings.forEach((m, i) => {
-    const f = `portMappings[${i}]`;
-    const port = (v: unknown, key: string, allowZero: boolean) => {
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < (allowZero ? 0 : 1) || v > 65535) {
-        throw invalidArgument(`${f}.${key}: ${JSON.stringify(v)} is not a port number (${allowZero ? 0 : 1}-65535)`);
-      }
-    };
-    port(m.hostPort, 'hostPort', true);
-    port(m.containerPort, 'containerPort', false);
-    const protocol = (m.protocol ?? 'tcp').toLowerCase();
-    if (!PROTOCOLS.has(protocol)) throw invalidArgument(`${f}.protocol: ${JSON.stringify(m.protocol)} is not tcp, udp or sctp`);
-    if (m.hostIP !== undefined && m.hostIP !== '' && !isIP(m.hostIP)) throw invalidArgument(`${f}.hostIP: ${JSON.stringify(m.hostIP)} is not an IP address`);
-    if (m.hostPort === 0) return;
-    out.push({
-      hostPort: m.hostPort,
-      containerPort: m.containerPort,
-      protocol,
-      ...(m.hostIP ? { hostIP: m.hostIP } : {}),
-    });
-  });
-  return out;
-}
-
-function checkBandwidth(b: BandwidthLimits): BandwidthLimits {
-  const out: BandwidthLimits = {};
-  for (const key of ['ingressRate', 'ingressBurst', 'egressRate', 'egressBurst'] as const) {
-    const v = b[key];
-    if (v === undefined) continue;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw invalidArgument(`bandwidth.${key}: ${JSON.stringify(v)} must be a non-negative integer`);
-    out[key] = v;
-  }
-  return out;
-}
-
 /** The stdin of one plugin: its entry plus the list's name and version, prevResult, runtimeConfig. */
 export function pluginStdin(
   network: Pick<CniNetworkConfig, 'name' | 'cniVersion'>,
@@ -283,7 +225,8 @@ export class CniRunner {
     if (!isAbsolute(req.netnsPath)) throw invalidArgument(`netnsPath: ${JSON.stringify(req.netnsPath)} must be an absolute path`);
     const cniArgs = buildCniArgs(req.pod, req.containerId);
     const capabilityArgs: Record<string, unknown> = { ...req.capabilityArgs };
-    const ports = normalizePortMappings(req.portMappings ?? []);
+    // The same rules the pod's config was checked by (machines/pod-rules.ts), for every caller of the driver.
+    const ports = (req.portMappings ?? []).map((m, i) => checkPortMapping(m, `portMappings[${i}]`, PORTMAP_NAMES)).filter((m) => m.hostPort > 0);
     if (ports.length > 0) capabilityArgs.portMappings = ports;
     if (req.bandwidth !== undefined) capabilityArgs.bandwidth = checkBandwidth(req.bandwidth);
 

@@ -22,12 +22,12 @@ import { messageOf, recordedKind } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
 import type { CniRunner, PodIdentity } from '../network/cni.js';
 import { isPinned, pinNamespaces, unpinNamespaces, type PinnedNamespaces } from '../network/namespaces.js';
-import { POD_NAMESPACE_KINDS } from '../../machines/pod-rules.js';
+import { POD_NAMESPACE_KINDS, bandwidthOf, portMappingsOf } from '../../machines/pod-rules.js';
 import { mountPodShm, removePodFiles, unmountPodShm, writePodFiles } from './pod-files.js';
 import { applySysctls } from './sysctls.js';
 import { unmountOwn } from '../network/mounts.js';
 import {
-  bandwidthOf, effectiveHostname, isHostIpc, isHostNetwork, needsInfraContainer, podNamespaceKinds, portMappingsOf,
+  effectiveHostname, isHostIpc, isHostNetwork, needsInfraContainer, podNamespaceKinds,
 } from '../../machines/sandbox-config.js';
 import { sandboxDir } from './sandbox-streams.js';
 import {
