@@ -3,7 +3,7 @@ import type { RemoveContainerResponse } from './proto/gen/runtime/v1/RemoveConta
 import type { UnaryHandler } from './wrap.js';
 import type { ContainerDeps } from '../actors/container/container-deps.js';
 import { findContainer } from '../actors/container/container-view.js';
-import { requestRemoval } from '../actors/container/container-requests.js';
+import { requestRemoval } from '../actors/container/container-commands.js';
 
 /**
  * Stops a running container first; idempotent, and OK for a container that does not exist.

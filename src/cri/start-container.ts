@@ -3,7 +3,7 @@ import type { StartContainerResponse } from './proto/gen/runtime/v1/StartContain
 import type { UnaryHandler } from './wrap.js';
 import type { ContainerDeps } from '../actors/container/container-deps.js';
 import { findContainer } from '../actors/container/container-view.js';
-import { startAndWait } from '../actors/container/container-requests.js';
+import { startAndWait } from '../actors/container/container-commands.js';
 import { notFound } from '../errors.js';
 
 export const startContainer = (deps: ContainerDeps): UnaryHandler<StartContainerRequest__Output, StartContainerResponse> =>

@@ -3,7 +3,7 @@ import type { StopContainerResponse } from './proto/gen/runtime/v1/StopContainer
 import type { UnaryHandler } from './wrap.js';
 import type { ContainerDeps } from '../actors/container/container-deps.js';
 import { findContainer } from '../actors/container/container-view.js';
-import { stopAndWait } from '../actors/container/container-requests.js';
+import { stopAndWait } from '../actors/container/container-commands.js';
 import { invalidArgument } from '../errors.js';
 
 /** Idempotent, and OK for a container that does not exist (kubelet's contract). */
