@@ -31,6 +31,10 @@ export interface ContainerContext {
   monitorLost: string | null;
   /** The resources last applied by UpdateContainerResources; null means those of the config. */
   resources: LinuxContainerResources__Output | null;
+  /** Resources requested and not yet applied (absent in logs older than the request event). */
+  pendingResources?: LinuxContainerResources__Output | null;
+  /** Why the last requested resources were not applied; cleared by the next request. */
+  resourcesFailure?: { message: string; kind?: CallerFault } | null;
   // Releases are facts of their own: "never acquired" and "released" look alike otherwise, and
   // an unwind after a failure must know which of the two it is looking at.
   runtimeDeleted: boolean;
@@ -48,7 +52,9 @@ const monitorLoss = {
 } as const;
 
 const resourceUpdate = {
+  ContainerResourcesUpdateRequested: { actions: 'requestResources' },
   ContainerResourcesUpdated: { actions: 'recordResources' },
+  ContainerResourcesUpdateFailed: { actions: 'failResources' },
 } as const;
 
 const releases = {
@@ -76,7 +82,13 @@ export const containerMachine = setup({
     recordMonitorLost: assign(({ event }) => (event.type === 'ContainerMonitorLost' ? { monitorLost: event.message } : {})),
     recordStopRequest: assign(({ event }) =>
       event.type === 'ContainerStopRequested' ? { stopTimeoutSeconds: event.timeoutSeconds } : {}),
-    recordResources: assign(({ event }) => (event.type === 'ContainerResourcesUpdated' ? { resources: event.resources } : {})),
+    requestResources: assign(({ event }) =>
+      event.type === 'ContainerResourcesUpdateRequested' ? { pendingResources: event.resources, resourcesFailure: null } : {}),
+    recordResources: assign(({ event }) => (event.type === 'ContainerResourcesUpdated' ? { resources: event.resources, pendingResources: null } : {})),
+    failResources: assign(({ event }) =>
+      event.type === 'ContainerResourcesUpdateFailed'
+        ? { pendingResources: null, resourcesFailure: { message: event.message, ...(event.kind && { kind: event.kind }) } }
+        : {}),
     releaseRuntime: assign({ runtimeCreated: false, pid: null, conmonPid: null, runtimeDeleted: true }),
     releaseRootfs: assign({ rootfs: null, rootfsReleased: true }),
   },
@@ -107,6 +119,8 @@ export const containerMachine = setup({
     unknownReason: null,
     monitorLost: null,
     resources: null,
+    pendingResources: null,
+    resourcesFailure: null,
     runtimeDeleted: false,
     rootfsReleased: false,
   }),

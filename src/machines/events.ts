@@ -103,7 +103,11 @@ export type ContainerEvent =
   | { type: 'ContainerMonitorLost'; conmonPid: number | null; message: string }
   /** The rootfs the log says is mounted was not, at start-up. */
   | { type: 'ContainerRootfsMountMissingObserved'; path: string }
+  /** UpdateContainerResources, recorded before the runtime is asked: the planner applies it. */
+  | { type: 'ContainerResourcesUpdateRequested'; resources: LinuxContainerResources__Output }
   | { type: 'ContainerResourcesUpdated'; resources: LinuxContainerResources__Output }
+  /** The runtime refused the requested resources; the ones applied before stay. */
+  | { type: 'ContainerResourcesUpdateFailed'; message: string; kind?: CallerFault }
   | { type: 'ContainerRemoveRequested' }
   | { type: 'ContainerRuntimeDeleted' }
   | { type: 'ContainerRootfsUnmounted' }
@@ -174,7 +178,7 @@ export const SCHEMA_VERSIONS: Record<DomainEventType, number> = {
   ContainerCreateFailed: 1, ContainerStartRequested: 1, ContainerStarted: 1, ContainerStartFailed: 1,
   ContainerStopRequested: 1, ContainerExited: 1, ContainerExitObserved: 1, ContainerStateUnknownObserved: 1,
   ContainerMonitorLost: 1, ContainerRootfsMountMissingObserved: 1,
-  ContainerResourcesUpdated: 1,
+  ContainerResourcesUpdateRequested: 1, ContainerResourcesUpdated: 1, ContainerResourcesUpdateFailed: 1,
   ContainerRemoveRequested: 1, ContainerRuntimeDeleted: 1, ContainerRootfsUnmounted: 1, ContainerRemoved: 1,
   ImagePulled: 1, ImageTagged: 1, ImageUntagged: 1, ImagePinned: 1, ImageRemoved: 1,
   ImagePullRequested: 1, ImageLayerStored: 1, ImagePullCompleted: 1, ImagePullFailed: 1,

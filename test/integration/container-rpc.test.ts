@@ -232,14 +232,36 @@ test('a container allocating past its memory limit is reported OOMKilled', async
   await remove(id);
 });
 
-test('UpdateContainerResources changes the live cgroup and is recorded', async () => {
+test('UpdateContainerResources is recorded as requested, applied to the live cgroup, then recorded as applied', async () => {
   const id = await create(config(['/bin/sleep', '600'], { linux: { resources: { memory_limit_in_bytes: String(64 * 1024 * 1024) } } }));
   await start(id);
   await call(rt(), rt().UpdateContainerResources, { container_id: id, linux: { memory_limit_in_bytes: String(96 * 1024 * 1024), cpu_shares: '512' } });
-  const limit = readFileSync(join('/sys/fs/cgroup/memory', node.cgroupParent, `crisp-${id}`, 'memory.limit_in_bytes'), 'utf8').trim();
-  assert.equal(limit, String(96 * 1024 * 1024));
+  const cgroup = join('/sys/fs/cgroup/memory', node.cgroupParent, `crisp-${id}`);
+  assert.equal(readFileSync(join(cgroup, 'memory.limit_in_bytes'), 'utf8').trim(), String(96 * 1024 * 1024));
   const s = (await status(id)).status!;
   assert.equal(s.resources?.linux?.memory_limit_in_bytes, String(96 * 1024 * 1024));
+  const { stdout } = await run(process.execPath, [join(process.cwd(), 'bin', 'crisp.js'), 'events', '--root', node.daemon.root, '--stream', id, '--json']);
+  const types = stdout.trim().split('\n').map((l) => (JSON.parse(l) as { event: { type: string } }).event.type);
+  const asked = types.indexOf('ContainerResourcesUpdateRequested');
+  assert.ok(asked >= 0 && types.indexOf('ContainerResourcesUpdated') > asked, `requested, then applied: ${types.join(' ')}`);
+  // A limit the kernel cannot enforce now (below what the container uses, with nothing to reclaim)
+  // is refused by the runtime: the answer says why, and the limits applied before stay.
+  const hog = await create(config(['/bin/sh', '-c', 'head -c 50331648 /dev/zero | tr "\\000" a | sort | sleep 600']));
+  await start(hog);
+  const hogCgroup = join('/sys/fs/cgroup/memory', node.cgroupParent, `crisp-${hog}`);
+  const deadline = Date.now() + 20_000;
+  while (Number(readFileSync(join(hogCgroup, 'memory.usage_in_bytes'), 'utf8')) < 40 * 1024 * 1024 && Date.now() < deadline) await sleep(100);
+  const before = readFileSync(join(hogCgroup, 'memory.limit_in_bytes'), 'utf8').trim();
+  const refused = await call(rt(), rt().UpdateContainerResources, { container_id: hog, linux: { memory_limit_in_bytes: String(16 * 1024 * 1024) } }, 30_000)
+    .then(() => undefined, (e: grpc.ServiceError) => e);
+  if (refused) {
+    assert.match(refused.details, /updating the resources of container .* failed/);
+    assert.equal(readFileSync(join(hogCgroup, 'memory.limit_in_bytes'), 'utf8').trim(), before);
+  } else {
+    // The kernel may OOM-kill rather than refuse: then the limit took, and the container is gone.
+    assert.equal(readFileSync(join(hogCgroup, "memory.limit_in_bytes"), "utf8").trim(), String(16 * 1024 * 1024));
+  }
+  await remove(hog);
   await remove(id);
 });
 

@@ -108,6 +108,9 @@ export async function runLifecycle(env: CrashEnv, lc: Lifecycle): Promise<{ cras
       });
       if (seenCtr) assert.equal(ctrId, seenCtr, `${lc.crashAt}: the retried CreateContainer made another container`);
       await step('start container', () => call(rt(), rt().StartContainer, { container_id: ctrId }, 30_000));
+      // Recorded as requested, applied by the planner: a crash on either side of the runtime's
+      // update is finished at start-up, and the retried call applies it again.
+      await step('update resources', () => call(rt(), rt().UpdateContainerResources, { container_id: ctrId, linux: { cpu_shares: '512' } }, 30_000));
       // A container that ran across a restart is still running, and its exit is still seen.
       await step('monitored', async () => {
         const st = (await call(rt(), rt().ContainerStatus, { container_id: ctrId })).status!;

@@ -14,7 +14,7 @@ const SANDBOX_CREATE = ['pin-namespaces', 'cni-add', 'pod-files', 'ready'];
 const SANDBOX_STOP = ['cni-del', 'stopped'];
 const SANDBOX_REMOVE = ['remove-pod-files', 'unpin-namespaces', 'remove-sandbox-dir'];
 const INFRA = ['infra-image', 'infra-rootfs', 'infra-spec', 'infra-start', 'infra-stop', 'infra-delete', 'infra-rootfs-unmount'];
-const CONTAINER = ['rootfs-mount', 'spec-write', 'runtime-create', 'start', 'stop', 'runtime-delete', 'rootfs-unmount'];
+const CONTAINER = ['rootfs-mount', 'spec-write', 'runtime-create', 'start', 'update-resources', 'stop', 'runtime-delete', 'rootfs-unmount'];
 const PULL = ['pull:requested', 'pull:layer-downloaded', 'pull:layer-unpacked', 'pull:layer-recorded', 'pull:before-recorded', 'pull:recorded'];
 
 const both = (kind: string, steps: string[]) => steps.flatMap((s) => [`${kind}:${s}:before`, `${kind}:${s}:after`]);

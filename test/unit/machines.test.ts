@@ -45,7 +45,9 @@ const CONTAINER_EVENTS: ContainerEvent[] = [
   exited(3),
   { type: 'ContainerExitObserved', exitCode: 137, reason: 'Error', finishedAt: '7' },
   { type: 'ContainerStateUnknownObserved', reason: 'runc state failed' },
+  { type: 'ContainerResourcesUpdateRequested', resources: criResources({ memory_limit_in_bytes: '1048576' }) },
   { type: 'ContainerResourcesUpdated', resources: criResources({ memory_limit_in_bytes: '1048576' }) },
+  { type: 'ContainerResourcesUpdateFailed', message: 'refused' },
   { type: 'ContainerRemoveRequested' },
   { type: 'ContainerRuntimeDeleted' },
   { type: 'ContainerRootfsUnmounted' },
@@ -97,10 +99,10 @@ const ACCEPTS: Record<StreamKind, Record<string, string[]>> = {
   container: {
     new: ['ContainerCreateRequested'],
     creating: ['ContainerRootfsMounted', 'ContainerSpecWritten', 'ContainerCreated', 'ContainerCreateFailed'],
-    created: ['ContainerStartRequested', 'ContainerStopRequested', 'ContainerRemoveRequested', 'ContainerStateUnknownObserved', 'ContainerExitObserved', 'ContainerResourcesUpdated'],
-    starting: ['ContainerStarted', 'ContainerStartFailed', 'ContainerExited', 'ContainerExitObserved', 'ContainerResourcesUpdated'],
-    running: ['ContainerStopRequested', 'ContainerStateUnknownObserved', 'ContainerExited', 'ContainerExitObserved', 'ContainerResourcesUpdated'],
-    stopping: ['ContainerStopRequested', 'ContainerStateUnknownObserved', 'ContainerExited', 'ContainerExitObserved', 'ContainerResourcesUpdated'],
+    created: ['ContainerStartRequested', 'ContainerStopRequested', 'ContainerRemoveRequested', 'ContainerStateUnknownObserved', 'ContainerExitObserved', 'ContainerResourcesUpdateRequested', 'ContainerResourcesUpdated', 'ContainerResourcesUpdateFailed'],
+    starting: ['ContainerStarted', 'ContainerStartFailed', 'ContainerExited', 'ContainerExitObserved', 'ContainerResourcesUpdateRequested', 'ContainerResourcesUpdated', 'ContainerResourcesUpdateFailed'],
+    running: ['ContainerStopRequested', 'ContainerStateUnknownObserved', 'ContainerExited', 'ContainerExitObserved', 'ContainerResourcesUpdateRequested', 'ContainerResourcesUpdated', 'ContainerResourcesUpdateFailed'],
+    stopping: ['ContainerStopRequested', 'ContainerStateUnknownObserved', 'ContainerExited', 'ContainerExitObserved', 'ContainerResourcesUpdateRequested', 'ContainerResourcesUpdated', 'ContainerResourcesUpdateFailed'],
     exited: ['ContainerRemoveRequested'],
     unknown: ['ContainerStopRequested', 'ContainerRemoveRequested', 'ContainerExited', 'ContainerExitObserved'],
     createFailed: ['ContainerRuntimeDeleted', 'ContainerRootfsUnmounted', 'ContainerRemoved'],
@@ -220,6 +222,16 @@ test('container machine: resource updates are kept, releases are remembered apar
   const updated = fold('container', 'c', [...created, { type: 'ContainerStartRequested' }, { type: 'ContainerStarted', startedAt: '5' },
     { type: 'ContainerResourcesUpdated', resources: criResources({ cpu_shares: '512' }) }]);
   assert.equal(updated.context.resources.cpu_shares, '512');
+  // Requested, then applied or refused: the request is pending until one of the two.
+  const running = [...created, { type: 'ContainerStartRequested' }, { type: 'ContainerStarted', startedAt: '5' }] as ContainerEvent[];
+  const asked = { type: 'ContainerResourcesUpdateRequested', resources: criResources({ cpu_shares: '256' }) } as ContainerEvent;
+  const pending = fold('container', 'c', [...running, asked]);
+  assert.deepEqual([pending.context.pendingResources.cpu_shares, pending.context.resources], ['256', null]);
+  const applied = next('container', pending, { type: 'ContainerResourcesUpdated', resources: criResources({ cpu_shares: '256' }) });
+  assert.deepEqual([applied.context.pendingResources, applied.context.resources.cpu_shares], [null, '256']);
+  const refused = next('container', pending, { type: 'ContainerResourcesUpdateFailed', message: 'runc said no' });
+  assert.deepEqual([refused.context.pendingResources, refused.context.resources, refused.context.resourcesFailure], [null, null, { message: 'runc said no' }]);
+  assert.equal(next('container', refused, asked).context.resourcesFailure, null, 'a new request clears the last failure');
   const failed = fold('container', 'c', [containerCreate('s'), { type: 'ContainerCreateFailed', step: 'rootfs-mount', message: 'x' }]);
   assert.deepEqual([failed.context.runtimeDeleted, failed.context.rootfsReleased], [false, false]);
   const unwound = next('container', next('container', failed, { type: 'ContainerRuntimeDeleted' }), { type: 'ContainerRootfsUnmounted' });

@@ -6,6 +6,7 @@ import { appendIfAccepted } from '../../events/append-if-accepted.js';
 import { randomBytes } from 'node:crypto';
 import { alreadyExists, CrispError, failedPrecondition, notFound } from '../../errors.js';
 import type { ContainerConfig__Output } from '../../cri/proto/gen/runtime/v1/ContainerConfig.js';
+import type { LinuxContainerResources__Output } from '../../cri/proto/gen/runtime/v1/LinuxContainerResources.js';
 import { containerLogPath, containerNameKey } from '../../machines/container-config.js';
 import { differingField } from '../../machines/request-compare.js';
 import type { ImageVolume } from '../../machines/events.js';
@@ -129,6 +130,26 @@ export async function stopAndWait(deps: ContainerDeps, id: string, timeoutSecond
   // by signalling directly (the exit is still recorded by the running stop step).
   if (shortening && timeoutSeconds === 0) await deps.runtime.kill(id, 'SIGKILL').catch(() => undefined);
   await waitForState(store, 'container', id, (s) => DONE.has(s.value), signal);
+}
+
+const UPDATABLE = new Set<ContainerStateName>(['created', 'running']);
+
+/**
+ * Records the resources as requested and waits for the planner to apply them through the runtime
+ * (ContainerResourcesUpdated) or to record why it could not (ContainerResourcesUpdateFailed). A
+ * crash in between leaves the request in the log, and start-up applies it. Two updates at once:
+ * the later request is the one applied, and both answer once it is.
+ */
+export async function updateResources(deps: ContainerDeps, id: string, state: ContainerState, resources: LinuxContainerResources__Output, signal: AbortSignal): Promise<void> {
+  const { store } = deps.ctx;
+  if (!UPDATABLE.has(state.value) || !appendIfAccepted(store, 'container', id, { type: 'ContainerResourcesUpdateRequested', resources })) {
+    throw failedPrecondition(`container ${id} is ${state.value}; only a created or running container can be updated`);
+  }
+  const settled = await waitForState(store, 'container', id, (s) => !s.context.pendingResources || !UPDATABLE.has(s.value), signal);
+  if (!settled) throw failedPrecondition(`container ${id} was removed before its resources were applied`);
+  if (settled.context.pendingResources) throw failedPrecondition(`container ${id} is ${settled.value}; its resources were not applied`);
+  const failure = settled.context.resourcesFailure;
+  if (failure) throw new CrispError(failure.kind ?? 'Internal', `updating the resources of container ${id} failed: ${failure.message}`);
 }
 
 /**

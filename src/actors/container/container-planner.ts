@@ -22,6 +22,9 @@ import { exitFacts } from './container-exits.js';
 import { ensureHostPropagation } from '../monitor/host-propagation.js';
 import { signalName, signalNameOfCri } from '../monitor/signals.js';
 import type { ContainerDeps } from './container-deps.js';
+import { planResources } from '../spec/resources.js';
+import type { LinuxResources } from '../monitor/types.js';
+import type { LinuxContainerResources__Output } from '../../cri/proto/gen/runtime/v1/LinuxContainerResources.js';
 
 
 // kubelet tells the runtime where the termination message goes through this annotation.
@@ -38,6 +41,9 @@ export function containerPlanner(deps: ContainerDeps): Planner<'container'> {
         return createStep('runtime-create', () => createInRuntime(deps, id, c));
       case 'starting':
         return startStep(deps, id);
+      case 'created':
+      case 'running':
+        return c.pendingResources ? resourcesStep(deps, id, c.pendingResources) : null;
       case 'stopping':
         return stopStep(deps, id, c);
       case 'createFailed':
@@ -265,6 +271,24 @@ function startStep(deps: ContainerDeps, id: string): Step<'container'> {
       return [{ type: 'ContainerStarted', startedAt }];
     },
     failed: (err) => [{ type: 'ContainerStartFailed', message: messageOf(err), finishedAt: nowNs().toString() }],
+  };
+}
+
+/**
+ * Applies resources UpdateContainerResources recorded (ContainerResourcesUpdateRequested) to the
+ * live cgroup through the runtime. Re-driven after a crash it applies them again: the same update
+ * twice leaves the same limits.
+ */
+function resourcesStep(deps: ContainerDeps, id: string, resources: LinuxContainerResources__Output): Step<'container'> {
+  return {
+    name: 'update-resources',
+    async run() {
+      const plan = planResources(resources, await deps.hostFacts());
+      for (const warning of plan.warnings) deps.ctx.logger.warn({ container: id }, warning);
+      await deps.runtime.updateResources(id, plan.resources as LinuxResources);
+      return [{ type: 'ContainerResourcesUpdated', resources }];
+    },
+    failed: (err) => [{ type: 'ContainerResourcesUpdateFailed', message: messageOf(err), ...kindOf(err, true) }],
   };
 }
 
