@@ -25,6 +25,8 @@ import type { ContainerDeps } from './container-deps.js';
 import { planResources } from '../spec/resources.js';
 import type { LinuxResources } from '../monitor/types.js';
 import type { LinuxContainerResources__Output } from '../../cri/proto/gen/runtime/v1/LinuxContainerResources.js';
+import { PerImage, imageConfigOf } from '../image-pull/image-config.js';
+import { mountWritableRootfs } from '../storage/writable-rootfs.js';
 
 
 // kubelet tells the runtime where the termination message goes through this annotation.
@@ -64,32 +66,6 @@ function createStep(name: string, run: () => Promise<ContainerEvent[]>): Step<'c
   };
 }
 
-/**
- * What is read from an image and parsed, kept per image id: image content never changes under
- * its id, so an entry never goes stale, and a node runs few images, so a small bound suffices.
- */
-class PerImage<T> {
-  private readonly entries = new Map<string, T>();
-  constructor(private readonly bound = 64) {}
-  async get(imageId: string, read: () => Promise<T>): Promise<T> {
-    const cached = this.entries.get(imageId);
-    if (cached !== undefined) return cached;
-    const value = await read();
-    if (this.entries.size >= this.bound) this.entries.delete(this.entries.keys().next().value!);
-    this.entries.set(imageId, value);
-    return value;
-  }
-}
-
-// Every create and stop reads the image config (Entrypoint, Cmd, Env, User, StopSignal...).
-const imageConfigs = new PerImage<OciImageConfig>();
-
-/** The image config JSON's `config` member (Entrypoint, Cmd, Env, User, StopSignal...). */
-async function imageConfigOf(deps: ContainerDeps, imageId: string): Promise<OciImageConfig> {
-  const config = await imageConfigs.get(imageId, async () => (JSON.parse((await deps.ctx.blobs.read(imageId)).toString('utf8')) as { config?: OciImageConfig }).config ?? {});
-  return structuredClone(config);
-}
-
 // The image's /etc/passwd and /etc/group, read once per image: at spec-write the container's
 // writable layer is still empty, so its rootfs shows exactly the image's files, and every
 // container of an image would otherwise pay two reads through the overlay and two parses.
@@ -99,16 +75,7 @@ async function mountRootfs(deps: ContainerDeps, id: string, c: ContainerContext)
   const image = resolveImage(deps.ctx.store, c.image!.id);
   if (!image) throw failedPrecondition(`image ${c.image!.id} (${c.image!.requested}) is no longer present`);
   const layout = containerLayout(deps.ctx.config.root, id);
-  mkdirSync(layout.upper, { recursive: true, mode: 0o755 });
-  mkdirSync(layout.work, { recursive: true, mode: 0o700 });
-  mkdirSync(layout.rootfs, { recursive: true, mode: 0o755 });
-  await mountOverlay({
-    lowerDirs: image.context.layers.map((layer) => deps.ctx.layers.path(layer.chainId)),
-    upperDir: layout.upper,
-    workDir: layout.work,
-    target: layout.rootfs,
-    linkDir: deps.ctx.layers.linkDir,
-  });
+  await mountWritableRootfs(deps.ctx.layers, image.context.layers, layout);
   // Image volumes: each image's layers alone, with no upper dir, so read-only by nature. Released
   // with the rootfs (rootfs-unmount), so a failure here is undone by the same unwind.
   for (const volume of c.imageVolumes ?? []) {
@@ -179,7 +146,7 @@ async function writeSpec(deps: ContainerDeps, id: string, c: ContainerContext): 
   const config = c.config!;
   const layout = containerLayout(deps.ctx.config.root, id);
   const { pod, sandbox } = podResources(deps, c.sandboxId);
-  const imageConfig = await imageConfigOf(deps, c.image!.id);
+  const imageConfig = await imageConfigOf(deps.ctx.blobs, c.image!.id);
   const user = resolveUserFrom(await userDatabases.get(c.image!.id, () => readUserDatabase(layout.rootfs)), config, imageConfig.User ?? '');
   const stopSignal = effectiveStopSignal(config, imageConfig.StopSignal);
   const handler = deps.ctx.handlers.get(podRuntimeHandler(deps, c.sandboxId));
@@ -297,7 +264,7 @@ function stopStep(deps: ContainerDeps, id: string, c: ContainerContext): Step<'c
     name: 'stop',
     async run() {
       // Containers created before the stop signal was recorded fall back to their image's.
-      const signal = c.stopSignal ?? (await imageConfigOf(deps, c.image!.id).catch(() => ({}) as OciImageConfig)).StopSignal;
+      const signal = c.stopSignal ?? (await imageConfigOf(deps.ctx.blobs, c.image!.id).catch(() => ({}) as OciImageConfig)).StopSignal;
       const exit = await deps.runtime.stop(id, { timeoutSeconds: c.stopTimeoutSeconds ?? 0, ...(signal && { signal }) });
       return [{ type: 'ContainerExited', ...(await exitFacts(exit, containerLayout(deps.ctx.config.root, id).terminationLog)) }];
     },

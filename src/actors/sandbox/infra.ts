@@ -6,7 +6,7 @@
 //
 // Each function here is one idempotent step of the sandbox planner: it may run again after a
 // crash and then finds (or releases) what the earlier run made.
-import { mkdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { hostname as nodeHostname } from 'node:os';
 import { join } from 'node:path';
 import { filter, type Subscription } from 'rxjs';
@@ -17,9 +17,11 @@ import type { ImageRef } from '../../machines/events.js';
 import type { EntityState } from '../../machines/index.js';
 import { failedPrecondition, messageOf } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
-import { mountOverlay, unmount } from '../storage/overlay.js';
+import { unmount } from '../storage/overlay.js';
+import { mountWritableRootfs } from '../storage/writable-rootfs.js';
+import { imageConfigOf } from '../image-pull/image-config.js';
 import { resolveImage } from '../image-pull/image-index.js';
-import { generateInfraSpec, writeSpecFile, type HostFacts, type OciImageConfig } from '../spec/index.js';
+import { generateInfraSpec, writeSpecFile, type HostFacts } from '../spec/index.js';
 import type { ContainerRuntime } from '../monitor/container-runtime.js';
 import type { ExitInfo } from '../monitor/types.js';
 import { bundleLayout, runtimeDirs } from '../monitor/container-layout.js';
@@ -91,17 +93,8 @@ export async function mountInfraRootfs(deps: InfraDeps, id: string, imageRef: Im
   const image = resolveImage(deps.store, imageRef.id);
   if (!image) throw failedPrecondition(`pause image ${imageRef.requested} (${imageRef.id}) is no longer present`);
   const layout = infraLayout(deps.runroot, id);
-  await mkdir(layout.upper, { recursive: true, mode: 0o755 });
-  await mkdir(layout.work, { recursive: true, mode: 0o700 });
-  await mkdir(layout.rootfs, { recursive: true, mode: 0o755 });
   try {
-    await mountOverlay({
-      lowerDirs: image.context.layers.map((layer) => deps.layers.path(layer.chainId)),
-      upperDir: layout.upper,
-      workDir: layout.work,
-      target: layout.rootfs,
-      linkDir: deps.layers.linkDir,
-    });
+    await mountWritableRootfs(deps.layers, image.context.layers, layout);
   } catch (err) {
     await rm(layout.dir, { recursive: true, force: true });
     throw err;
@@ -115,7 +108,7 @@ export async function writeInfraSpec(deps: InfraDeps, id: string, state: Sandbox
   const config = c.config!;
   if (!c.infraImage || !c.infraRootfs) throw failedPrecondition(`pod sandbox ${id} has no infra rootfs to write a spec for`);
   if (!c.filesDir) throw failedPrecondition(`pod sandbox ${id} has no hostname/hosts/resolv.conf files`);
-  const imageConfig = (JSON.parse((await deps.blobs.read(c.infraImage.id)).toString('utf8')) as { config?: OciImageConfig }).config ?? {};
+  const imageConfig = await imageConfigOf(deps.blobs, c.infraImage.id);
   const { spec, warnings } = generateInfraSpec({
     sandboxId: id,
     sandbox: config,
