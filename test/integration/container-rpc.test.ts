@@ -255,7 +255,8 @@ test('UpdateContainerResources is recorded as requested, applied to the live cgr
   const refused = await call(rt(), rt().UpdateContainerResources, { container_id: hog, linux: { memory_limit_in_bytes: String(16 * 1024 * 1024) } }, 30_000)
     .then(() => undefined, (e: grpc.ServiceError) => e);
   if (refused) {
-    assert.match(refused.details, /updating the resources of container .* failed/);
+    assert.equal(refused.code, grpc.status.FAILED_PRECONDITION);
+    assert.match(refused.details, /updating the resources of container .* failed: .*memory limit/);
     assert.equal(readFileSync(join(hogCgroup, 'memory.limit_in_bytes'), 'utf8').trim(), before);
   } else {
     // The kernel may OOM-kill rather than refuse: then the limit took, and the container is gone.

@@ -255,7 +255,10 @@ function resourcesStep(deps: ContainerDeps, id: string, resources: LinuxContaine
       await deps.runtime.updateResources(id, plan.resources as LinuxResources);
       return [{ type: 'ContainerResourcesUpdated', resources }];
     },
-    failed: (err) => [{ type: 'ContainerResourcesUpdateFailed', message: messageOf(err), ...kindOf(err, true) }],
+    // The runtime refusing limits the container's present state cannot take (a memory limit below
+    // what it uses, with nothing to reclaim) is a precondition the caller can act on, not an
+    // internal failure; a full disk stays RESOURCE_EXHAUSTED.
+    failed: (err) => [{ type: 'ContainerResourcesUpdateFailed', message: messageOf(err), kind: recordedKind(err, true) ?? 'FailedPrecondition' }],
   };
 }
 
