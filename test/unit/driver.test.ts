@@ -135,3 +135,26 @@ test('a step without failed() that throws is retried by the driver itself, backi
   // 1 s, then 2 s of back-off between the attempts
   assert.ok(attempts[1]! - attempts[0]! >= 900 && attempts[2]! - attempts[1]! >= 1900, `attempts at ${attempts.join(', ')} ms`);
 });
+
+test('a pure step is recorded in the same append as the step before it', async (t) => {
+  const store = EventStore.open(tempStore(t));
+  t.after(() => store.close());
+  // The same flow, with the completion marked pure: it concludes from the state, it does nothing.
+  const effects: string[] = [];
+  const base = planner(effects);
+  const withPure: Planner<'pull'> = (id, state) => {
+    const step = base(id, state);
+    return step?.name === 'complete' ? { ...step, pure: true } : step;
+  };
+  const driver = new StreamDriver(store, 'pull', withPure, silentLogger);
+  driver.start();
+  t.after(() => driver.stop());
+  const id = hexId();
+  request(store, id);
+  await driver.idleAll();
+  const events = store.readStream(id);
+  assert.deepEqual(events.map((e) => e.event.type), ['ImagePullRequested', 'ImageLayerStored', 'ImageLayerStored', 'ImageLayerStored', 'ImagePullCompleted']);
+  const [last, completed] = events.slice(-2);
+  assert.equal(completed!.ts, last!.ts, 'the last layer and the completion share one append');
+  assert.notEqual(events[2]!.ts, events[3]!.ts, 'steps with effects are appended one by one');
+});

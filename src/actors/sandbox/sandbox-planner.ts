@@ -282,12 +282,12 @@ export function createSandboxPlanner(options: SandboxPlannerOptions): Planner<'s
           if (c.infraBundle == null) return infraSpec(id, state);
           return infraStart(id, state);
         }
-        return { name: 'ready', run: async () => [{ type: 'SandboxReady' }] };
+        return { name: 'ready', pure: true, run: async () => [{ type: 'SandboxReady' }] };
       }
       case 'stopping':
         if (c.infra != null) return infraStop(id);
         if (c.network !== null) return detach(id, state);
-        return { name: 'stopped', run: async () => [{ type: 'SandboxStopped' }] };
+        return { name: 'stopped', pure: true, run: async () => [{ type: 'SandboxStopped' }] };
       case 'failed':
       case 'removing':
         if (c.infra != null) return infraStop(id);
