@@ -91,6 +91,7 @@ export class Tracing {
   private readonly calls = new Map<string, Context>();
   private readonly propagator = new W3CTraceContextPropagator();
   private readonly open = new Map<string, Open>();
+  private readonly settling = new Set<string>();
 
   constructor(config: TracingConfig, private readonly logger: Logger, exporter: SpanExporter = new OTLPTraceExporter({ url: config.endpoint })) {
     this.provider = new BasicTracerProvider({
@@ -163,14 +164,29 @@ export class Tracing {
       step.end(hr(e.ts));
     }
     open.lastNs = e.ts;
-    const live = store.stream(e.streamId);
+    // Whether the operation has ended is read from the stream's state once every event of this
+    // append has been seen: subscribers hear a batch's events after it committed whole, so the
+    // live state is the batch's last (a step with no effect shares its append with the step
+    // before it), and its later events still belong to the operation.
+    if (this.settling.has(e.streamId)) return;
+    this.settling.add(e.streamId);
+    queueMicrotask(() => {
+      this.settling.delete(e.streamId);
+      this.settle(store, e.streamId, e.kind);
+    });
+  }
+
+  private settle(store: EventStore, streamId: string, kind: StreamKind): void {
+    const open = this.open.get(streamId);
+    if (!open) return;
+    const live = store.stream(streamId);
     const state = live ? String((live.snapshot as { value: unknown }).value) : 'removed';
-    if (AT_REST[e.kind].has(state)) {
-      open.op?.end(hr(e.ts));
+    if (AT_REST[kind].has(state)) {
+      open.op?.end(hr(open.lastNs));
       open.op = undefined;
       open.context = undefined;
     }
-    if (!live) this.open.delete(e.streamId);
+    if (!live) this.open.delete(streamId);
   }
 
   /** Sends spans read back from the log (`crisp trace --format otlp`): streams as roots, steps as children. */
