@@ -139,7 +139,7 @@ export interface BandwidthLimits {
 const PROTOCOLS = new Set(['tcp', 'udp', 'sctp']);
 
 /** The one rule for a host port mapping's parts, whatever shape names them (CRI's or portmap's). */
-export function checkPortMapping(
+function checkPortMapping(
   m: { hostPort: unknown; containerPort: unknown; protocol?: unknown; hostIP?: unknown },
   field: string,
   names: { hostPort: string; containerPort: string; protocol: string; hostIP: string },
@@ -159,17 +159,23 @@ export function checkPortMapping(
   return { hostPort, containerPort, protocol, ...(hostIP ? { hostIP } : {}) };
 }
 
+type PortNames = Parameters<typeof checkPortMapping>[2];
 const CRI_NAMES = { hostPort: 'host_port', containerPort: 'container_port', protocol: 'protocol', hostIP: 'host_ip' };
+const PORTMAP_NAMES = { hostPort: 'hostPort', containerPort: 'containerPort', protocol: 'protocol', hostIP: 'hostIP' };
 
 /**
- * The pod's port mappings in the portmap plugin's shape, checked: InvalidArgument names the
- * field. Mappings without a host port only declare a container port (kubelet sends those too)
- * and need no forwarding, so they are left out.
+ * Port mappings checked (InvalidArgument names `field[i]` and the part, by `names`) and in the
+ * portmap plugin's shape. Mappings without a host port only declare a container port (kubelet
+ * sends those too) and need no forwarding, so they are left out.
  */
+export function forwardedPorts(mappings: readonly Parameters<typeof checkPortMapping>[0][], field = 'portMappings', names: PortNames = PORTMAP_NAMES): PortMapping[] {
+  return mappings.map((m, i) => checkPortMapping(m, `${field}[${i}]`, names)).filter((m) => m.hostPort > 0);
+}
+
+/** The pod's port mappings, forwarded ones only, checked with CRI's field names. */
 export function portMappingsOf(config: PodSandboxConfig__Output): PortMapping[] {
-  return (config.port_mappings ?? [])
-    .map((p, i) => checkPortMapping({ hostPort: p.host_port, containerPort: p.container_port, protocol: p.protocol ?? 'TCP', hostIP: p.host_ip }, `config.port_mappings[${i}]`, CRI_NAMES))
-    .filter((m) => m.hostPort > 0);
+  const mappings = (config.port_mappings ?? []).map((p) => ({ hostPort: p.host_port, containerPort: p.container_port, protocol: p.protocol ?? 'TCP', hostIP: p.host_ip }));
+  return forwardedPorts(mappings, 'config.port_mappings', CRI_NAMES);
 }
 
 /** The one rule for the bandwidth plugin's limits: non-negative integers. */

@@ -31,9 +31,7 @@ import {
 import { type PodIp, podIpsFromResult } from './cni-result.js';
 import { run } from '../../host/run.js';
 import { ensureLoopbackUp } from './namespaces.js';
-import { checkBandwidth, checkPortMapping, type BandwidthLimits, type PortMapping } from '../../machines/pod-rules.js';
-
-const PORTMAP_NAMES = { hostPort: 'hostPort', containerPort: 'containerPort', protocol: 'protocol', hostIP: 'hostIP' };
+import { checkBandwidth, forwardedPorts, type BandwidthLimits, type PortMapping } from '../../machines/pod-rules.js';
 
 export interface PodIdentity {
   namespace: string;
@@ -226,7 +224,7 @@ export class CniRunner {
     const cniArgs = buildCniArgs(req.pod, req.containerId);
     const capabilityArgs: Record<string, unknown> = { ...req.capabilityArgs };
     // The same rules the pod's config was checked by (machines/pod-rules.ts), for every caller of the driver.
-    const ports = (req.portMappings ?? []).map((m, i) => checkPortMapping(m, `portMappings[${i}]`, PORTMAP_NAMES)).filter((m) => m.hostPort > 0);
+    const ports = forwardedPorts(req.portMappings ?? []);
     if (ports.length > 0) capabilityArgs.portMappings = ports;
     if (req.bandwidth !== undefined) capabilityArgs.bandwidth = checkBandwidth(req.bandwidth);
 
