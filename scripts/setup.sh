@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-runtime_packages=(runc crun conmon containernetworking-plugins golang-github-containers-common iproute2 iptables util-linux mount attr zstd)
+# make, g++ and python3 build node-pty (and better-sqlite3 when no prebuilt binary fits)
+runtime_packages=(runc crun conmon containernetworking-plugins golang-github-containers-common iproute2 iptables util-linux mount attr zstd make g++ python3)
 test_packages=(docker-registry busybox-static skopeo jq procps)
 
 wanted=("${runtime_packages[@]}")
@@ -26,8 +27,9 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# npm dependencies, when absent or incomplete (better-sqlite3 compiles from source: ~60 s).
-if ! npm ls --depth=0 >/dev/null 2>&1 || [[ ! -e node_modules/better-sqlite3/build/Release/better_sqlite3.node ]]; then
+# npm dependencies, when absent or incomplete (better-sqlite3 and node-pty compile from source: ~60 s).
+if ! npm ls --depth=0 >/dev/null 2>&1 || [[ ! -e node_modules/better-sqlite3/build/Release/better_sqlite3.node ]] ||
+  [[ ! -e node_modules/node-pty/build/Release/pty.node ]]; then
   echo "crisp setup: installing npm dependencies" >&2
   npm ci --no-audit --no-fund
 fi

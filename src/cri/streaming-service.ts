@@ -18,7 +18,6 @@ export const streamingService: ServiceFactory = (ctx) => {
       runroot: ctx.config.runroot,
       runtimeOf: (id) => ctx.runtime.runtimeOf(id),
       store: ctx.store,
-      logger: ctx.logger,
       attachSocketPath: (id) => ctx.runtime.attachSocketPath(id),
     }),
     logger: ctx.logger,

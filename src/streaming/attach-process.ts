@@ -6,7 +6,7 @@ import { open } from 'node:fs/promises';
 import { constants as fsConstants } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import { failedPrecondition } from '../errors.js';
-import type { StreamedProcess, TerminalSize } from './exec-process.js';
+import { clampSize, type StreamedProcess, type TerminalSize } from './exec-process.js';
 import { RecordSplitter, openSeqpacket } from './relay.js';
 
 const STDOUT_PIPE = 2;
@@ -14,8 +14,7 @@ const STDERR_PIPE = 3;
 const RESIZE_EVENT = 1;
 
 export function resizeMessage(size: TerminalSize): string {
-  const clamp = (n: number) => Math.max(0, Math.min(0xffff, Math.trunc(Number.isFinite(n) ? n : 0)));
-  return `${RESIZE_EVENT} ${clamp(size.height)} ${clamp(size.width)}\n`;
+  return `${RESIZE_EVENT} ${clampSize(size.height)} ${clampSize(size.width)}\n`;
 }
 
 export async function startAttach(o: { containerId: string; socketPath: string; ctlPath: string; stdin: boolean }): Promise<StreamedProcess> {

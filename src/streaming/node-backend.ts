@@ -4,7 +4,6 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { EventStore } from '../events/store.js';
-import type { Logger } from '../log.js';
 import { runtimeDirs } from '../actors/monitor/container-layout.js';
 import { findContainer } from '../actors/container/container-view.js';
 import { writeExecProcess } from '../actors/monitor/exec-process-file.js';
@@ -19,7 +18,6 @@ export interface NodeBackendDeps {
   /** The OCI runtime binary and root a container was made with (its pod's handler). */
   runtimeOf(containerId: string): Promise<{ path: string; root: string }>;
   store: EventStore;
-  logger: Logger;
   /** conmon's attach socket of a container. */
   attachSocketPath(containerId: string): string;
 }
@@ -43,7 +41,6 @@ export function nodeBackend(ctx: NodeBackendDeps): StreamingBackend {
         tty: spec.tty,
         stdin: spec.stdin,
         pidFile: join(dirs.runDir, spec.containerId, `${name}.pid`),
-        logger: ctx.logger.child({ container: spec.containerId }),
       });
     },
     async attach(spec) {

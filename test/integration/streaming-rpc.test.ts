@@ -121,6 +121,20 @@ test('exec with a TTY: input echoes through the terminal and resize takes effect
   s.client.close();
 });
 
+test('exec with a TTY: the end of the input reaches the command as end-of-file', async () => {
+  // with stdin: what the client sent, then its close, which the terminal passes on as ^D
+  const withInput = await spdyExec(await execUrl(['/bin/cat'], { tty: true, stdin: true }), { tty: true, stdin: true });
+  withInput.stdin!.write('typed-line\n');
+  withInput.stdin!.end();
+  assert.match((await withInput.out).toString(), /typed-line\r\n/);
+  assert.deepEqual(JSON.parse((await withInput.status).toString()), { metadata: {}, status: 'Success' });
+  withInput.client.close();
+  // without stdin: the command reads end-of-file at once
+  const without = await spdyExec(await execUrl(['/bin/sh', '-c', 'read line; echo read-ended-$?'], { tty: true }), { tty: true });
+  assert.match((await without.out).toString(), /read-ended-1\r\n/);
+  without.client.close();
+});
+
 test('tokens are single-use, and a request without one starts nothing', async () => {
   const url = await execUrl(['/bin/true']);
   const s = await spdyExec(url, {});
