@@ -385,19 +385,19 @@ async function waitUntil(cond: () => Promise<boolean>, ms = 5000): Promise<void>
   throw new Error('condition not met in time');
 }
 
-test('a create cut short before its record (crash mid-launch) is undone by delete and by a retried create', async (t) => {
+test('a create cut short before runc wrote its pid file (crash mid-launch) is undone by delete and by a retried create', async (t) => {
   const m = await run(t, 'cutshort', ['sleep', '1000']);
-  // What a crash between conmon's launch and the record leaves: runc state, conmon, the cgroup,
-  // the create intent, but no meta.json.
-  await rm(join(work, 'run', m.id, 'meta.json'));
-  assert.equal(await rt.record(m.id), null);
-  assert.ok((await newRuntime().list()).includes(m.id), 'list() names an id with only a create intent');
+  // What a crash while conmon runs the runtime's create leaves: conmon, the cgroup, the create
+  // journal, perhaps runc state, but no pid file of the container.
+  await rm(join(work, 'run', m.id, 'pidfile'));
+  assert.equal(await rt.created(m.id), null);
+  assert.ok((await newRuntime().list()).includes(m.id), 'list() names an id with only a create journal');
   const again = await newRuntime().create({ id: m.id, bundle: m.bundle, logPath: m.logPath });
   assert.notEqual(again.pid, m.pid, 'the half-made container was replaced, not adopted');
   assert.equal(await isAlive(m.conmonPid), false, 'the first attempt\'s conmon is gone');
   assert.equal(await isAlive(m.pid), false, 'the first attempt\'s process is gone');
-  // And delete alone undoes an intent-only leftover, cgroup included.
-  await rm(join(work, 'run', m.id, 'meta.json'));
+  // And delete alone undoes a journal-only leftover, cgroup included.
+  await rm(join(work, 'run', m.id, 'pidfile'));
   await newRuntime().delete(m.id);
   assert.equal(await rt.state(m.id), null);
   for (const dir of cgroupDirs(m.cgroup)) assert.equal(await pathExists(dir), false, `no cgroup ${dir}`);

@@ -126,8 +126,8 @@ test('start-up releases and records CNI attachments, runtime containers, conmons
     conmonPids.push([made.conmonPid, id]);
     await runtime.start(id);
   }
-  // Records lost (a runroot cleaned by hand, say): only the conmon and the bundle tell it is ours.
-  for (const file of ['meta.json', 'intent.json']) await rm(join(runtimeDirs(runroot).runDir, recordLost, file), { force: true });
+  // Journal lost (a runroot cleaned by hand, say): only the conmon and the bundle tell it is ours.
+  await rm(join(runtimeDirs(runroot).runDir, recordLost, 'intent.json'), { force: true });
   const recordLostConmon = conmonPids[1]![0];
   // Only runc's state is left: conmon died and the records went with the run dir.
   process.kill(conmonPids[2]![0], 'SIGKILL');

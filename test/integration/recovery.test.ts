@@ -47,8 +47,10 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 
   }
 }
 
+/** The pids runc and conmon wrote for a container. */
 function record(id: string): { pid: number; conmonPid: number } {
-  return JSON.parse(readFileSync(join(node.daemon.runroot, 'containers', id, 'meta.json'), 'utf8')) as { pid: number; conmonPid: number };
+  const pidIn = (file: string) => Number(readFileSync(join(node.daemon.runroot, 'containers', id, file), 'utf8').trim());
+  return { pid: pidIn('pidfile'), conmonPid: pidIn('conmon.pid') };
 }
 
 const alive = (pid: number) => {

@@ -203,8 +203,8 @@ function effectiveStopSignal(config: { stop_signal?: string }, imageStopSignal: 
 }
 
 async function createInRuntime(deps: ContainerDeps, id: string, c: ContainerContext): Promise<ContainerEvent[]> {
-  // A record means an earlier run of this step got as far as conmon: adopt what it made.
-  const existing = await deps.runtime.record(id);
+  // Pid files mean an earlier run of this step got as far as runc's create: adopt what it made.
+  const existing = await deps.runtime.created(id);
   if (existing) return [{ type: 'ContainerCreated', pid: existing.pid, conmonPid: existing.conmonPid }];
   mkdirSync(dirname(c.logPath), { recursive: true, mode: 0o755 });
   const config = c.config!;

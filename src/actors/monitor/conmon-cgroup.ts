@@ -56,26 +56,23 @@ export class ConmonPlacer {
   private mounts: string[] | undefined;
 
   constructor(
-    private readonly setting: ConmonCgroupSetting,
+    readonly setting: ConmonCgroupSetting,
     private readonly layout: () => Promise<CgroupLayout>,
     private readonly procSelfCgroup = '/proc/self/cgroup',
   ) {}
 
   /**
-   * Moves conmon `pid` into its cgroup in every hierarchy where the daemon sits below the root;
-   * returns the cgroupfs path it went to, or null when it stayed (nothing to move it out of).
+   * Moves conmon `pid` into `target` (conmonCgroupPath's answer) in every hierarchy where the
+   * daemon sits below the root; where it sits at the root there is nothing to move it out of.
    */
-  async place(pid: number, containerCgroupsPath: string | undefined, id: string): Promise<string | null> {
-    const target = conmonCgroupPath(this.setting, containerCgroupsPath, id);
-    if (target === null) return null;
+  async place(pid: number, target: string | null): Promise<void> {
+    if (target === null) return;
     this.mounts ??= hierarchiesBelowRoot(await this.layout(), readFileSync(this.procSelfCgroup, 'utf8'));
-    if (this.mounts.length === 0) return null;
     for (const mount of this.mounts) {
       const dir = join(mount, target);
       mkdirSync(dir, { recursive: true });
       writeFileSync(join(dir, 'cgroup.procs'), String(pid));
     }
-    return target;
   }
 
   /** Whether the conmon cgroup of a container is one crisp made for it alone (and removes). */

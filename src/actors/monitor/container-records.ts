@@ -1,53 +1,44 @@
-// What crisp keeps about each container it runs, under the runroot, so that any later process
-// finds it again: the create intent (written before conmon is launched, so a create cut short
-// still names what it may have made), the record (written once conmon reported the pid), the
-// settled exit, conmon's own exit file, and the attach socket links. Paths and reads only; what
-// the files mean is container-runtime.ts's business.
-import { readdirSync } from 'node:fs';
+// What crisp keeps about each container it runs, under the runroot: one crash-safety journal,
+// written before conmon is launched, naming what create() is about to make (bundle, log, cgroups,
+// runtime), so that a create cut short can be undone and a later process finds what to delete.
+// Everything learned afterwards is read where its writer left it, never copied: the pids from
+// the pid files runc and conmon write in the container's directory, the exit from conmon's exit
+// file (crisp writes that file itself only for a process nobody could reap), OOM from the cgroup
+// and conmon's `oom` file, and the rest of the container's life from the event log.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { invalidArgument } from '../../errors.js';
-import { errCode, exists, readJsonFile } from '../../host/files.js';
-import type { ExitReason } from './types.js';
+import { errCode, readJsonFile } from '../../host/files.js';
 
-/** Which OCI runtime (and its root) a container was made with; absent in records older than handlers. */
+/** Which OCI runtime (and its root) a container was made with; absent in journals older than handlers. */
 export interface RuntimeChoice {
   runtimePath?: string;
   runtimeRoot?: string;
 }
 
-/** What create() is about to make: enough for delete() to undo an attempt cut short. */
-export interface CreateIntent extends RuntimeChoice {
+/** What create() is about to make: enough to undo an attempt cut short and to delete what it made. */
+export interface CreateJournal extends RuntimeChoice {
   version: 1;
   id: string;
   bundle: string;
+  /** conmon's log file; older crisp kept it in a second record (meta.json), read for their containers. */
+  logPath?: string;
   cgroupsPath?: string;
-}
-
-/** What create() records about a container, so any later process can find it again. */
-export interface ContainerRecord extends RuntimeChoice {
-  version: 1;
-  id: string;
-  bundle: string;
-  logPath: string;
-  cgroupsPath?: string;
-  pid: number;
-  conmonPid: number;
-  /** The cgroup conmon was moved to, when it was moved out of the daemon's. */
+  /** The cgroup conmon is moved to, when crisp moves it out of the daemon's. */
   conmonCgroup?: string;
 }
 
-/** An exit as first read (with the OOM counters of that moment), kept so later reads agree. */
-export interface StoredExit {
-  version: 1;
-  exitCode: number;
-  finishedAt: string;
-  oomKilled: boolean;
-  reason: ExitReason;
-  message?: string;
+/** The processes of a container runc has created, from the pid files runc and conmon wrote. */
+export interface CreatedContainer {
+  pid: number;
+  conmonPid: number;
 }
 
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$/;
 const ATTACH_DIR = 'attach';
+const JOURNAL = 'intent.json';
+/** The record older crisp wrote once conmon reported; only read, for the containers it made. */
+const OLDER_RECORD = 'meta.json';
 
 export function validateId(id: string): void {
   if (typeof id !== 'string' || !ID_PATTERN.test(id) || id === ATTACH_DIR) {
@@ -57,7 +48,7 @@ export function validateId(id: string): void {
 
 export class ContainerFiles {
   constructor(
-    /** Per-container dirs (pid files, conmon's persist dir, these records) and attach symlinks. */
+    /** Per-container dirs (the journal, pid files, conmon's persist dir) and attach symlinks. */
     private readonly runDir: string,
     /** conmon writes `<exitsDir>/<id>` holding the exit status when a container exits. */
     private readonly exitsDir: string,
@@ -66,14 +57,19 @@ export class ContainerFiles {
   dir(id: string): string {
     return join(this.runDir, id);
   }
-  recordFile(id: string): string {
-    return join(this.dir(id), 'meta.json');
+  journalFile(id: string): string {
+    return join(this.dir(id), JOURNAL);
   }
-  intentFile(id: string): string {
-    return join(this.dir(id), 'intent.json');
+  /** runc writes the container's pid here (conmon passes it as --pid-file). */
+  pidFile(id: string): string {
+    return join(this.dir(id), 'pidfile');
   }
-  storedExitFile(id: string): string {
-    return join(this.dir(id), 'exit.json');
+  conmonPidFile(id: string): string {
+    return join(this.dir(id), 'conmon.pid');
+  }
+  /** conmon creates it when the container's memory cgroup reports an OOM kill. */
+  oomFile(id: string): string {
+    return join(this.dir(id), 'oom');
   }
   exitFile(id: string): string {
     return join(this.exitsDir, id);
@@ -87,20 +83,29 @@ export class ContainerFiles {
     return join(this.socketDir(), id, 'attach');
   }
 
-  /** The record create() wrote, or null for an unknown id. */
-  async record(id: string): Promise<ContainerRecord | null> {
+  /** The journal create() wrote, or null for an id crisp has not tried to create. */
+  async journal(id: string): Promise<CreateJournal | null> {
     validateId(id);
-    return readJsonFile<ContainerRecord>(this.recordFile(id));
+    const journal = await readJsonFile<CreateJournal>(this.journalFile(id));
+    if (!journal || journal.logPath !== undefined) return journal;
+    // made by an earlier crisp, which kept the log path and conmon's cgroup in a second record
+    const older = await readJsonFile<Pick<CreateJournal, 'logPath' | 'conmonCgroup'>>(join(this.dir(id), OLDER_RECORD));
+    return older ? { ...journal, logPath: older.logPath, ...(older.conmonCgroup && { conmonCgroup: older.conmonCgroup }) } : journal;
   }
 
-  /** The record, or else the intent of a create cut short; null when neither exists. */
-  async recordOrIntent(id: string): Promise<ContainerRecord | CreateIntent | null> {
+  /**
+   * The container's pids once runc has created it, else null. conmon writes its pid file before
+   * it runs the runtime's create, and runc writes the container's when the container exists.
+   */
+  created(id: string): CreatedContainer | null {
     validateId(id);
-    return (await readJsonFile<ContainerRecord>(this.recordFile(id))) ?? (await readJsonFile<CreateIntent>(this.intentFile(id)));
+    const pid = readPid(this.pidFile(id));
+    const conmonPid = pid === null ? null : readPid(this.conmonPidFile(id));
+    return pid === null || conmonPid === null ? null : { pid, conmonPid };
   }
 
-  /** Ids of every container this run dir holds a record or a create intent for (for reconciliation at start-up). */
-  async list(): Promise<string[]> {
+  /** Ids of every container this run dir holds a journal for (for reconciliation at start-up). */
+  list(): string[] {
     let entries: string[];
     try {
       entries = readdirSync(this.runDir);
@@ -108,11 +113,16 @@ export class ContainerFiles {
       if (errCode(err) === 'ENOENT') return [];
       throw err;
     }
-    const ids: string[] = [];
-    for (const entry of entries) {
-      if (entry === ATTACH_DIR || !ID_PATTERN.test(entry)) continue;
-      if ((await exists(join(this.runDir, entry, 'meta.json'))) || (await exists(join(this.runDir, entry, 'intent.json')))) ids.push(entry);
-    }
-    return ids.sort();
+    return entries.filter((entry) => entry !== ATTACH_DIR && ID_PATTERN.test(entry) && existsSync(join(this.runDir, entry, JOURNAL))).sort();
   }
 }
+
+function readPid(path: string): number | null {
+  try {
+    const pid = Number.parseInt(readFileSync(path, 'utf8').trim(), 10);
+    return Number.isInteger(pid) && pid > 0 ? pid : null;
+  } catch {
+    return null;
+  }
+}
+

@@ -1,10 +1,10 @@
 // Running containers: the OCI runtime of their handler (runc, crun) under conmon. Everything
-// this class knows about a container is in files (the runtime's state dir, conmon's pid/exit/oom
-// files, crisp's records in container-records.ts), so a new ContainerRuntime over the same
-// directories re-adopts containers started by an earlier process: that is how crisp survives
-// its own restarts.
+// this class knows about a container is in files (the runtime's state dir, the pid, exit and oom
+// files runc and conmon write, crisp's create journal in container-records.ts), so a new
+// ContainerRuntime over the same directories re-adopts containers started by an earlier
+// process: that is how crisp survives its own restarts.
 import { open } from 'node:fs/promises';
-import { constants as fsConstants, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { constants as fsConstants, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Subject } from 'rxjs';
@@ -23,15 +23,15 @@ import { detectCgroupLayout, isFrozen, readOomKillCount, removeCgroupTree, resol
 import { isConmonFor, launchConmon, type ConmonLifeline } from './conmon.js';
 import { DEFAULT_MAX_EXEC_OUTPUT, execSyncWithRunc } from './exec-sync.js';
 import { writeExecProcess } from './exec-process-file.js';
-import { errCode, exists, readJsonFile, removePath, waitForFile, WaitAborted, writeJsonFileAtomic } from '../../host/files.js';
+import { errCode, exists, removePath, waitForFile, WaitAborted, writeJsonFileAtomic } from '../../host/files.js';
 import { readOomScoreAdj } from './oom-score.js';
 import { readPidFile, processIdentity } from './process-tree.js';
 import { Runc, runcErrorText, isNotExist } from './runc.js';
 import { parseSignal } from './signals.js';
 import type { ExitInfo, ExecSyncResult, LinuxResources, RuntimeState } from './types.js';
-import { ConmonPlacer, type ConmonCgroupSetting } from './conmon-cgroup.js';
+import { ConmonPlacer, conmonCgroupPath, type ConmonCgroupSetting } from './conmon-cgroup.js';
 import type { RuntimeHandlerSpec } from './runtime-handlers.js';
-import { ContainerFiles, validateId, type ContainerRecord, type CreateIntent, type RuntimeChoice, type StoredExit } from './container-records.js';
+import { ContainerFiles, validateId, type CreatedContainer, type CreateJournal, type RuntimeChoice } from './container-records.js';
 
 export interface ContainerRuntimeOptions {
   /** The default handler's OCI runtime. */
@@ -41,7 +41,7 @@ export interface ContainerRuntimeOptions {
   /** The other handlers (RuntimeClass): each runtime with a root of its own. */
   runtimes?: readonly RuntimeHandlerSpec[];
   conmonPath: string;
-  /** Per-container dirs (pid files, conmon's persist dir, our records) and attach symlinks. */
+  /** Per-container dirs (pid files, conmon's persist dir, the create journal) and attach symlinks. */
   runDir: string;
   /** conmon writes `<exitsDir>/<id>` holding the exit status when a container exits. */
   exitsDir: string;
@@ -115,25 +115,25 @@ export class ContainerRuntime {
     this.conmonPlacer = new ConmonPlacer(o.conmonCgroup ?? 'pod', () => this.cgroupLayout());
   }
 
-  // ---- records ------------------------------------------------------------------------------
+  // ---- what the files say ------------------------------------------------------------------
 
   /** conmon's attach socket (SOCK_SEQPACKET), reached through a short symlink to the bundle. */
   attachSocketPath(id: string): string {
     return this.files.attachSocket(id);
   }
 
-  /** The record create() wrote, or null for an unknown id. */
-  record(id: string): Promise<ContainerRecord | null> {
-    return this.files.record(id);
+  /** The pids of a container the runtime has created, or null (unknown id, or a create cut short). */
+  async created(id: string): Promise<CreatedContainer | null> {
+    return this.files.created(id);
   }
 
-  /** The cgroupsPath a record, or the intent of a create cut short, names; null when neither does. */
+  /** The cgroupsPath the journal of a create (finished or cut short) names; null when none does. */
   async cgroupsPathOf(id: string): Promise<string | null> {
-    return (await this.files.recordOrIntent(id))?.cgroupsPath ?? null;
+    return (await this.files.journal(id))?.cgroupsPath ?? null;
   }
 
-  /** Ids of every container this run dir holds a record or a create intent for (for reconciliation at start-up). */
-  list(): Promise<string[]> {
+  /** Ids of every container this run dir holds a create journal for (for reconciliation at start-up). */
+  async list(): Promise<string[]> {
     return this.files.list();
   }
 
@@ -144,8 +144,8 @@ export class ContainerRuntime {
 
   /** Where the container's cgroup lives on this host (for stats), or null without a cgroupsPath. */
   async cgroupPaths(id: string): Promise<CgroupPaths | null> {
-    const rec = await this.record(id);
-    return rec?.cgroupsPath ? resolveCgroupPaths(await this.cgroupLayout(), rec.cgroupsPath) : null;
+    const cgroupsPath = await this.cgroupsPathOf(id);
+    return cgroupsPath ? resolveCgroupPaths(await this.cgroupLayout(), cgroupsPath) : null;
   }
 
   private cgroupLayout(): Promise<CgroupLayout> {
@@ -185,10 +185,10 @@ export class ContainerRuntime {
     validateId(id);
     const known = this.runcById.get(id);
     if (known) return known;
-    const made: RuntimeChoice | null = await this.files.recordOrIntent(id);
+    const made: RuntimeChoice | null = await this.files.journal(id);
     const r = made?.runtimePath && made.runtimeRoot ? { path: made.runtimePath, root: made.runtimeRoot } : this.handlerRuntime();
     const runc = this.runcAt(r.path, r.root);
-    // Only a container crisp has a record or intent of is remembered: an unknown id is looked up again.
+    // Only a container crisp has a journal of is remembered: an unknown id is looked up again.
     if (made) this.runcById.set(id, runc);
     return runc;
   }
@@ -219,12 +219,11 @@ export class ContainerRuntime {
     const handler = this.handlerRuntime(c.runtimeHandler);
     const choice: Required<RuntimeChoice> = { runtimePath: handler.path, runtimeRoot: handler.root };
 
-    if (await exists(this.files.recordFile(c.id))) throw alreadyExists(`container ${c.id} already exists`);
-    const interrupted = await readJsonFile<CreateIntent>(this.files.intentFile(c.id));
-    if (interrupted) {
-      // An earlier create of this id died before it could record the container (crisp was
-      // killed mid-launch): undo whatever it made (runc state, conmon, cgroup) and start over.
-      this.logger.warn({ id: c.id }, 'undoing a create that was cut short before it recorded the container');
+    if (await this.files.journal(c.id)) {
+      if (this.files.created(c.id)) throw alreadyExists(`container ${c.id} already exists`);
+      // An earlier create of this id died before runc made the container (crisp was killed
+      // mid-launch): undo whatever it made (conmon, cgroup, runc state) and start over.
+      this.logger.warn({ id: c.id }, 'undoing a create that was cut short before the runtime made the container');
       await this.delete(c.id);
     } else if (await exists(join(handler.root, c.id, 'state.json'))) {
       // runc keeps each container's state in <root>/<id>/state.json: looking for it costs a
@@ -237,8 +236,17 @@ export class ContainerRuntime {
     await removePath(dir); // leftovers of an earlier, half-cleaned attempt with this id
     await removePath(this.files.exitFile(c.id));
     mkdirSync(dir, { recursive: true });
-    const intent: CreateIntent = { version: 1, id: c.id, bundle: c.bundle, ...(cgroup && { cgroupsPath: cgroup.cgroupsPath }), ...choice };
-    await writeJsonFileAtomic(this.files.intentFile(c.id), intent);
+    const conmonCgroup = conmonCgroupPath(this.conmonPlacer.setting, cgroup?.cgroupsPath, c.id);
+    const journal: CreateJournal = {
+      version: 1,
+      id: c.id,
+      bundle: c.bundle,
+      logPath: c.logPath,
+      ...(cgroup && { cgroupsPath: cgroup.cgroupsPath }),
+      ...(conmonCgroup !== null && this.conmonPlacer.ownsCgroup(conmonCgroup) && { conmonCgroup }),
+      ...choice,
+    };
+    await writeJsonFileAtomic(this.files.journalFile(c.id), journal);
     const logExisted = await exists(c.logPath);
 
     const log = this.logger.child({ id: c.id });
@@ -253,8 +261,8 @@ export class ContainerRuntime {
           logPath: c.logPath,
           exitsDir: this.o.exitsDir,
           containerDir: dir,
-          containerPidFile: join(dir, 'pidfile'),
-          conmonPidFile: join(dir, 'conmon.pid'),
+          containerPidFile: this.files.pidFile(c.id),
+          conmonPidFile: this.files.conmonPidFile(c.id),
           socketDir: this.files.socketDir(),
           terminal: c.terminal,
           stdin: c.stdin,
@@ -264,28 +272,16 @@ export class ContainerRuntime {
         { timeoutMs: (this.o.createTimeoutSeconds ?? 240) * 1000, logger: log },
       );
       // Out of the daemon's cgroup, so a restart of the daemon's service leaves it running.
-      const conmonCgroup = await this.conmonPlacer.place(launched.conmonPid, cgroup?.cgroupsPath, c.id);
-      const rec: ContainerRecord = {
-        version: 1,
-        id: c.id,
-        bundle: c.bundle,
-        logPath: c.logPath,
-        ...(cgroup && { cgroupsPath: cgroup.cgroupsPath }),
-        pid: launched.pid,
-        conmonPid: launched.conmonPid,
-        ...(conmonCgroup && { conmonCgroup }),
-        ...choice,
-      };
+      await this.conmonPlacer.place(launched.conmonPid, conmonCgroup);
       this.lifelines.set(c.id, launched.lifeline);
       launched.lifeline.once('close', () => this.lifelines.delete(c.id));
-      // conmon and runc have made the container; only the intent says so until the record lands.
+      // conmon and runc have made the container; the log does not know it yet.
       crashPoint('runtime:conmon-launched');
-      await writeJsonFileAtomic(this.files.recordFile(c.id), rec);
       log.info({ pid: launched.pid, conmonPid: launched.conmonPid }, 'container created');
       return { pid: launched.pid, conmonPid: launched.conmonPid };
     } catch (err) {
       log.warn({ err }, 'container create failed; cleaning up');
-      await this.removeEverything(c.id, { runc: this.runcAt(handler.path, handler.root), bundle: c.bundle, cgroup, logPath: logExisted ? undefined : c.logPath }).catch((cleanupErr: unknown) =>
+      await this.removeEverything(c.id, { runc: this.runcAt(handler.path, handler.root), bundle: c.bundle, cgroup, conmonCgroup: journal.conmonCgroup, logPath: logExisted ? undefined : c.logPath }).catch((cleanupErr: unknown) =>
         log.error({ err: cleanupErr }, 'cleanup after failed create was incomplete'),
       );
       throw err;
@@ -323,33 +319,32 @@ export class ContainerRuntime {
   }
 
   /**
-   * The container's exit, or null while it runs. The first read after conmon's exit file
-   * appears settles the record (OOM counters are read before the cgroup can go away);
-   * later reads return that same record.
+   * The container's exit, or null while it runs: conmon's exit file (its code, and its time as
+   * the finish time), and OOM from the kernel's counters. The exit file crisp writes in conmon's
+   * stead (a process nobody could reap) carries a second line, the reason the status is unknown.
    */
   async readExit(id: string): Promise<ExitInfo | null> {
     validateId(id);
-    const stored = await readJsonFile<StoredExit>(this.files.storedExitFile(id));
-    if (stored) return fromStored(stored);
     let text: string;
     let finishedAt: bigint;
     try {
       text = readFileSync(this.files.exitFile(id), 'utf8');
-      finishedAt = (statSync(this.files.exitFile(id), { bigint: true })).mtimeNs;
+      finishedAt = statSync(this.files.exitFile(id), { bigint: true }).mtimeNs;
     } catch (err) {
       if (errCode(err) === 'ENOENT') return null;
       throw err;
     }
-    const exitCode = Number.parseInt(text.trim(), 10);
+    const newline = text.indexOf('\n');
+    const exitCode = Number.parseInt(newline < 0 ? text : text.slice(0, newline), 10);
+    const unknownBecause = newline < 0 ? '' : text.slice(newline + 1).trim();
     const oomKilled = await this.sawOomKill(id);
-    const info: ExitInfo = {
+    return {
       exitCode: Number.isInteger(exitCode) ? exitCode : -1,
       finishedAt,
       oomKilled,
-      reason: oomKilled ? 'OOMKilled' : exitCode === 0 ? 'Completed' : 'Error',
+      reason: oomKilled ? 'OOMKilled' : unknownBecause ? 'Unknown' : exitCode === 0 ? 'Completed' : 'Error',
+      ...(unknownBecause && { message: unknownBecause }),
     };
-    await this.storeExit(id, info);
-    return info;
   }
 
   /**
@@ -358,18 +353,24 @@ export class ContainerRuntime {
    * up in case the cgroup is already gone.
    */
   private async sawOomKill(id: string): Promise<boolean> {
-    const rec = await readJsonFile<ContainerRecord>(this.files.recordFile(id));
-    if (rec?.cgroupsPath) {
-      const kills = await readOomKillCount(resolveCgroupPaths(await this.cgroupLayout(), rec.cgroupsPath));
+    const paths = await this.cgroupPaths(id);
+    if (paths) {
+      const kills = await readOomKillCount(paths);
       if (kills !== null && kills > 0) return true;
     }
-    return exists(join(this.files.dir(id), 'oom'));
+    return existsSync(this.files.oomFile(id));
   }
 
-  private async storeExit(id: string, info: ExitInfo): Promise<void> {
-    if (!(await exists(this.files.dir(id)))) return; // deleted meanwhile: nothing to keep it in
-    const stored: StoredExit = { version: 1, ...info, finishedAt: info.finishedAt.toString() };
-    await writeJsonFileAtomic(this.files.storedExitFile(id), stored);
+  /**
+   * Writes the exit file conmon would have written, for a process whose status nobody could
+   * collect: the unknown code, then why (readExit reports it as reason Unknown). Whoever waits
+   * for the file sees it like any other exit.
+   */
+  private settleUnknownExit(id: string, why: string): void {
+    if (!existsSync(this.files.dir(id))) return; // deleted meanwhile
+    const file = this.files.exitFile(id);
+    writeFileSync(`${file}.tmp`, `${UNKNOWN_EXIT_CODE}\n${why}\n`);
+    renameSync(`${file}.tmp`, file);
   }
 
   /** Resolves when the container has exited (watching conmon's exit file; no polling). */
@@ -377,9 +378,9 @@ export class ContainerRuntime {
     validateId(id);
     const done = await this.readExit(id);
     if (done) return done;
-    const rec = await this.record(id);
-    if (!rec) throw notFound(`container ${id} not found`);
-    if (!(await isConmonFor(rec.conmonPid, id, this.o.conmonPath))) {
+    const made = this.files.created(id);
+    if (!made) throw notFound(`container ${id} not found`);
+    if (!(await isConmonFor(made.conmonPid, id, this.o.conmonPath))) {
       const lost = await this.withoutConmon(id);
       if ('exit' in lost) return lost.exit;
       await this.adoptOrphan(id);
@@ -418,8 +419,8 @@ export class ContainerRuntime {
 
   /** conmon is known to be gone; then an exit is only missing while the conmon-less process runs. */
   private async exitIfConmonGone(id: string): Promise<ExitInfo | null> {
-    const rec = await this.record(id);
-    if (!rec || (await isConmonFor(rec.conmonPid, id, this.o.conmonPath))) return null;
+    const made = this.files.created(id);
+    if (!made || (await isConmonFor(made.conmonPid, id, this.o.conmonPath))) return null;
     const lost = await this.withoutConmon(id);
     return 'exit' in lost ? lost.exit : null;
   }
@@ -434,17 +435,12 @@ export class ContainerRuntime {
     if (written) return { exit: written };
     const st = await this.state(id);
     if (st && st.status !== 'stopped') return { pid: st.pid || null };
-    const info: ExitInfo = {
-      exitCode: UNKNOWN_EXIT_CODE,
-      finishedAt: BigInt(Date.now()) * 1_000_000n,
-      oomKilled: await this.sawOomKill(id),
-      reason: 'Unknown',
-      message: 'conmon is gone and runc says the container stopped, but no exit file was written; the exit status is unknown',
-    };
-    if (info.oomKilled) info.reason = 'OOMKilled';
-    this.logger.warn({ id }, info.message);
-    await this.storeExit(id, info);
-    return { exit: info };
+    const why = 'conmon is gone and runc says the container stopped, but no exit file was written; the exit status is unknown';
+    this.logger.warn({ id }, why);
+    this.settleUnknownExit(id, why);
+    const exit = await this.readExit(id);
+    if (!exit) throw notFound(`container ${id} was deleted while its exit was being settled`);
+    return { exit };
   }
 
   /**
@@ -456,12 +452,12 @@ export class ContainerRuntime {
     validateId(id);
     const exit = await this.readExit(id);
     if (exit) return { status: 'exited', exit };
-    const rec = await this.record(id);
-    if (!rec) return { status: 'unknown-id' };
-    if (await isConmonFor(rec.conmonPid, id, this.o.conmonPath)) return { status: 'monitored' };
+    const made = this.files.created(id);
+    if (!made) return { status: 'unknown-id' };
+    if (await isConmonFor(made.conmonPid, id, this.o.conmonPath)) return { status: 'monitored' };
     const lost = await this.withoutConmon(id);
     if ('exit' in lost) return { status: 'exited', exit: lost.exit };
-    return { status: 'orphaned', pid: lost.pid ?? rec.pid, conmonPid: rec.conmonPid || null };
+    return { status: 'orphaned', pid: lost.pid ?? made.pid, conmonPid: made.conmonPid };
   }
 
   /**
@@ -473,13 +469,13 @@ export class ContainerRuntime {
   async adoptOrphan(id: string): Promise<boolean> {
     validateId(id);
     if (this.orphans.has(id)) return true;
-    const rec = await this.record(id);
-    const st = rec && (await this.state(id));
-    if (!rec || !st || st.status === 'stopped' || !st.pid) return false;
+    const made = this.files.created(id);
+    const st = made && (await this.state(id));
+    if (!made || !st || st.status === 'stopped' || !st.pid) return false;
     const identity = await processIdentity(st.pid);
     if (identity === null) return false;
     const log = this.logger.child({ id, pid: st.pid });
-    log.warn({ conmonPid: rec.conmonPid }, 'conmon is gone but the container runs on; crisp watches the process itself');
+    log.warn({ conmonPid: made.conmonPid }, 'conmon is gone but the container runs on; crisp watches the process itself');
     let looking = false;
     const timer = setInterval(() => {
       if (looking) return;
@@ -498,24 +494,13 @@ export class ContainerRuntime {
     }, ORPHAN_POLL_MS);
     timer.unref();
     this.orphans.set(id, timer);
-    this.orphaned$.next({ id, pid: st.pid, conmonPid: rec.conmonPid || null });
+    this.orphaned$.next({ id, pid: st.pid, conmonPid: made.conmonPid });
     return true;
   }
 
   private async settleOrphanExit(id: string): Promise<void> {
-    if (await exists(this.files.exitFile(id))) return;
-    const oomKilled = await this.sawOomKill(id);
-    const info: ExitInfo = {
-      exitCode: UNKNOWN_EXIT_CODE,
-      finishedAt: BigInt(Date.now()) * 1_000_000n,
-      oomKilled,
-      reason: oomKilled ? 'OOMKilled' : 'Unknown',
-      message: 'the process ended after its conmon was gone; nobody could collect its exit status',
-    };
-    await this.storeExit(id, info);
-    // The file conmon would have written, last, so whoever waits for it finds the record first.
-    writeFileSync(`${this.files.exitFile(id)}.tmp`, String(UNKNOWN_EXIT_CODE));
-    renameSync(`${this.files.exitFile(id)}.tmp`, this.files.exitFile(id));
+    if (existsSync(this.files.exitFile(id))) return;
+    this.settleUnknownExit(id, 'the process ended after its conmon was gone; nobody could collect its exit status');
   }
 
   /** Stops watching orphans (the daemon is shutting down; the next start adopts them again). */
@@ -540,7 +525,7 @@ export class ContainerRuntime {
     const stopSignal = parseSignal(o.signal ?? 'SIGTERM', 'stop signal');
     const done = await this.readExit(id);
     if (done) return done;
-    if (!(await exists(this.files.recordFile(id)))) throw notFound(`container ${id} not found`);
+    if (!this.files.created(id)) throw notFound(`container ${id} not found`);
     const log = this.logger.child({ id });
 
     // No `runc state` first (a process spawn per stop): the freezer says whether the container
@@ -589,20 +574,19 @@ export class ContainerRuntime {
    */
   async delete(id: string, runtimeHandler?: string): Promise<void> {
     validateId(id);
-    const rec = await readJsonFile<ContainerRecord>(this.files.recordFile(id));
-    const made = rec ?? (await readJsonFile<CreateIntent>(this.files.intentFile(id)));
+    const made = await this.files.journal(id);
     const cgroup = made?.cgroupsPath ? resolveCgroupPaths(await this.cgroupLayout(), made.cgroupsPath) : undefined;
     const runtime = made?.runtimePath && made.runtimeRoot ? { path: made.runtimePath, root: made.runtimeRoot } : this.handlerRuntime(runtimeHandler);
     const runc = this.runcAt(runtime.path, runtime.root);
-    await this.removeEverything(id, { runc, bundle: made?.bundle, cgroup, conmonPid: rec?.conmonPid, conmonCgroup: rec?.conmonCgroup });
+    await this.removeEverything(id, { runc, bundle: made?.bundle, cgroup, conmonCgroup: made?.conmonCgroup });
     this.logger.info({ id }, 'container deleted');
   }
 
   private async removeEverything(
     id: string,
-    o: { runc: Runc; bundle?: string; cgroup?: CgroupPaths; conmonPid?: number; logPath?: string; conmonCgroup?: string },
+    o: { runc: Runc; bundle?: string; cgroup?: CgroupPaths; logPath?: string; conmonCgroup?: string },
   ): Promise<void> {
-    const conmonPid = o.conmonPid ?? (await readPidFile(join(this.files.dir(id), 'conmon.pid')));
+    const conmonPid = await readPidFile(this.files.conmonPidFile(id));
     const r = await o.runc.run(['delete', '--force', id]);
     if (r.code !== 0 && !isNotExist(runcErrorText(r.stderr))) {
       throw internal(`delete container ${id}: ${runcErrorText(r.stderr)}`);
@@ -653,11 +637,11 @@ export class ContainerRuntime {
     const st = await this.state(id);
     if (!st) throw notFound(`container ${id} not found`);
     if (st.status !== 'running') throw failedPrecondition(`container ${id} is ${st.status}, not running; cannot exec`);
-    const rec = await this.record(id);
-    if (!rec) throw notFound(`container ${id} not found`);
+    const made = await this.files.journal(id);
+    if (!made) throw notFound(`container ${id} not found`);
     const name = `exec-${randomBytes(6).toString('hex')}`;
     const processFile = join(this.files.dir(id), `${name}.json`);
-    await writeExecProcess(rec.bundle, cmd, false, processFile);
+    await writeExecProcess(made.bundle, cmd, false, processFile);
     return execSyncWithRunc({
       runc: await this.runcOf(id),
       id,
@@ -672,12 +656,14 @@ export class ContainerRuntime {
 
   /** Asks conmon to reopen the log (after kubelet rotated it); returns once the file exists. */
   async reopenLog(id: string): Promise<void> {
-    const rec = await this.record(id);
-    if (!rec) throw notFound(`container ${id} not found`);
+    const made = await this.files.journal(id);
+    if (!made || !this.files.created(id)) throw notFound(`container ${id} not found`);
+    if (!made.logPath) throw failedPrecondition(`container ${id}: its journal names no log file`);
+    const logPath = made.logPath;
     const st = await this.state(id);
     if (st?.status !== 'running') throw failedPrecondition(`container ${id} is ${st?.status ?? 'gone'}, not running; cannot reopen its log`);
-    const ctl = join(rec.bundle, 'ctl');
-    const appeared = waitForFile(rec.logPath, AbortSignal.timeout(REOPEN_WAIT_MS));
+    const ctl = join(made.bundle, 'ctl');
+    const appeared = waitForFile(logPath, AbortSignal.timeout(REOPEN_WAIT_MS));
     appeared.catch(() => undefined);
     let fifo;
     try {
@@ -697,7 +683,7 @@ export class ContainerRuntime {
     try {
       await appeared;
     } catch (err) {
-      if (err instanceof WaitAborted) throw deadlineExceeded(`container ${id}: conmon did not reopen ${rec.logPath} within ${REOPEN_WAIT_MS} ms`);
+      if (err instanceof WaitAborted) throw deadlineExceeded(`container ${id}: conmon did not reopen ${logPath} within ${REOPEN_WAIT_MS} ms`);
       throw err;
     }
   }
@@ -741,12 +727,3 @@ async function isDirectory(path: string): Promise<boolean> {
   }
 }
 
-function fromStored(s: StoredExit): ExitInfo {
-  return {
-    exitCode: s.exitCode,
-    finishedAt: BigInt(s.finishedAt),
-    oomKilled: s.oomKilled,
-    reason: s.reason,
-    ...(s.message !== undefined && { message: s.message }),
-  };
-}

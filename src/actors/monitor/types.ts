@@ -2,7 +2,7 @@
 // bigint, because a Number cannot hold them exactly (CRI carries them as int64).
 
 // Unknown: nobody could collect the exit status (conmon was gone); code 255, as containerd reports it.
-export type ExitReason = 'Completed' | 'Error' | 'OOMKilled' | 'Unknown';
+type ExitReason = 'Completed' | 'Error' | 'OOMKilled' | 'Unknown';
 
 export interface ExitInfo {
   /** The container's exit status as conmon saw it: the code, or 128+signal; -1 if unknown. */

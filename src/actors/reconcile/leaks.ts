@@ -4,8 +4,8 @@
 // container streams and the infra containers of sandbox streams; sandbox dirs (pinned
 // namespaces, shm, infra rootfs) under <runroot>/sandboxes and CNI attachments by sandbox
 // streams. What is released, in order: CNI attachments (while their netns is still pinned),
-// runtime containers with a record, conmons of this daemon without one, runc state without
-// either, the cgroups crisp's own records attribute to unowned containers, container and
+// runtime containers with a create journal, conmons of this daemon without one, runc state
+// without either, the cgroups crisp's own records attribute to unowned containers, container and
 // sandbox dirs, then stray mounts under the root and runroot.
 import { existsSync } from 'node:fs';
 import { readdir, realpath, rm } from 'node:fs/promises';
@@ -143,7 +143,7 @@ async function sweepAttachments(cni: CniRunner, owners: LiveOwners, r: Reclaimer
 }
 
 /**
- * The cgroups this daemon's records attribute to containers no stream owns: runtime records,
+ * The cgroups this daemon's records attribute to containers no stream owns: create journals,
  * the bundles of the conmons found, of container dirs and of infra dirs. Read before any of
  * those records is released.
  */
@@ -152,7 +152,7 @@ async function attributedCgroups(o: LeakSweepOptions, sources: { id: string; rec
   for (const s of sources) {
     const paths: unknown[] = [];
     if (s.record) {
-      // A create cut short leaves only its intent, which still names the cgroup runc may have made.
+      // A create cut short leaves its journal, which still names the cgroup runc may have made.
       paths.push(await o.runtime.cgroupsPathOf(s.id).catch(() => null));
     }
     if (s.bundle) paths.push(await bundleCgroupsPath(s.bundle));
@@ -181,9 +181,9 @@ export async function sweepLeaks(o: LeakSweepOptions): Promise<LeakSweepResult> 
   lap('cni');
 
   const dirs = runtimeDirs(o.runroot);
-  // Three ways a runtime container is found: crisp's record (meta or intent), else its conmon,
+  // Three ways a runtime container is found: crisp's create journal, else its conmon,
   // else runc's own state dir. Each id is released (and recorded) once, by the first that knows it.
-  const records = (await gather(logger, 'runtime records', () => runtime.list())).filter((id) => !runtimeOwned.has(id));
+  const records = (await gather(logger, 'create journals', () => runtime.list())).filter((id) => !runtimeOwned.has(id));
   const conmons = (await gather(logger, 'conmon processes', () => findDaemonConmons({ conmonPath, exitsDir: dirs.exitsDir })))
     .filter((c) => !runtimeOwned.has(c.id) && !records.includes(c.id));
   // Each handler's root: a container its runtime knows and crisp does not is deleted with that runtime.

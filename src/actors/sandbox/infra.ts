@@ -139,7 +139,7 @@ export async function writeInfraSpec(deps: InfraDeps, id: string, state: Sandbox
  */
 export async function startInfra(deps: InfraDeps, id: string, bundle: string, runtimeHandler: string): Promise<number> {
   const runtime = deps.runtime();
-  const existing = await runtime.record(id);
+  const existing = await runtime.created(id);
   if (existing) {
     const st = await runtime.state(id);
     if (st?.status === 'running') return existing.pid;
@@ -166,8 +166,8 @@ async function startOrDelete(runtime: ContainerRuntime, id: string): Promise<voi
 /** Kills the infra process (pause needs no grace period) and waits for conmon to record its exit. */
 export async function stopInfra(deps: InfraDeps, id: string): Promise<void> {
   const runtime = deps.runtime();
-  // No record: a reboot took the process and the runroot with it, or it was never made.
-  if (!(await runtime.record(id))) return;
+  // Not created: a reboot took the process and the runroot with it, or it was never made.
+  if (!(await runtime.created(id))) return;
   await runtime.stop(id, { timeoutSeconds: 0 });
 }
 
@@ -212,7 +212,7 @@ export class InfraExitWatcher {
     if (state?.value !== 'ready' || !state.context.infra) return;
     const runtime = this.deps.runtime();
     try {
-      if (!(await runtime.record(id))) {
+      if (!(await runtime.created(id))) {
         this.notReady(id, 'its infra container is gone (was the node rebooted?)');
         return;
       }
