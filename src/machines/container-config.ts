@@ -4,9 +4,7 @@
 import { posix } from 'node:path';
 import { invalidArgument } from '../errors.js';
 import { checkStringMap, quote, rejectNul } from './request-bounds.js';
-import { validateCriMount } from '../actors/spec/mounts.js';
-import { seccompChoice } from '../actors/spec/seccomp.js';
-import { normalizeCapability } from '../actors/spec/capabilities.js';
+import { normalizeCapability, seccompChoice, validateCriMount } from './container-rules.js';
 import type { ContainerConfig__Output } from '../cri/proto/gen/runtime/v1/ContainerConfig.js';
 import type { CreateContainerRequest__Output } from '../cri/proto/gen/runtime/v1/CreateContainerRequest.js';
 

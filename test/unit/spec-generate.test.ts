@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { imageSubPath, validateCriMount } from '../../src/actors/spec/mounts.js';
+import { imageSubPath, KNOWN_CAPABILITIES, validateCriMount } from '../../src/machines/container-rules.js';
 import { readFileSync } from 'node:fs';
 import { isCrispError } from '../../src/errors.js';
 import { generateSpec, generateInfraSpec, ANNOTATIONS } from '../../src/actors/spec/generate.js';
-import { KNOWN_CAPABILITIES, DEFAULT_CAPABILITIES } from '../../src/actors/spec/capabilities.js';
+import { DEFAULT_CAPABILITIES } from '../../src/actors/spec/capabilities.js';
 import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS } from '../../src/actors/spec/security.js';
 import {
   criContainerConfig,

@@ -8,7 +8,8 @@ import { isCrispError } from '../../src/errors.js';
 import { prepareMounts, releasePreparedMounts } from '../../src/actors/spec/mounts.js';
 import { writeSpecFile, removeSpecFile } from '../../src/actors/spec/bundle.js';
 import { readHostFacts, listHostDevices, splitDevNumber } from '../../src/actors/spec/host-facts.js';
-import { capabilitiesFromMask, KNOWN_CAPABILITIES } from '../../src/actors/spec/capabilities.js';
+import { capabilitiesFromMask } from '../../src/actors/spec/capabilities.js';
+import { KNOWN_CAPABILITIES } from '../../src/machines/container-rules.js';
 import { criMount } from '../helpers/cri-defaults.js';
 import type { RuntimeSpec } from '../../src/actors/spec/oci-types.js';
 

@@ -5,7 +5,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { isCrispError } from '../../src/errors.js';
-import { translateSeccompProfile, kernelAtLeast, loadLocalhostSeccompProfile, seccompChoice } from '../../src/actors/spec/seccomp.js';
+import { translateSeccompProfile, kernelAtLeast, loadLocalhostSeccompProfile } from '../../src/actors/spec/seccomp.js';
+import { seccompChoice } from '../../src/machines/container-rules.js';
 import { DEFAULT_CAPABILITIES } from '../../src/actors/spec/capabilities.js';
 import type { OciSeccomp } from '../../src/actors/spec/oci-types.js';
 

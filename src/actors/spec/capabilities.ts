@@ -1,20 +1,8 @@
 // Linux capability sets for a container: CRI-O's default set, CRI add/drop (with ALL), clipped to
 // what the daemon itself holds, because runc cannot grant a capability outside its own bounding set.
 
-import { invalidArgument } from '../../errors.js';
+import { KNOWN_CAPABILITIES, normalizeCapability } from '../../machines/container-rules.js';
 import type { OciCapabilities } from './oci-types.js';
-
-/** Capability names by number (linux/capability.h), up to CAP_LAST_CAP of Linux 5.9+. */
-export const KNOWN_CAPABILITIES: readonly string[] = [
-  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_DAC_READ_SEARCH', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL',
-  'CAP_SETGID', 'CAP_SETUID', 'CAP_SETPCAP', 'CAP_LINUX_IMMUTABLE', 'CAP_NET_BIND_SERVICE',
-  'CAP_NET_BROADCAST', 'CAP_NET_ADMIN', 'CAP_NET_RAW', 'CAP_IPC_LOCK', 'CAP_IPC_OWNER',
-  'CAP_SYS_MODULE', 'CAP_SYS_RAWIO', 'CAP_SYS_CHROOT', 'CAP_SYS_PTRACE', 'CAP_SYS_PACCT',
-  'CAP_SYS_ADMIN', 'CAP_SYS_BOOT', 'CAP_SYS_NICE', 'CAP_SYS_RESOURCE', 'CAP_SYS_TIME',
-  'CAP_SYS_TTY_CONFIG', 'CAP_MKNOD', 'CAP_LEASE', 'CAP_AUDIT_WRITE', 'CAP_AUDIT_CONTROL',
-  'CAP_SETFCAP', 'CAP_MAC_OVERRIDE', 'CAP_MAC_ADMIN', 'CAP_SYSLOG', 'CAP_WAKE_ALARM',
-  'CAP_BLOCK_SUSPEND', 'CAP_AUDIT_READ', 'CAP_PERFMON', 'CAP_BPF', 'CAP_CHECKPOINT_RESTORE',
-];
 
 /** CRI-O's default capabilities for unprivileged containers. */
 export const DEFAULT_CAPABILITIES: readonly string[] = [
@@ -26,16 +14,6 @@ export const DEFAULT_CAPABILITIES: readonly string[] = [
 export function capabilitiesFromMask(hex: string): string[] {
   const mask = BigInt(`0x${hex.trim()}`);
   return KNOWN_CAPABILITIES.filter((_, bit) => (mask >> BigInt(bit)) & 1n);
-}
-
-/** `net_admin`, `NET_ADMIN` and `CAP_NET_ADMIN` all name CAP_NET_ADMIN; unknown names are rejected. */
-export function normalizeCapability(name: string, field: string): string {
-  const upper = name.trim().toUpperCase();
-  const full = upper.startsWith('CAP_') ? upper : `CAP_${upper}`;
-  if (!KNOWN_CAPABILITIES.includes(full)) {
-    throw invalidArgument(`${field}: unknown capability "${name}"`);
-  }
-  return full;
 }
 
 export interface CapabilityRequest {

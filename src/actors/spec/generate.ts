@@ -6,12 +6,13 @@ import type { PodSandboxConfig__Output } from '../../cri/proto/gen/runtime/v1/Po
 import { computeCapabilities } from './capabilities.js';
 import { planDevices } from './devices.js';
 import type { HostFacts, ImageInfo, PodResources, PropagationNeed, ResolvedUser, SpecInput } from './input.js';
-import { planMounts, validateCriMount } from './mounts.js';
+import { seccompChoice, validateCriMount } from '../../machines/container-rules.js';
+import { planMounts } from './mounts.js';
 import { planNamespaces, validateSysctls } from './namespaces.js';
 import type { OciRlimit, RuntimeSpec } from './oci-types.js';
 import { DEFAULT_PATH, EnvBuilder, processArgs, workingDir } from './process.js';
 import { cgroupsPathFor, clampOomScoreAdj, planResources } from './resources.js';
-import { resolveSeccomp, seccompChoice } from './seccomp.js';
+import { resolveSeccomp } from './seccomp.js';
 import { pathRestrictions, planLsm } from './security.js';
 
 const OCI_VERSION = '1.0.2-dev';

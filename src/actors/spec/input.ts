@@ -2,6 +2,7 @@
 // Everything here is plain data gathered beforehand by the IO helpers (readHostFacts,
 // resolveUser, prepareMounts, loadLocalhostSeccompProfile), so generation itself stays pure.
 
+import type { PreparedMount } from '../../machines/container-rules.js';
 import type { ContainerConfig__Output } from '../../cri/proto/gen/runtime/v1/ContainerConfig.js';
 import type { PodSandboxConfig__Output } from '../../cri/proto/gen/runtime/v1/PodSandboxConfig.js';
 import type { OciImageConfig, OciRlimit } from './oci-types.js';
@@ -80,19 +81,6 @@ export interface ResolvedUser {
 export type PropagationNeed = 'shared' | 'slave';
 
 /** A CRI mount after prepareMounts: host path resolved, propagation needs known. */
-export interface PreparedMount {
-  containerPath: string;
-  hostPath: string;
-  readonly: boolean;
-  propagation: 'rprivate' | 'rslave' | 'rshared';
-  /** Read-only all the way down: submounts of the source too (the runtime's `rro`). */
-  recursiveReadOnly?: boolean;
-  /** mount_options the caller gave (only the bind-mount flags crisp honours get through validation). */
-  options?: string[];
-  /** An image volume (Mount.image): hostPath is filled in from where the image is mounted. */
-  image?: { name: string; subPath: string };
-}
-
 export interface SpecInput {
   containerId: string;
   sandboxId: string;

@@ -3,83 +3,11 @@
 
 import { lstat, mkdir, realpath, rmdir } from 'node:fs/promises';
 import path from 'node:path';
-import { failedPrecondition, invalidArgument, unimplemented } from '../../errors.js';
+import { failedPrecondition, invalidArgument } from '../../errors.js';
 import type { Mount__Output } from '../../cri/proto/gen/runtime/v1/Mount.js';
-import type { PodResources, PreparedMount, PropagationNeed } from './input.js';
+import { cleanAbsolute, validateCriMount, type PreparedMount } from '../../machines/container-rules.js';
+import type { PodResources, PropagationNeed } from './input.js';
 import type { OciMount } from './oci-types.js';
-
-const PROPAGATION: Record<string, PreparedMount['propagation']> = {
-  PROPAGATION_PRIVATE: 'rprivate',
-  PROPAGATION_HOST_TO_CONTAINER: 'rslave',
-  PROPAGATION_BIDIRECTIONAL: 'rshared',
-};
-
-function cleanAbsolute(value: string, field: string): string {
-  if (!value.startsWith('/')) throw invalidArgument(`${field}: must be an absolute path, got "${value}"`);
-  return path.posix.normalize(value).replace(/(.)\/+$/, '$1');
-}
-
-/** Checks one CRI mount and maps it to our shape, without touching the filesystem. */
-export function validateCriMount(m: Mount__Output, i: number): PreparedMount {
-  const at = `mounts[${i}]`;
-  const containerPath = cleanAbsolute(m.container_path, `${at}.container_path`);
-  if (containerPath === '/') throw invalidArgument(`${at}.container_path: cannot mount over the root filesystem`);
-  if (m.uidMappings.length > 0 || m.gidMappings.length > 0) {
-    throw unimplemented(`${at}: id-mapped mounts (uidMappings/gidMappings) are not supported`);
-  }
-  const imageName = m.image?.image.trim() ?? '';
-  if (imageName !== '') return validateImageMount(m, at, containerPath, imageName);
-  if (m.image_sub_path) throw invalidArgument(`${at}.image_sub_path: only an image mount has a sub path`);
-  const hostPath = cleanAbsolute(m.host_path, `${at}.host_path`);
-  const propagation = PROPAGATION[m.propagation];
-  if (!propagation) throw invalidArgument(`${at}.propagation: unknown value "${m.propagation}"`);
-  if (m.recursive_read_only) {
-    // As the CRI defines it: a read-only mount whose submounts cannot be made shared or slave.
-    if (!m.readonly) throw invalidArgument(`${at}.recursive_read_only: needs readonly to be set too`);
-    if (propagation !== 'rprivate') throw invalidArgument(`${at}.recursive_read_only: needs propagation PROPAGATION_PRIVATE, got ${m.propagation}`);
-  }
-  const options = validateMountOptions(m.mount_options ?? [], m.readonly, at);
-  const readonly = m.readonly || (m.mount_options ?? []).includes('ro');
-  return { containerPath, hostPath, readonly, propagation, ...(m.recursive_read_only && { recursiveReadOnly: true }), ...(options.length && { options }) };
-}
-
-/**
- * An image volume (KEP-4639): the image's root filesystem, or a directory of it (image_sub_path),
- * read-only at container_path. The host path is where crisp mounts the image, known only later.
- */
-function validateImageMount(m: Mount__Output, at: string, containerPath: string, name: string): PreparedMount {
-  if (m.host_path !== '') throw invalidArgument(`${at}.host_path: an image mount takes no host path (got ${JSON.stringify(m.host_path)})`);
-  if (m.recursive_read_only) throw invalidArgument(`${at}.recursive_read_only: an image mount is read-only by nature and has no submounts`);
-  const subPath = imageSubPath(m.image_sub_path, `${at}.image_sub_path`);
-  const options = validateMountOptions(m.mount_options ?? [], true, at);
-  const propagation = PROPAGATION[m.propagation];
-  if (propagation !== 'rprivate') throw invalidArgument(`${at}.propagation: an image mount is private, got ${m.propagation}`);
-  return { containerPath, hostPath: '', readonly: true, propagation, image: { name, subPath }, ...(options.length && { options }) };
-}
-
-/** image_sub_path: relative, and never above the image's root. */
-export function imageSubPath(value: string, field: string): string {
-  if (value === '') return '';
-  if (value.startsWith('/')) throw invalidArgument(`${field}: ${JSON.stringify(value)} must be relative to the image's root`);
-  const clean = path.posix.normalize(value).replace(/\/+$/, '');
-  if (clean === '..' || clean.startsWith('../')) throw invalidArgument(`${field}: ${JSON.stringify(value)} leads out of the image`);
-  return clean === '.' ? '' : clean;
-}
-
-// The mount_options a bind mount can honour: flags runc and crun apply when they remount the bind.
-// Filesystem options (size=, mode=, uid=...) mean nothing for a bind, and propagation has its own field.
-const BIND_MOUNT_OPTIONS = new Set(['ro', 'rw', 'nosuid', 'suid', 'nodev', 'dev', 'noexec', 'exec', 'noatime', 'atime', 'relatime', 'norelatime', 'strictatime', 'nostrictatime', 'nodiratime', 'diratime']);
-
-/** Checks mount_options: what crisp cannot honour is refused by name, never dropped. */
-function validateMountOptions(options: string[], readonly: boolean, at: string): string[] {
-  options.forEach((option, j) => {
-    if (!BIND_MOUNT_OPTIONS.has(option)) {
-      throw invalidArgument(`${at}.mount_options[${j}]: ${JSON.stringify(option)} is not supported for a bind mount (supported: ${[...BIND_MOUNT_OPTIONS].join(', ')})`);
-    }
-    if (option === 'rw' && readonly) throw invalidArgument(`${at}.mount_options[${j}]: "rw" contradicts readonly`);
-  });
-  return [...new Set(options.filter((o) => o !== 'ro' && o !== 'rw'))];
-}
 
 export interface PreparedMounts {
   mounts: PreparedMount[];

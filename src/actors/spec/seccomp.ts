@@ -5,6 +5,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { failedPrecondition, invalidArgument, notFound } from '../../errors.js';
+import { seccompChoice, type SeccompChoice, type SeccompRequest } from '../../machines/container-rules.js';
 import type { LoadedSeccompProfile } from './input.js';
 import type { OciSeccomp, OciSeccompArg, OciSyscall, SeccompAction } from './oci-types.js';
 
@@ -176,54 +177,6 @@ export function translateSeccompProfile(profile: unknown, ctx: SeccompContext, s
   });
   if (syscalls.length > 0) out.syscalls = syscalls;
   return out;
-}
-
-/** What the CRI request asks for, after folding the legacy seccomp_profile_path into the typed field. */
-export type SeccompChoice =
-  | { kind: 'runtime-default' }
-  | { kind: 'unconfined' }
-  | { kind: 'localhost'; path: string };
-
-interface SeccompRequest {
-  seccomp: { profile_type: string; localhost_ref: string } | null;
-  seccomp_profile_path: string;
-}
-
-/**
- * Reads the container's seccomp request. The typed `seccomp` field wins over the legacy
- * `seccomp_profile_path`; with neither, `whenEmpty` decides.
- */
-export function seccompChoice(req: SeccompRequest | null, whenEmpty: 'runtime-default' | 'unconfined'): SeccompChoice {
-  const typed = req?.seccomp;
-  if (typed) {
-    switch (typed.profile_type) {
-      case 'RuntimeDefault':
-        return { kind: 'runtime-default' };
-      case 'Unconfined':
-        return { kind: 'unconfined' };
-      case 'Localhost':
-        if (!typed.localhost_ref.startsWith('/')) {
-          throw invalidArgument(`seccomp.localhost_ref: must be an absolute path, got "${typed.localhost_ref}"`);
-        }
-        return { kind: 'localhost', path: typed.localhost_ref };
-      default:
-        throw invalidArgument(`seccomp.profile_type: unknown value "${typed.profile_type}"`);
-    }
-  }
-  const legacy = req?.seccomp_profile_path ?? '';
-  if (legacy === '') return { kind: whenEmpty };
-  if (legacy === 'runtime/default' || legacy === 'docker/default') return { kind: 'runtime-default' };
-  if (legacy === 'unconfined') return { kind: 'unconfined' };
-  if (legacy.startsWith('localhost/')) {
-    const path = legacy.slice('localhost/'.length);
-    if (!path.startsWith('/') || path === '/') {
-      throw invalidArgument(`seccomp_profile_path: "${legacy}" must name an absolute path after localhost/`);
-    }
-    return { kind: 'localhost', path };
-  }
-  throw invalidArgument(
-    `seccomp_profile_path: unknown value "${legacy}" (expected runtime/default, docker/default, unconfined or localhost/<path>)`,
-  );
 }
 
 /**
