@@ -215,6 +215,18 @@ test('RunPodSandbox gives a pod a real IP, files, shm and namespaces; retried, i
   assert.match(readFileSync(join(dir, 'hosts'), 'utf8'), new RegExp(`^127\\.0\\.0\\.1\\tlocalhost$[\\s\\S]*^${s.network!.ip.replaceAll('.', '\\.')}\\tweb$`, 'm'));
   assert.ok(mountsUnder(info.shmPath).length > 0, 'the pod has its own /dev/shm tmpfs');
 
+  // verbose status runs CNI CHECK on the attachment: it passes, and fails naming the plugin once
+  // the pod's interface differs from ADD's result (a changed MAC, see network-cni.test.ts)
+  const checked = async () => JSON.parse((await call(r, r.PodSandboxStatus, { pod_sandbox_id: id, verbose: true })).info['networkCheck']!);
+  assert.deepEqual(await checked(), { ok: true });
+  const mac = inNetns(netns, 'cat', '/sys/class/net/eth0/address').trim();
+  inNetns(netns, 'ip', 'link', 'set', 'eth0', 'address', '02:00:00:c0:ff:ee');
+  const broken = await checked();
+  assert.equal(broken.ok, false);
+  assert.match(broken.error, /CNI CHECK of [0-9a-f]{64}: plugin bridge/);
+  inNetns(netns, 'ip', 'link', 'set', 'eth0', 'address', mac);
+  assert.equal((await call(r, r.PodSandboxStatus, { pod_sandbox_id: id, verbose: false })).info['networkCheck'], undefined, 'kubelet\'s status runs no CHECK');
+
   await assert.rejects(call(r, r.RunPodSandbox, { config: { ...config, labels: { other: 'pod' } } }),
     isCode(grpc.status.ALREADY_EXISTS, /web_crisp-test_uid-web_0.*reserved/));
 
