@@ -1,7 +1,41 @@
-// The one way crisp runs a short-lived command and collects its output: through the spawn
-// helper when there is one (see spawn-helper.ts for why), directly otherwise.
-import { spawn } from 'node:child_process';
+// The one way crisp runs programs. A short-lived command whose output is collected goes
+// through the spawn helper when there is one (see spawn-helper.ts for why), directly otherwise
+// (`run`); a program crisp talks to through its stdio while it runs (a relay, zstd, an exec) is
+// started by `start`, which every such caller shares: no shell, its exit as one number, a
+// closed stdin never an unhandled error.
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
 import { HelperGone, spawnHelper } from './spawn-helper.js';
+
+export interface StartedProgram {
+  child: ChildProcess;
+  /**
+   * Its exit code (128+n when signal n ended it) once it has exited and its stdio closed.
+   * Rejects with Node's spawn error (which names the program) when it could not be started.
+   */
+  exited: Promise<number>;
+  /** Whether it has been started and not yet exited. */
+  running(): boolean;
+}
+
+/** Starts a program without a shell; the caller owns its stdio and its end. */
+export function start(file: string, args: readonly string[], options: SpawnOptions = {}): StartedProgram {
+  const child = spawn(file, args, options);
+  // A program that exits or closes its stdin makes later writes fail with EPIPE; its exit
+  // status is what matters, so the stream error is ignored.
+  child.stdin?.on('error', () => undefined);
+  const exited = new Promise<number>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code, signal) => resolve(code ?? 128 + signalNumber(signal)));
+  });
+  exited.catch(() => undefined); // a caller that only kills the program need not await it
+  return { child, exited, running: () => child.pid !== undefined && child.exitCode === null && child.signalCode === null };
+}
+
+/** The number of a signal by name (0 for none or an unknown name). */
+export function signalNumber(signal: NodeJS.Signals | null): number {
+  return signal === null ? 0 : ((osConstants.signals as Record<string, number | undefined>)[signal] ?? 0);
+}
 
 export interface RunOptions {
   /** Written to the child's stdin, which is then closed. */
@@ -42,44 +76,37 @@ export async function run(file: string, args: readonly string[], options: RunOpt
   return runDirect(file, args, options);
 }
 
-export function runDirect(file: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, {
-      env: options.env ?? process.env,
-      stdio: ['pipe', 'pipe', 'pipe'],
-      ...(options.cwd !== undefined && { cwd: options.cwd }),
-    });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    let timedOut = false;
-    const timer =
-      options.timeoutMs === undefined
-        ? undefined
-        : setTimeout(() => {
-            timedOut = true;
-            child.kill('SIGKILL');
-          }, options.timeoutMs);
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', (e) => {
-      if (timer) clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (code, signal) => {
-      if (timer) clearTimeout(timer);
-      resolve({
-        code,
-        signal,
-        stdout: Buffer.concat(out).toString('utf8'),
-        stderr: Buffer.concat(err).toString('utf8'),
-        timedOut,
-      });
-    });
-    // A child that exits without reading stdin makes the write fail with EPIPE; its exit
-    // status is what matters, so the stream error is ignored.
-    child.stdin.on('error', () => {});
-    child.stdin.end(options.input ?? '');
+export async function runDirect(file: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+  const { child, exited } = start(file, args, {
+    env: options.env ?? process.env,
+    stdio: ['pipe', 'pipe', 'pipe'],
+    ...(options.cwd !== undefined && { cwd: options.cwd }),
   });
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  let timedOut = false;
+  const timer =
+    options.timeoutMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          timedOut = true;
+          child.kill('SIGKILL');
+        }, options.timeoutMs);
+  child.stdout!.on('data', (b: Buffer) => out.push(b));
+  child.stderr!.on('data', (b: Buffer) => err.push(b));
+  child.stdin!.end(options.input ?? '');
+  try {
+    await exited;
+  } finally {
+    if (timer) clearTimeout(timer);
+  }
+  return {
+    code: child.exitCode,
+    signal: child.signalCode,
+    stdout: Buffer.concat(out).toString('utf8'),
+    stderr: Buffer.concat(err).toString('utf8'),
+    timedOut,
+  };
 }
 
 /** One line describing why a command failed, for error messages. */

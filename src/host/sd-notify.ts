@@ -5,7 +5,7 @@
 // notification to the unit of the sender's pid, which it cannot look up once the sender is gone
 // (the race `systemd-notify` is known for); the unit sets NotifyAccess=all for such senders.
 // Without $NOTIFY_SOCKET (not started by systemd) nothing is sent.
-import { spawn } from 'node:child_process';
+import { start } from './run.js';
 
 const SEND = `
 use Socket;
@@ -20,15 +20,12 @@ sleep 2;
 export function sdNotify(state: string, env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
   const socket = env['NOTIFY_SOCKET'];
   if (!socket) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const child = spawn('perl', ['-e', SEND, socket, `${state}\nMAINPID=${process.pid}`], { stdio: 'ignore' });
-    child.unref();
-    child.once('error', () => resolve(false));
-    // perl exits non-zero at once when it cannot send; otherwise it is sleeping after the send.
-    const sent = setTimeout(() => resolve(true), 200);
-    child.once('exit', (code) => {
-      clearTimeout(sent);
-      resolve(code === 0);
-    });
-  });
+  const { child, exited } = start('perl', ['-e', SEND, socket, `${state}\nMAINPID=${process.pid}`], { stdio: 'ignore' });
+  child.unref();
+  // perl exits non-zero at once when it cannot send; otherwise it is sleeping after the send.
+  let sent: NodeJS.Timeout | undefined;
+  return Promise.race([
+    exited.then((code) => code === 0, () => false),
+    new Promise<boolean>((resolve) => (sent = setTimeout(() => resolve(true), 200))),
+  ]).finally(() => clearTimeout(sent));
 }

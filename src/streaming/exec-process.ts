@@ -4,11 +4,11 @@
 // raw mode and copies between the two; on SIGWINCH it copies the host terminal's size to the
 // container's. So a resize sets the host pty's window size: the kernel then signals runc, the
 // foreground process of that terminal.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { Readable, Writable } from 'node:stream';
 import { spawn as spawnOnPty, type IPty } from 'node-pty';
 import { internal } from '../errors.js';
+import { start } from '../host/run.js';
 import { killProcessTree, readPidFile } from '../actors/monitor/process-tree.js';
 
 export interface TerminalSize {
@@ -41,7 +41,6 @@ export interface ExecOptions {
   processFile: string;
 }
 
-const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15, SIGPIPE: 13 };
 /** The terminal's end-of-file character (VEOF): what a user's ^D sends. */
 const END_OF_INPUT = Buffer.from([4]);
 
@@ -117,19 +116,14 @@ export function startExec(o: ExecOptions): StreamedProcess {
 }
 
 function onPipes(o: ExecOptions, args: string[], env: Record<string, string>): Started {
-  const child: ChildProcess = spawn(o.runcPath, args, { stdio: [o.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'], env });
-  child.stdin?.on('error', () => undefined); // the command closed its stdin; later input is moot
-  const ended = new Promise<number>((resolve, reject) => {
-    child.once('error', (err) => reject(internal(`cannot start exec in container ${o.containerId}: ${err.message}`, err)));
-    child.once('close', (code, signal) => resolve(code ?? 128 + (signal ? (SIGNALS[signal] ?? 9) : 0)));
-  });
+  const { child, exited, running } = start(o.runcPath, args, { stdio: [o.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'], env });
   return {
     pid: child.pid,
     stdin: child.stdin ?? null,
     stdout: child.stdout ?? null,
     stderr: child.stderr ?? null,
-    ended,
-    running: () => child.exitCode === null && child.signalCode === null,
+    ended: exited.catch((err: Error) => Promise.reject(internal(`cannot start exec in container ${o.containerId}: ${err.message}`, err))),
+    running,
   };
 }
 

@@ -6,9 +6,10 @@
 // record to its stdout behind a 4-byte big-endian length; what arrives on its stdin is sent
 // on as records of at most 4 KiB (conmon reads stdin records into a small buffer). Each
 // relay says "connected" on stderr once its socket is up, or why not before it exits.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { basename, dirname } from 'node:path';
 import { Duplex } from 'node:stream';
+import { start, type StartedProgram } from '../host/run.js';
 
 const TCP_RELAY = String.raw`
 use strict; use IO::Socket::IP; use IO::Select;
@@ -59,17 +60,17 @@ export class RelayStream extends Duplex {
   /** Resolves once the relay's socket is connected; rejects with its error otherwise. */
   readonly ready: Promise<void>;
 
-  constructor(readonly child: ChildProcess) {
+  readonly child: ChildProcess;
+
+  constructor(program: StartedProgram) {
     super({ allowHalfOpen: true });
+    const child = (this.child = program.child);
     const errors: Buffer[] = [];
     child.stderr!.on('data', (b: Buffer) => errors.push(b));
     this.stderr = new Promise((resolve) => child.stderr!.once('close', () => resolve(Buffer.concat(errors).toString().trim())));
-    this.exited = new Promise((resolve) => {
-      child.once('error', (err) => {
-        errors.push(Buffer.from(err.message));
-        resolve(127);
-      });
-      child.once('close', (code) => resolve(code ?? 128));
+    this.exited = program.exited.catch((err: Error) => {
+      errors.push(Buffer.from(err.message));
+      return 127;
     });
     this.ready = new Promise((resolve, reject) => {
       const onData = () => {
@@ -87,7 +88,6 @@ export class RelayStream extends Duplex {
       if (!this.push(b)) child.stdout!.pause();
     });
     child.stdout!.once('end', () => this.push(null));
-    child.stdin!.on('error', () => undefined);
   }
 
   override _read(): void {
@@ -111,10 +111,7 @@ export class RelayStream extends Duplex {
 
 /** A TCP connection to `port` on the loopback of the network namespace at `netns`. */
 export function dialInNetns(netns: string, port: number): RelayStream {
-  const child = spawn('nsenter', [`--net=${netns}`, '--', 'perl', '-e', TCP_RELAY, 'localhost', String(port)], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  return new RelayStream(child);
+  return new RelayStream(start('nsenter', [`--net=${netns}`, '--', 'perl', '-e', TCP_RELAY, 'localhost', String(port)], { stdio: ['pipe', 'pipe', 'pipe'] }));
 }
 
 /**
@@ -123,8 +120,7 @@ export function dialInNetns(netns: string, port: number): RelayStream {
  * a unix socket address holds.
  */
 export function openSeqpacket(path: string): RelayStream {
-  const child = spawn('perl', ['-e', SEQPACKET_RELAY, basename(path)], { stdio: ['pipe', 'pipe', 'pipe'], cwd: dirname(path) });
-  return new RelayStream(child);
+  return new RelayStream(start('perl', ['-e', SEQPACKET_RELAY, basename(path)], { stdio: ['pipe', 'pipe', 'pipe'], cwd: dirname(path) }));
 }
 
 /** Splits the seqpacket relay's output back into records. */

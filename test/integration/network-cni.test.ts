@@ -11,7 +11,7 @@ import { mkdtemp, readFile, rm, unlink, writeFile, mkdir } from 'node:fs/promise
 import { connect } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { CniRunner } from '../../src/actors/network/cni.js';
 import { defaultNetworkConfig, writeDefaultConfig } from '../../src/actors/network/cni-config.js';
 import { cacheFilePath } from '../../src/actors/network/cni-cache.js';
@@ -20,7 +20,6 @@ import { isMountPoint } from '../../src/actors/network/mounts.js';
 import {
   pinNamespaces,
   runInNetns,
-  spawnInNamespaces,
   unpinNamespaces,
   type PinnedNamespaces,
 } from '../../src/actors/network/namespaces.js';
@@ -114,7 +113,7 @@ function id(name: string): string {
 /** A TCP server inside a netns that greets each client with `greeting` and closes. */
 async function startServer(ns: PinnedNamespaces, port: number, greeting: string): Promise<ChildProcess> {
   const script = `require('net').createServer((s) => s.end(process.argv[1])).listen(${port}, '0.0.0.0', () => console.log('listening'));`;
-  const child = spawnInNamespaces({ net: ns.net! }, process.execPath, ['-e', script, greeting], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn('nsenter', [`--net=${ns.net!}`, '--', process.execPath, '-e', script, greeting], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(child);
   const [line] = (await once(child.stdout!, 'data')) as [Buffer];
   assert.match(line.toString(), /listening/);

@@ -1,12 +1,11 @@
 // ExecSync: `runc exec` in the foreground, output captured up to a cap, with a deadline.
 // On the deadline the exec'd processes are killed while runc is still alive to reap them;
 // killing runc first would hand them to the container's init, which may never reap them.
-import { spawn } from 'node:child_process';
-import { constants as osConstants } from 'node:os';
 import type { Readable } from 'node:stream';
 import { internal } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
 import { errCode, removePath, waitForFile } from '../../host/files.js';
+import { start } from '../../host/run.js';
 import { killProcessTree, readPidFile } from './process-tree.js';
 import type { Runc } from './runc.js';
 import type { ExecSyncResult } from './types.js';
@@ -52,7 +51,7 @@ export interface ExecSyncOptions {
 
 export async function execSyncWithRunc(o: ExecSyncOptions): Promise<ExecSyncResult> {
   const logger = o.logger ?? silentLogger;
-  const child = spawn(o.runc.path, [...o.runc.globalArgs(), 'exec', '--pid-file', o.pidFile, '--process', o.processFile, o.id], {
+  const { child, exited } = start(o.runc.path, [...o.runc.globalArgs(), 'exec', '--pid-file', o.pidFile, '--process', o.processFile, o.id], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const stdout = new CappedBuffer(o.maxOutputBytes);
@@ -61,10 +60,7 @@ export async function execSyncWithRunc(o: ExecSyncOptions): Promise<ExecSyncResu
   (child.stderr as Readable).on('data', (b: Buffer) => stderr.push(b));
   let timedOut = false;
   let timer: NodeJS.Timeout | undefined;
-  const closed = new Promise<number>((resolve, reject) => {
-    child.once('error', (e) => reject(internal(`cannot run ${o.runc.path}: ${e.message}`, e)));
-    child.once('close', (code, signal) => resolve(code ?? 128 + signalNumber(signal)));
-  });
+  const closed = exited.catch((e: Error) => Promise.reject(internal(`cannot run ${o.runc.path}: ${e.message}`, e)));
   try {
     if (o.timeoutSeconds > 0) {
       timer = setTimeout(() => {
@@ -79,10 +75,6 @@ export async function execSyncWithRunc(o: ExecSyncOptions): Promise<ExecSyncResu
     await removePath(o.pidFile);
     await removePath(o.processFile);
   }
-}
-
-function signalNumber(signal: NodeJS.Signals | null): number {
-  return signal === null ? 0 : ((osConstants.signals as Record<string, number | undefined>)[signal] ?? 0);
 }
 
 /**

@@ -14,7 +14,6 @@
 // private mount nothing leaks to other mount namespaces; on a shared one the unmount in
 // unpin propagates to the peers the mount propagated to, so both are safe.
 
-import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { alreadyExists, internal, invalidArgument, messageOf } from '../../errors.js';
@@ -134,16 +133,6 @@ export async function runInNamespaces(
 /** Runs a program inside a pinned network namespace. */
 export function runInNetns(netnsPath: string, file: string, args: readonly string[], options?: RunOptions): Promise<RunResult> {
   return runInNamespaces({ net: netnsPath }, file, args, options);
-}
-
-/** Starts a long-running program inside pinned namespaces; the caller owns (and must end) the child. */
-export function spawnInNamespaces(
-  ns: PinnedNamespaces,
-  file: string,
-  args: readonly string[],
-  options: SpawnOptions = {},
-): ChildProcess {
-  return spawn('nsenter', nsenterArgs(ns, file, args), options);
 }
 
 /** Brings the loopback interface up; a fresh network namespace has it down. Idempotent. */

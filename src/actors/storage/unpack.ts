@@ -5,12 +5,12 @@
 // (fzstd): native speed on a second core, streaming with back-pressure through a pipe, and
 // one process per layer costs a few milliseconds against seconds of decoding in JS.
 
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, openSync, readSync, statSync } from 'node:fs';
 import { pipeline, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { failedPrecondition, invalidArgument } from '../../errors.js';
+import { start } from '../../host/run.js';
 import { LayerExtractor, type ExtractorOptions } from './layer-extractor.js';
 import { TarParser } from './tar-reader.js';
 
@@ -87,18 +87,14 @@ function decompressed(blobPath: string, compression: Compression): Source {
     };
   }
   file.destroy();
-  const child = spawn('zstd', ['-d', '-c', '-q', '--', blobPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const { child, exited } = start('zstd', ['-d', '-c', '-q', '--', blobPath], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-  const exited = new Promise<number | string>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve(code ?? signal ?? 'unknown'));
-  });
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
   return {
-    stream: child.stdout,
+    stream: child.stdout!,
     done: async () => {
       const status = await exited;
-      if (status !== 0) throw invalidArgument(`zstd could not decompress layer blob ${blobPath} (${status}): ${stderr.trim()}`);
+      if (status !== 0) throw invalidArgument(`zstd could not decompress layer blob ${blobPath} (exit ${status}): ${stderr.trim()}`);
     },
     kill: () => {
       if (child.exitCode === null) child.kill('SIGKILL');
