@@ -15,6 +15,8 @@ import {
   criSecurityContext,
 } from '../helpers/cri-defaults.js';
 import type { HostFacts, ResolvedUser, SpecInput } from '../../src/actors/spec/input.js';
+import { podResourcesOf } from '../../src/actors/spec/pod-resources.js';
+import type { SandboxContext } from '../../src/machines/sandbox.js';
 import type { ContainerConfig__Output } from '../../src/cri/proto/gen/runtime/v1/ContainerConfig.js';
 import type { LinuxContainerSecurityContext__Output } from '../../src/cri/proto/gen/runtime/v1/LinuxContainerSecurityContext.js';
 import type { LinuxContainerResources__Output } from '../../src/cri/proto/gen/runtime/v1/LinuxContainerResources.js';
@@ -512,4 +514,28 @@ test('image mounts: no host path, read-only and private, a sub path that stays i
   assert.throws(() => imageSubPath('/etc', 'f'), /must be relative/);
   assert.throws(() => imageSubPath('a/../../b', 'f'), /leads out of the image/);
   assert.throws(() => validateCriMount(criMount({ container_path: '/mnt/i', host_path: '/x', image_sub_path: 'a' }), 3), /mounts\[3\]\.image_sub_path: only an image mount/);
+});
+
+test('the pause container and the containers take the same pod resources, hostname included', () => {
+  const id = 'abcdef0123456789'.repeat(4);
+  const context = {
+    config: criSandboxConfig({ hostname: '', linux: { ...criSandboxConfig().linux!, cgroup_parent: '/kubepods/pod1' } }),
+    namespaces: { net: '/run/ns/net', ipc: '/run/ns/ipc', uts: '/run/ns/uts' },
+    filesDir: '/run/pod/files',
+    shmPath: '/run/pod/shm',
+  } as unknown as SandboxContext;
+  assert.deepEqual(podResourcesOf(id, context, 'node1'), {
+    netns: '/run/ns/net',
+    ipcns: '/run/ns/ipc',
+    utsns: '/run/ns/uts',
+    hostnamePath: '/run/pod/files/hostname',
+    hostsPath: '/run/pod/files/hosts',
+    resolvConfPath: '/run/pod/files/resolv.conf',
+    shmPath: '/run/pod/shm',
+    cgroupParent: '/kubepods/pod1',
+    // a pod without a hostname is named by its id, as the pod's UTS namespace is (a container's
+    // HOSTNAME used to be empty there while the pause container's was the id)
+    hostname: 'abcdef012345',
+  });
+  assert.throws(() => podResourcesOf(id, { ...context, filesDir: null }, 'node1'), /no hostname\/hosts\/resolv.conf files/);
 });

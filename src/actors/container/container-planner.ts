@@ -4,6 +4,7 @@
 // idempotent, so after a crash the same plan simply runs again (DESIGN.md rules 2 and 5).
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Step, Planner } from '../driver.js';
 import type { EntityState } from '../../machines/index.js';
@@ -14,7 +15,7 @@ import { nowNs } from '../../events/clock.js';
 import { failedPrecondition, invalidArgument, messageOf, recordedKind } from '../../errors.js';
 import { mountOverlay, unmount } from '../storage/overlay.js';
 import { resolveImage } from '../image-pull/image-index.js';
-import { generateSpec, loadLocalhostSeccompProfile, prepareMounts, readUserDatabase, releasePreparedMounts, resolveUserFrom, writeSpecFile } from '../spec/index.js';
+import { generateSpec, loadLocalhostSeccompProfile, podResourcesOf, prepareMounts, readUserDatabase, releasePreparedMounts, resolveUserFrom, writeSpecFile } from '../spec/index.js';
 import type { OciImageConfig, PodResources } from '../spec/index.js';
 import type { UserDatabase } from '../spec/user.js';
 import { containerLayout } from '../monitor/container-layout.js';
@@ -106,20 +107,8 @@ function podResources(deps: ContainerDeps, sandboxId: string): { pod: PodResourc
     throw failedPrecondition(`pod sandbox ${sandboxId} is ${sandbox ? sandbox.value : 'gone'}, not ready`);
   }
   const s = sandbox.context;
-  if (!s.filesDir) throw failedPrecondition(`pod sandbox ${sandboxId} has no hostname/hosts/resolv.conf files`);
   const pidns = s.namespaces.pid ?? (s.infra ? `/proc/${s.infra.pid}/ns/pid` : undefined);
-  const pod: PodResources = {
-    ...(s.namespaces.net !== undefined && { netns: s.namespaces.net }),
-    ...(s.namespaces.ipc !== undefined && { ipcns: s.namespaces.ipc }),
-    ...(s.namespaces.uts !== undefined && { utsns: s.namespaces.uts }),
-    ...(pidns !== undefined && { pidns }),
-    hostnamePath: join(s.filesDir, 'hostname'),
-    hostsPath: join(s.filesDir, 'hosts'),
-    resolvConfPath: join(s.filesDir, 'resolv.conf'),
-    ...(s.shmPath && { shmPath: s.shmPath }),
-    cgroupParent: s.config!.linux?.cgroup_parent ?? '',
-    hostname: s.config!.hostname,
-  };
+  const pod: PodResources = { ...podResourcesOf(sandboxId, s, hostname()), ...(pidns !== undefined && { pidns }) };
   return { pod, sandbox };
 }
 

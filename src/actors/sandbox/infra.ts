@@ -21,12 +21,11 @@ import { unmount } from '../storage/overlay.js';
 import { mountWritableRootfs } from '../storage/writable-rootfs.js';
 import { imageConfigOf } from '../image-pull/image-config.js';
 import { resolveImage } from '../image-pull/image-index.js';
-import { generateInfraSpec, writeSpecFile, type HostFacts } from '../spec/index.js';
+import { generateInfraSpec, podResourcesOf, writeSpecFile, type HostFacts } from '../spec/index.js';
 import type { ContainerRuntime } from '../monitor/container-runtime.js';
 import type { ExitInfo } from '../monitor/types.js';
 import { bundleLayout, runtimeDirs } from '../monitor/container-layout.js';
 import { waitForFile, WaitAborted } from '../../host/files.js';
-import { effectiveHostname } from '../../machines/sandbox-config.js';
 import { sandboxDir, sandboxState } from './sandbox-streams.js';
 import { appendIfAccepted } from '../../events/append-if-accepted.js';
 
@@ -107,24 +106,13 @@ export async function writeInfraSpec(deps: InfraDeps, id: string, state: Sandbox
   const c = state.context;
   const config = c.config!;
   if (!c.infraImage || !c.infraRootfs) throw failedPrecondition(`pod sandbox ${id} has no infra rootfs to write a spec for`);
-  if (!c.filesDir) throw failedPrecondition(`pod sandbox ${id} has no hostname/hosts/resolv.conf files`);
   const imageConfig = await imageConfigOf(deps.blobs, c.infraImage.id);
   const { spec, warnings } = generateInfraSpec({
     sandboxId: id,
     sandbox: config,
     rootfs: c.infraRootfs,
     image: { config: imageConfig, name: c.infraImage.requested, id: c.infraImage.id },
-    pod: {
-      ...(c.namespaces.net !== undefined && { netns: c.namespaces.net }),
-      ...(c.namespaces.ipc !== undefined && { ipcns: c.namespaces.ipc }),
-      ...(c.namespaces.uts !== undefined && { utsns: c.namespaces.uts }),
-      hostnamePath: join(c.filesDir, 'hostname'),
-      hostsPath: join(c.filesDir, 'hosts'),
-      resolvConfPath: join(c.filesDir, 'resolv.conf'),
-      ...(c.shmPath && { shmPath: c.shmPath }),
-      cgroupParent: config.linux?.cgroup_parent ?? '',
-      hostname: effectiveHostname(config, id, nodeHostname()),
-    },
+    pod: podResourcesOf(id, c, nodeHostname()),
     host: await deps.hostFacts(),
   });
   for (const warning of warnings) (deps.logger ?? silentLogger).warn({ sandbox: id }, warning);

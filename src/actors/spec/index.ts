@@ -8,3 +8,4 @@ export { readHostFacts } from './host-facts.js';
 export { prepareMounts, releasePreparedMounts } from './mounts.js';
 export { loadLocalhostSeccompProfile } from './seccomp.js';
 export { writeSpecFile } from './bundle.js';
+export { podResourcesOf } from './pod-resources.js';
