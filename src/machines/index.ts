@@ -6,7 +6,7 @@ import { containerMachine, type ContainerContext, type ContainerStateName } from
 import { imageMachine, type ImageContext, type ImageStateName } from './image.js';
 import { runtimeMachine, type RuntimeContext } from './runtime.js';
 import { pullMachine, type PullContext, type PullStateName } from './pull.js';
-import type { DomainEvent, EventsByKind, StreamKind } from './events.js';
+import type { DomainEvent, StreamKind } from './events.js';
 
 interface StateOf {
   sandbox: { value: SandboxStateName; context: SandboxContext };
@@ -61,12 +61,6 @@ function inertScope(kind: StreamKind): AnyActorScope {
 
 export function next(kind: StreamKind, snapshot: Snapshot, event: DomainEvent): Snapshot {
   return MACHINES[kind].transition(snapshot, event, inertScope(kind)) as Snapshot;
-}
-
-export function fold<K extends StreamKind>(kind: K, id: string, events: Iterable<EventsByKind[K]>): Snapshot {
-  let snapshot = initialSnapshot(kind, id);
-  for (const event of events) snapshot = next(kind, snapshot, event);
-  return snapshot;
 }
 
 export function stateOf<K extends StreamKind>(_kind: K, snapshot: Snapshot): EntityState<K> {

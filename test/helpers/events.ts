@@ -1,7 +1,15 @@
 import type { ContainerConfig__Output } from '../../src/cri/proto/gen/runtime/v1/ContainerConfig.js';
 import type { PodSandboxConfig__Output } from '../../src/cri/proto/gen/runtime/v1/PodSandboxConfig.js';
-import type { ContainerEvent, SandboxEvent } from '../../src/machines/events.js';
+import type { ContainerEvent, EventsByKind, SandboxEvent, StreamKind } from '../../src/machines/events.js';
+import { initialSnapshot, next, type Snapshot } from '../../src/machines/index.js';
 import { randomBytes } from 'node:crypto';
+
+/** The state a stream's events lead to from its start. */
+export function fold<K extends StreamKind>(kind: K, id: string, events: Iterable<EventsByKind[K]>): Snapshot {
+  let snapshot = initialSnapshot(kind, id);
+  for (const event of events) snapshot = next(kind, snapshot, event);
+  return snapshot;
+}
 
 export const hexId = () => randomBytes(32).toString('hex');
 

@@ -16,7 +16,7 @@ import { CniRunner } from '../../src/actors/network/cni.js';
 import { defaultNetworkConfig, writeDefaultConfig } from '../../src/actors/network/cni-config.js';
 import { cacheFilePath } from '../../src/actors/network/cni-cache.js';
 import { run } from '../../src/host/run.js';
-import { isMountPoint } from '../../src/actors/network/mounts.js';
+import { isMountPoint } from '../helpers/mounts.js';
 import {
   pinNamespaces,
   runInNetns,

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readMounts, isMountPoint } from '../../src/actors/network/mounts.js';
+import { readMounts } from '../../src/actors/network/mounts.js';
+import { isMountPoint } from '../helpers/mounts.js';
 import {
   isPinned,
   pinNamespaces,

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fold, stateOf } from '../../src/machines/index.js';
+import { stateOf } from '../../src/machines/index.js';
+import { fold } from '../helpers/events.js';
 import type { ContainerEvent } from '../../src/machines/events.js';
 import { matchesFilter, toCriContainer, toCriStatus } from '../../src/actors/container/container-view.js';
 import { containerPlanner } from '../../src/actors/container/container-planner.js';

@@ -1,10 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createActor } from 'xstate';
-import { accepts, fold, initialSnapshot, next, sandboxMachine, containerMachine, imageMachine, pullMachine, runtimeMachine, type Snapshot } from '../../src/machines/index.js';
+import { accepts, initialSnapshot, next, sandboxMachine, containerMachine, imageMachine, pullMachine, runtimeMachine, type Snapshot } from '../../src/machines/index.js';
 import type { ContainerEvent, DomainEvent, ImageEvent, PullEvent, RuntimeEvent, SandboxEvent, StreamKind } from '../../src/machines/events.js';
-import { containerCreate, exited, hexId, sandboxRun } from '../helpers/events.js';
+import { containerCreate, exited, fold, hexId, sandboxRun } from '../helpers/events.js';
 import { criResources } from '../helpers/cri-defaults.js';
+
 
 // One sample of every event type, per stream kind.
 const SANDBOX_EVENTS: SandboxEvent[] = [

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseMountInfo } from '../../src/actors/network/mounts.js';
+import { parseMountInfo } from '../../src/host/mountinfo.js';
 import { mountsOnIn } from '../../src/host/mountinfo.js';
 
 test('mountinfo lines are parsed, with octal escapes undone', () => {

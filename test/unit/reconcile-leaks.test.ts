@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { EventStore } from '../../src/events/store.js';
 import { conmonCreateArgs, type ConmonCreateOptions } from '../../src/actors/monitor/conmon.js';
 import { runtimeDirs } from '../../src/actors/monitor/container-layout.js';
-import { parseMountInfo } from '../../src/actors/network/mounts.js';
+import { parseMountInfo } from '../../src/host/mountinfo.js';
 import { CNI_CACHE_KIND, encodeConfig, type CachedAttachment } from '../../src/actors/network/cni-cache.js';
 import { daemonConmonArgs, findDaemonConmons, parseConmonArgv } from '../../src/actors/reconcile/conmon-procs.js';
 import { isWithin, liveOwners, ownedAttachments, ownedPaths, runtimeOwners, strayMounts, unownedAttachments } from '../../src/actors/reconcile/ownership.js';

@@ -1,17 +1,13 @@
 import { resolve } from 'node:path';
 import { internal } from '../../errors.js';
 import { describeFailure, run } from '../../host/run.js';
-import { mountedHere, mountsAt, mountsOn, readMounts, type MountEntry } from '../../host/mountinfo.js';
+import { mountedHere, mountsOn, readMounts, type MountEntry } from '../../host/mountinfo.js';
 
-export { parseMountInfo, readMounts, type MountEntry } from '../../host/mountinfo.js';
+export { readMounts, type MountEntry } from '../../host/mountinfo.js';
 
 /** The topmost mount on every mount point now, for checking many paths against one read of the table. */
 export async function topMounts(): Promise<Map<string, MountEntry>> {
   return new Map((await readMounts()).map((m) => [m.mountPoint, m]));
-}
-
-export async function isMountPoint(path: string): Promise<boolean> {
-  return (await mountsAt(path)).length > 0;
 }
 
 /**

@@ -5,7 +5,6 @@
 // against (the log itself keeps synchronous=NORMAL for the same reason).
 
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { RuntimeSpec } from './oci-types.js';
 
@@ -24,9 +23,4 @@ export async function writeSpecFile(bundleDir: string, spec: RuntimeSpec): Promi
     throw err;
   }
   return target;
-}
-
-/** Removes <bundleDir>/config.json; a missing file is fine. */
-export async function removeSpecFile(bundleDir: string): Promise<void> {
-  await rm(path.join(bundleDir, SPEC_FILE), { force: true });
 }
