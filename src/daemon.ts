@@ -99,16 +99,16 @@ export async function runDaemon(config: CrispConfig, logger: Logger): Promise<Da
     conmonCgroup: parseConmonCgroup(config.conmonCgroup),
   });
   let hostFacts: Promise<HostFacts> | undefined;
-  const context = {
+  const context: CriContext = {
     config, store, logger, readiness, version: CRISP_VERSION, blobs, layers, runtime, handlers,
+    images: new Images({ config, store, logger, blobs, layers }),
     writableLayers: new WritableLayerCache({ refreshMs: LAYER_REFRESH_MS, logger }),
     network: cniRunnerFor(config, logger.child({ service: 'network' })),
     hostFacts: () => (hostFacts ??= readHostFacts().catch((err: unknown) => {
       hostFacts = undefined;
       throw err;
     })),
-  } as CriContext;
-  context.images = new Images(context);
+  };
   const services = SERVICES.map((make) => make(context));
   // Attached before recovery, so the steps recovery re-drives are timed too.
   const metrics = new CrispMetrics(store);

@@ -19,13 +19,9 @@ import { updateContainerResources } from './update-container-resources.js';
 const CLOSE_WAIT_MS = 5_000;
 
 export const containerService: ServiceFactory = (ctx) => {
-  const deps: ContainerDeps = {
-    ctx,
-    runtime: ctx.runtime,
-    driver: undefined as unknown as StreamDriver<'container'>,
-    hostFacts: ctx.hostFacts,
-  };
-  deps.driver = new StreamDriver(ctx.store, 'container', containerPlanner(deps), ctx.logger.child({ service: 'containers' }));
+  const planning = { ctx, runtime: ctx.runtime, hostFacts: ctx.hostFacts };
+  const driver = new StreamDriver(ctx.store, 'container', containerPlanner(planning), ctx.logger.child({ service: 'containers' }));
+  const deps: ContainerDeps = { ...planning, driver };
   const exits = new ExitWatcher(deps);
   return {
     name: 'containers',

@@ -21,10 +21,14 @@ interface ContainerActorContext {
   handlers: RuntimeHandlers;
 }
 
-export interface ContainerDeps {
+/** What the planner needs: everything but the driver that runs it. */
+export interface ContainerPlanDeps {
   ctx: ContainerActorContext;
   runtime: ContainerRuntime;
-  driver: StreamDriver<'container'>;
   /** Read once per daemon: capabilities, cgroup version, devices, the default seccomp profile. */
   hostFacts(): Promise<HostFacts>;
+}
+
+export interface ContainerDeps extends ContainerPlanDeps {
+  driver: StreamDriver<'container'>;
 }

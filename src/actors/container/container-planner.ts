@@ -22,7 +22,7 @@ import { containerLayout } from '../monitor/container-layout.js';
 import { exitFacts } from './container-exits.js';
 import { ensureHostPropagation } from '../monitor/host-propagation.js';
 import { signalName, signalNameOfCri } from '../monitor/signals.js';
-import type { ContainerDeps } from './container-deps.js';
+import type { ContainerPlanDeps } from './container-deps.js';
 import { planResources } from '../spec/resources.js';
 import type { LinuxResources } from '../monitor/types.js';
 import type { LinuxContainerResources__Output } from '../../cri/proto/gen/runtime/v1/LinuxContainerResources.js';
@@ -34,7 +34,7 @@ import { mountWritableRootfs } from '../storage/writable-rootfs.js';
 const TERMINATION_PATH_ANNOTATION = 'io.kubernetes.container.terminationMessagePath';
 const DEFAULT_TERMINATION_PATH = '/dev/termination-log';
 
-export function containerPlanner(deps: ContainerDeps): Planner<'container'> {
+export function containerPlanner(deps: ContainerPlanDeps): Planner<'container'> {
   return (id, state) => {
     const c = state.context;
     switch (state.value) {
@@ -72,7 +72,7 @@ function createStep(name: string, run: () => Promise<ContainerEvent[]>): Step<'c
 // container of an image would otherwise pay two reads through the overlay and two parses.
 const userDatabases = new PerImage<UserDatabase>();
 
-async function mountRootfs(deps: ContainerDeps, id: string, c: ContainerContext): Promise<ContainerEvent[]> {
+async function mountRootfs(deps: ContainerPlanDeps, id: string, c: ContainerContext): Promise<ContainerEvent[]> {
   const image = resolveImage(deps.ctx.store, c.image!.id);
   if (!image) throw failedPrecondition(`image ${c.image!.id} (${c.image!.requested}) is no longer present`);
   const layout = containerLayout(deps.ctx.config.root, id);
@@ -100,7 +100,7 @@ async function unmountImageVolumes(imageVolumes: string): Promise<void> {
   for (const name of names) await unmount(join(imageVolumes, name));
 }
 
-function podResources(deps: ContainerDeps, sandboxId: string): { pod: PodResources; sandbox: EntityState<'sandbox'> } {
+function podResources(deps: ContainerPlanDeps, sandboxId: string): { pod: PodResources; sandbox: EntityState<'sandbox'> } {
   const live = deps.ctx.store.stream(sandboxId);
   const sandbox = live?.kind === 'sandbox' ? stateOf('sandbox', live.snapshot) : undefined;
   if (!sandbox || sandbox.value !== 'ready' || !sandbox.context.config) {
@@ -113,14 +113,14 @@ function podResources(deps: ContainerDeps, sandboxId: string): { pod: PodResourc
 }
 
 /** The pod's RuntimeClass handler: its containers run with the runtime the pod was made with. */
-function podRuntimeHandler(deps: ContainerDeps, sandboxId: string): string {
+function podRuntimeHandler(deps: ContainerPlanDeps, sandboxId: string): string {
   const live = deps.ctx.store.stream(sandboxId);
   if (live?.kind !== 'sandbox') throw failedPrecondition(`pod sandbox ${sandboxId} is gone`);
   return stateOf('sandbox', live.snapshot).context.runtimeHandler;
 }
 
 /** namespace_options.pid = TARGET: the PID namespace of another running container of the pod. */
-function targetPidns(deps: ContainerDeps, c: ContainerContext): string | undefined {
+function targetPidns(deps: ContainerPlanDeps, c: ContainerContext): string | undefined {
   const options = c.config?.linux?.security_context?.namespace_options;
   if (options?.pid !== 'TARGET') return undefined;
   const live = deps.ctx.store.stream(options.target_id);
@@ -131,7 +131,7 @@ function targetPidns(deps: ContainerDeps, c: ContainerContext): string | undefin
   return `/proc/${target.context.pid}/ns/pid`;
 }
 
-async function writeSpec(deps: ContainerDeps, id: string, c: ContainerContext): Promise<ContainerEvent[]> {
+async function writeSpec(deps: ContainerPlanDeps, id: string, c: ContainerContext): Promise<ContainerEvent[]> {
   const config = c.config!;
   const layout = containerLayout(deps.ctx.config.root, id);
   const { pod, sandbox } = podResources(deps, c.sandboxId);
@@ -191,7 +191,7 @@ function effectiveStopSignal(config: { stop_signal?: string }, imageStopSignal: 
   return imageStopSignal ? signalName(imageStopSignal, 'image config StopSignal') : 'SIGTERM';
 }
 
-async function createInRuntime(deps: ContainerDeps, id: string, c: ContainerContext): Promise<ContainerEvent[]> {
+async function createInRuntime(deps: ContainerPlanDeps, id: string, c: ContainerContext): Promise<ContainerEvent[]> {
   // Pid files mean an earlier run of this step got as far as runc's create: adopt what it made.
   const existing = await deps.runtime.created(id);
   if (existing) return [{ type: 'ContainerCreated', pid: existing.pid, conmonPid: existing.conmonPid }];
@@ -209,7 +209,7 @@ async function createInRuntime(deps: ContainerDeps, id: string, c: ContainerCont
   return [{ type: 'ContainerCreated', pid: made.pid, conmonPid: made.conmonPid }];
 }
 
-function startStep(deps: ContainerDeps, id: string): Step<'container'> {
+function startStep(deps: ContainerPlanDeps, id: string): Step<'container'> {
   return {
     name: 'start',
     async run() {
@@ -235,7 +235,7 @@ function startStep(deps: ContainerDeps, id: string): Step<'container'> {
  * live cgroup through the runtime. Re-driven after a crash it applies them again: the same update
  * twice leaves the same limits.
  */
-function resourcesStep(deps: ContainerDeps, id: string, resources: LinuxContainerResources__Output): Step<'container'> {
+function resourcesStep(deps: ContainerPlanDeps, id: string, resources: LinuxContainerResources__Output): Step<'container'> {
   return {
     name: 'update-resources',
     async run() {
@@ -251,7 +251,7 @@ function resourcesStep(deps: ContainerDeps, id: string, resources: LinuxContaine
   };
 }
 
-function stopStep(deps: ContainerDeps, id: string, c: ContainerContext): Step<'container'> {
+function stopStep(deps: ContainerPlanDeps, id: string, c: ContainerContext): Step<'container'> {
   return {
     name: 'stop',
     async run() {
@@ -263,7 +263,7 @@ function stopStep(deps: ContainerDeps, id: string, c: ContainerContext): Step<'c
   };
 }
 
-function releaseStep(deps: ContainerDeps, id: string, c: ContainerContext): Step<'container'> {
+function releaseStep(deps: ContainerPlanDeps, id: string, c: ContainerContext): Step<'container'> {
   const layout = containerLayout(deps.ctx.config.root, id);
   if (!c.runtimeDeleted) {
     return {
