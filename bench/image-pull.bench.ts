@@ -17,7 +17,7 @@ import { LayerStore } from '../src/actors/storage/layer-store.js';
 import { ImagePuller } from '../src/actors/image-pull/puller.js';
 import { RegistryClient } from '../src/actors/image-pull/registry-client.js';
 import { parseImageConfig, parseManifest } from '../src/actors/image-pull/manifest.js';
-import { emptyRegistriesConfig, parseRegistriesConf } from '../src/config/registries.js';
+import { emptyRegistriesConfig, parseRegistriesConf } from '../src/actors/image-pull/registries-conf.js';
 import { createTar } from '../test/helpers/tar.js';
 import { buildImage, buildLayer, pushImage } from '../test/helpers/oci-images.js';
 import { startRegistry } from '../test/helpers/registry.js';

@@ -14,7 +14,7 @@ import { LayerStore } from '../../src/actors/storage/layer-store.js';
 import { mountOverlay, unmount } from '../../src/actors/storage/overlay.js';
 import { getXattrs } from '../../src/actors/storage/native.js';
 import { ImagePuller, type ImagePullerOptions, type StoredLayer } from '../../src/actors/image-pull/puller.js';
-import { parseRegistriesConf, emptyRegistriesConfig, type RegistriesConfig } from '../../src/config/registries.js';
+import { parseRegistriesConf, emptyRegistriesConfig, type RegistriesConfig } from '../../src/actors/image-pull/registries-conf.js';
 import { isCrispError } from '../../src/errors.js';
 import { hostPlatform } from '../../src/actors/image-pull/platform.js';
 import {

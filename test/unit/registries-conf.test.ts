@@ -12,7 +12,7 @@ import {
   resolvePullEndpoints,
   emptyRegistriesConfig,
   type RegistriesConfig,
-} from '../../src/config/registries.js';
+} from '../../src/actors/image-pull/registries-conf.js';
 import { parseReference } from '../../src/actors/image-pull/reference.js';
 import { isCrispError } from '../../src/errors.js';
 

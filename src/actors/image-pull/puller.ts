@@ -7,7 +7,7 @@
 
 import { asCrispError, CrispError, deadlineExceeded, failedPrecondition, type ErrorKind } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
-import { resolvePullEndpoints, type PullEndpoint, type RegistriesConfig } from '../../config/registries.js';
+import { resolvePullEndpoints, type PullEndpoint, type RegistriesConfig } from './registries-conf.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { chainIds, type LayerStore } from '../storage/layer-store.js';
 import { credentialsFingerprint, credentialsFromAuthConfig, type AuthConfig, type Credentials } from './auth.js';

@@ -12,7 +12,7 @@ import type { AppendRequest } from '../../events/store.js';
 import type { ImageEvent } from '../../machines/events.js';
 import { nowNs } from '../../events/clock.js';
 import { ImagePuller, type PullResult } from './puller.js';
-import { loadRegistriesConfig } from '../../config/registries.js';
+import { loadRegistriesConfig } from './registries-conf.js';
 import { parseReference } from './reference.js';
 import { liveImages, resolveImage, type ImageState } from './image-index.js';
 import type { AuthConfig } from './auth.js';

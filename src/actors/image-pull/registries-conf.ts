@@ -4,9 +4,9 @@
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
-import { invalidArgument, failedPrecondition } from '../errors.js';
-import { silentLogger, type Logger } from '../log.js';
-import type { ImageReference } from '../actors/image-pull/reference.js';
+import { invalidArgument, failedPrecondition } from '../../errors.js';
+import { silentLogger, type Logger } from '../../log.js';
+import type { ImageReference } from './reference.js';
 
 const DEFAULT_REGISTRIES_CONF = '/etc/containers/registries.conf';
 
