@@ -56,23 +56,35 @@ export class ConmonPlacer {
   private mounts: string[] | undefined;
 
   constructor(
-    readonly setting: ConmonCgroupSetting,
+    private readonly setting: ConmonCgroupSetting,
     private readonly layout: () => Promise<CgroupLayout>,
     private readonly procSelfCgroup = '/proc/self/cgroup',
   ) {}
 
   /**
-   * Moves conmon `pid` into `target` (conmonCgroupPath's answer) in every hierarchy where the
-   * daemon sits below the root; where it sits at the root there is nothing to move it out of.
+   * Where a container's conmon will go: conmonCgroupPath's answer, or null when it stays where
+   * it starts (the "daemon" setting, or a daemon at the root of every hierarchy: nothing to move
+   * it out of).
    */
+  async target(containerCgroupsPath: string | undefined, id: string): Promise<string | null> {
+    const target = conmonCgroupPath(this.setting, containerCgroupsPath, id);
+    if (target === null) return null;
+    return (await this.hierarchies()).length > 0 ? target : null;
+  }
+
+  /** Moves conmon `pid` into `target` (what target() said) in every hierarchy where the daemon sits below the root. */
   async place(pid: number, target: string | null): Promise<void> {
     if (target === null) return;
-    this.mounts ??= hierarchiesBelowRoot(await this.layout(), readFileSync(this.procSelfCgroup, 'utf8'));
-    for (const mount of this.mounts) {
+    for (const mount of await this.hierarchies()) {
       const dir = join(mount, target);
       mkdirSync(dir, { recursive: true });
       writeFileSync(join(dir, 'cgroup.procs'), String(pid));
     }
+  }
+
+  private async hierarchies(): Promise<string[]> {
+    this.mounts ??= hierarchiesBelowRoot(await this.layout(), readFileSync(this.procSelfCgroup, 'utf8'));
+    return this.mounts;
   }
 
   /** Whether the conmon cgroup of a container is one crisp made for it alone (and removes). */

@@ -29,7 +29,7 @@ import { readPidFile, processIdentity } from './process-tree.js';
 import { Runc, runcErrorText, isNotExist } from './runc.js';
 import { parseSignal } from './signals.js';
 import type { ExitInfo, ExecSyncResult, LinuxResources, RuntimeState } from './types.js';
-import { ConmonPlacer, conmonCgroupPath, type ConmonCgroupSetting } from './conmon-cgroup.js';
+import { ConmonPlacer, type ConmonCgroupSetting } from './conmon-cgroup.js';
 import type { RuntimeHandlerSpec } from './runtime-handlers.js';
 import { ContainerFiles, validateId, type CreatedContainer, type CreateJournal, type RuntimeChoice } from './container-records.js';
 
@@ -236,7 +236,7 @@ export class ContainerRuntime {
     await removePath(dir); // leftovers of an earlier, half-cleaned attempt with this id
     await removePath(this.files.exitFile(c.id));
     mkdirSync(dir, { recursive: true });
-    const conmonCgroup = conmonCgroupPath(this.conmonPlacer.setting, cgroup?.cgroupsPath, c.id);
+    const conmonCgroup = await this.conmonPlacer.target(cgroup?.cgroupsPath, c.id);
     const journal: CreateJournal = {
       version: 1,
       id: c.id,
