@@ -15,6 +15,8 @@
 // Run as root: node --import tsx bench/density.bench.ts [pods=100] [batch=10]
 //   CRISP_DENSITY_CPU_PROF=DIR  writes a V8 CPU profile of the daemon to DIR
 //   CRISP_DENSITY_NODE_ARGS='…'  more options for the daemon's node
+//   CRISP_BENCH_LOG_LEVEL=warn  the daemon's log level (default info, as `npm start` runs it)
+//   CRISP_DENSITY_LOG_SUMMARY=1  also prints the daemon's most frequent log messages
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdir, open, rm } from 'node:fs/promises';
@@ -291,6 +293,7 @@ async function main(): Promise<void> {
     const pods: string[] = new Array(PODS);
     const containers: string[] = new Array(PODS);
     poller.phase = 'up';
+    const logBefore = node.daemon.stderr().length;
     await eventLoopDelay(metricsPort); // restarts the daemon's delay monitor
     const cpuUp0 = cpuOf(pid);
     const up = await wave(PODS, BATCH, async (i) => {
@@ -331,6 +334,10 @@ async function main(): Promise<void> {
     const releasedAfterMs = performance.now() - downEnded;
     if (entriesLeft() > entriesBefore) console.log(`not released after 60 s: ${listEntries().join(' ')}`);
     const cpuDown = perPod(cpuDown0, cpuOf(pid), PODS);
+    // What the daemon logged for the waves (info level, as `npm start` runs it): each line is a
+    // write the event loop hands to the log's thread.
+    const logged = node.daemon.stderr().slice(logBefore);
+    const logLines = logged.split('\n').filter(Boolean);
     const lagDown = await eventLoopDelay(metricsPort);
     await poller.stop();
     const samples = poller.samples;
@@ -358,6 +365,16 @@ async function main(): Promise<void> {
       console.log(`relist ${phase.padEnd(8)} p50 ${fmt(percentile(xs, 50))} ms p99 ${fmt(percentile(xs, 99))} ms (${xs.length} relists)`);
     }
     console.log(`daemon RSS      fresh ${fmt(rssFresh)} MiB, with ${PODS + 1} pods ${fmt(rssLoaded)} MiB, peak ${fmt(rssPeak)} MiB`);
+    console.log(`daemon log      ${logLines.length} lines over both waves, ${fmt(logLines.length / PODS)} per pod, ${fmt(Buffer.byteLength(logged) / 1024)} KiB`);
+    if (process.env['CRISP_DENSITY_LOG_SUMMARY']) {
+      const byMsg = new Map<string, number>();
+      for (const line of logLines) {
+        const step = /"step":"([^"]*)"/.exec(line)?.[1];
+        const msg = `${/"msg":"([^"]*)"/.exec(line)?.[1] ?? line.slice(0, 80)}${step ? ` (step ${step})` : ''}`;
+        byMsg.set(msg, (byMsg.get(msg) ?? 0) + 1);
+      }
+      for (const [msg, n] of [...byMsg].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(`  ${String(n).padStart(6)}  ${msg}`);
+    }
     console.log(`conmon RSS      ${conmons.count} conmons, ${fmt(conmons.mib)} MiB total, ${fmt(conmons.mib / Math.max(1, conmons.count))} MiB each`);
     console.log('server-side RPC latency over the run (the daemon\'s histogram): calls, mean, p50/p99 bucket bounds');
     for (const line of describeLatencies(await rpcHistograms(metricsPort))) console.log(line);

@@ -59,7 +59,7 @@ export async function benchDaemon(): Promise<{ metricsPort: number; daemonArgs: 
   const metricsPort = await freePort();
   return {
     metricsPort,
-    daemonArgs: ['--log-level', 'info', '--enable-metrics=true', '--metrics-address', `127.0.0.1:${metricsPort}`],
+    daemonArgs: ['--log-level', process.env['CRISP_BENCH_LOG_LEVEL'] ?? 'info', '--enable-metrics=true', '--metrics-address', `127.0.0.1:${metricsPort}`],
     // the node flags `npm start` runs the daemon with
     nodeArgs: readFileSync(join(PACKAGE_ROOT, 'scripts', 'daemon-node-flags'), 'utf8').split(/\s+/).filter(Boolean),
   };
