@@ -23,12 +23,18 @@ function readHead(path: string, max: number): string {
   }
 }
 
-export async function exitFacts(exit: ExitInfo, terminationLog: string): Promise<ExitFacts> {
+/**
+ * The exit as the log records it. `startedAt` (the container's start stamp, if it started) is a
+ * floor for the finish time: the exit file's mtime comes from the kernel's coarse clock, which
+ * may lag the start stamp of a process that exits at once.
+ */
+export async function exitFacts(exit: ExitInfo, terminationLog: string, startedAt?: string | null): Promise<ExitFacts> {
   const message = readHead(terminationLog, TERMINATION_MESSAGE_MAX) || exit.message;
+  const finishedAt = startedAt != null && exit.finishedAt < BigInt(startedAt) ? startedAt : String(exit.finishedAt);
   return {
     exitCode: exit.exitCode,
     reason: exit.reason,
     ...(message ? { message } : {}),
-    finishedAt: String(exit.finishedAt),
+    finishedAt,
   };
 }

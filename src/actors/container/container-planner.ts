@@ -258,7 +258,7 @@ function stopStep(deps: ContainerPlanDeps, id: string, c: ContainerContext): Ste
       // Containers created before the stop signal was recorded fall back to their image's.
       const signal = c.stopSignal ?? (await imageConfigOf(deps.ctx.blobs, c.image!.id).catch(() => ({}) as OciImageConfig)).StopSignal;
       const exit = await deps.runtime.stop(id, { timeoutSeconds: c.stopTimeoutSeconds ?? 0, ...(signal && { signal }) });
-      return [{ type: 'ContainerExited', ...(await exitFacts(exit, containerLayout(deps.ctx.config.root, id).terminationLog)) }];
+      return [{ type: 'ContainerExited', ...(await exitFacts(exit, containerLayout(deps.ctx.config.root, id).terminationLog, c.startedAt)) }];
     },
   };
 }

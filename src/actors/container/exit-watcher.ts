@@ -11,6 +11,7 @@ import { containerLayout } from '../monitor/container-layout.js';
 import { exitFacts } from './container-exits.js';
 import type { ContainerDeps } from './container-deps.js';
 import type { OrphanNotice } from '../monitor/container-runtime.js';
+import type { ExitInfo } from '../monitor/types.js';
 import type { ContainerContext } from '../../machines/container.js';
 import { recoverEach } from '../recovery.js';
 import { topMounts } from '../network/mounts.js';
@@ -56,7 +57,7 @@ export class ExitWatcher {
     const terminationLog = containerLayout(this.deps.ctx.config.root, id).terminationLog;
     switch (check.status) {
       case 'exited':
-        this.record(id, { type: 'ContainerExitObserved', ...(await exitFacts(check.exit, terminationLog)) });
+        this.record(id, { type: 'ContainerExitObserved', ...(await exitFacts(check.exit, terminationLog, state.context.startedAt)) });
         return;
       case 'unknown-id':
         this.record(id, { type: 'ContainerExitObserved', ...vanished('its monitor state is gone (was the node rebooted?)') });
@@ -106,10 +107,10 @@ export class ExitWatcher {
   }
 
   private async follow(id: string, signal: AbortSignal): Promise<void> {
-    let event: ContainerEvent;
+    let exit: ExitInfo | undefined;
+    let event: ContainerEvent | undefined;
     try {
-      const info = await this.deps.runtime.waitExit(id, signal);
-      event = { type: 'ContainerExited', ...(await exitFacts(info, containerLayout(this.deps.ctx.config.root, id).terminationLog)) };
+      exit = await this.deps.runtime.waitExit(id, signal);
     } catch (err) {
       if (signal.aborted) return;
       if (isCrispError(err, 'NotFound')) event = { type: 'ContainerExited', ...vanished('its monitor state is gone') };
@@ -118,7 +119,21 @@ export class ExitWatcher {
     }
     // A start in flight records ContainerStarted first, so a fast exit still has a start time.
     const settled = await waitForState(this.deps.ctx.store, 'container', id, (s) => s.value !== 'starting' && s.value !== 'creating', signal);
-    if (settled) this.record(id, event);
+    if (!settled) return;
+    if (exit) {
+      const state = this.stateOf(id);
+      // A stop under way reads this same exit file and records the exit itself: recording it
+      // here too would only make the stop step's append fail and its planner start over.
+      if (state?.value === 'stopping') return;
+      const terminationLog = containerLayout(this.deps.ctx.config.root, id).terminationLog;
+      event = { type: 'ContainerExited', ...(await exitFacts(exit, terminationLog, state?.context.startedAt)) };
+    }
+    this.record(id, event!);
+  }
+
+  private stateOf(id: string) {
+    const live = this.deps.ctx.store.stream(id);
+    return live?.kind === 'container' ? stateOf('container', live.snapshot) : undefined;
   }
 
   /** Appends the exit if the container still waits for one; `created` only takes an observation. */
@@ -127,9 +142,6 @@ export class ExitWatcher {
     const live = store.stream(id);
     if (!live) return;
     let fact = event;
-    // The exit file's mtime comes from the kernel's coarse clock, which may lag the start stamp.
-    const startedAt = stateOf('container', live.snapshot).context.startedAt;
-    if ('finishedAt' in fact && startedAt !== null && BigInt(fact.finishedAt) < BigInt(startedAt)) fact = { ...fact, finishedAt: startedAt };
     if (!accepts(live.snapshot, fact) && event.type === 'ContainerExited') fact = { ...event, type: 'ContainerExitObserved' };
     if (!accepts(live.snapshot, fact)) return;
     store.append({ kind: 'container', streamId: id, expectedVersion: live.version, events: [fact] });
