@@ -69,6 +69,8 @@ export class EventStore {
   private readonly committed = new Subject<StoredEvent>();
   readonly committed$: Observable<StoredEvent> = this.committed.asObservable();
   private readonly live = new Map<string, LiveStream>();
+  /** The same streams by kind: a lookup of one kind (a pod's containers, an image by name) walks only that kind. */
+  private readonly liveByKind = new Map<StreamKind, Map<string, LiveStream>>();
   private readonly pending: StoredEvent[] = [];
   private emitting = false;
   private readonly insertEvent;
@@ -110,6 +112,7 @@ export class EventStore {
   private replay(): number {
     let count = 0;
     this.live.clear();
+    this.liveByKind.clear();
     for (const row of this.allRows.iterate() as IterableIterator<EventRow>) {
       const stored = rowToEvent(row);
       const current = this.live.get(stored.streamId)?.snapshot ?? initialSnapshot(stored.kind, stored.streamId);
@@ -120,8 +123,16 @@ export class EventStore {
   }
 
   private keep(streamId: string, kind: StreamKind, version: number, snapshot: Snapshot): void {
-    if (snapshot.status === 'done') this.live.delete(streamId);
-    else this.live.set(streamId, { kind, version, snapshot });
+    let ofKind = this.liveByKind.get(kind);
+    if (!ofKind) this.liveByKind.set(kind, (ofKind = new Map()));
+    if (snapshot.status === 'done') {
+      this.live.delete(streamId);
+      ofKind.delete(streamId);
+    } else {
+      const live = { kind, version, snapshot };
+      this.live.set(streamId, live);
+      ofKind.set(streamId, live);
+    }
   }
 
   /** The live state of a stream, or undefined when it never existed or has ended. */
@@ -130,7 +141,7 @@ export class EventStore {
   }
 
   liveStreams(kind?: StreamKind): [string, LiveStream][] {
-    return [...this.live].filter(([, s]) => kind === undefined || s.kind === kind);
+    return kind === undefined ? [...this.live] : [...(this.liveByKind.get(kind) ?? [])];
   }
 
   /** Appends one or more streams' events atomically; returns them as stored. */
