@@ -6,7 +6,7 @@
 // foreground process of that terminal.
 import { rmSync } from 'node:fs';
 import { Readable, Writable } from 'node:stream';
-import { spawn as spawnOnPty, type IPty } from 'node-pty';
+import type { IPty } from 'node-pty';
 import { internal } from '../errors.js';
 import { start } from '../host/run.js';
 import { killProcessTree, readPidFile } from '../actors/monitor/process-tree.js';
@@ -66,7 +66,10 @@ interface Started {
   resize?(size: TerminalSize): void;
 }
 
-export function startExec(o: ExecOptions): StreamedProcess {
+// node-pty (a native module, ~4 MiB of RSS) is loaded by the first TTY exec, not at start-up.
+let nodePty: Promise<typeof import('node-pty')> | undefined;
+
+export async function startExec(o: ExecOptions): Promise<StreamedProcess> {
   const args = runcExecArgs(o);
   const env = { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin' };
   // The command's host pid, kept once runc has written it: runc can die first (its stdio torn
@@ -81,7 +84,8 @@ export function startExec(o: ExecOptions): StreamedProcess {
   };
   let commandStarted: Promise<void> | undefined;
   const onceCommandStarted = () => (commandStarted ??= waitForCommand());
-  const started: Started = o.tty ? onPty(o, args, env, onceCommandStarted) : onPipes(o, args, env);
+  const spawnOnPty = o.tty ? (await (nodePty ??= import('node-pty'))).spawn : undefined;
+  const started: Started = spawnOnPty ? onPty(spawnOnPty, o, args, env, onceCommandStarted) : onPipes(o, args, env);
   void onceCommandStarted();
   const exited = started.ended.finally(() => {
     rmSync(o.pidFile, { force: true });
@@ -133,7 +137,13 @@ function onPipes(o: ExecOptions, args: string[], env: Record<string, string>): S
  * runc has started the command, by when runc has put the host side in raw mode and passes the
  * ^D on to the container's terminal, where the command reads it as the end of its input.
  */
-function onPty(o: ExecOptions, args: string[], env: Record<string, string>, commandStarted: () => Promise<void>): Started {
+function onPty(
+  spawnOnPty: typeof import('node-pty').spawn,
+  o: ExecOptions,
+  args: string[],
+  env: Record<string, string>,
+  commandStarted: () => Promise<void>,
+): Started {
   let term: IPty;
   try {
     term = spawnOnPty(o.runcPath, args, { name: 'xterm', cols: 80, rows: 24, env, encoding: null });

@@ -4,7 +4,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { WebSocket, WebSocketServer } from 'ws';
 import { messageOf } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { StreamedProcess } from './exec-process.js';
@@ -50,7 +50,8 @@ function refuse(socket: Duplex, status: number, reason: string, message: string)
 
 export class StreamingServer {
   private readonly http: Server;
-  private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
+  /** Made by the first WebSocket session: `ws` and what it loads cost the daemon's start-up RSS otherwise. */
+  private wss: Promise<WebSocketServer> | undefined;
   private readonly tokens: TokenCache<StreamSpec>;
   private readonly sockets = new Set<Socket>();
   private readonly logger: Logger;
@@ -103,7 +104,7 @@ export class StreamingServer {
   async stop(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
     for (const socket of this.sockets) socket.destroy();
-    for (const ws of this.wss.clients) ws.terminate();
+    if (this.wss) for (const ws of (await this.wss).clients) ws.terminate();
     await closed;
   }
 
@@ -139,12 +140,14 @@ export class StreamingServer {
     await this.run(spec, channels, log);
   }
 
-  private websocket(req: IncomingMessage, socket: Duplex, head: Buffer, spec: StreamSpec, url: URL, log: Logger): void {
+  private async websocket(req: IncomingMessage, socket: Duplex, head: Buffer, spec: StreamSpec, url: URL, log: Logger): Promise<void> {
     const supported = spec.kind === 'portforward' ? WS_PORT_FORWARD_PROTOCOLS : WS_COMMAND_PROTOCOLS;
     const offered = offeredProtocols(req, 'sec-websocket-protocol');
     const protocol = negotiate(offered, supported);
     if (!protocol) return refuse(socket, 400, 'Bad Request', `offer one of the websocket protocols ${supported.join(', ')}`);
-    this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+    // A WebSocket client sends nothing before the handshake's answer, so the import can wait.
+    this.wss ??= import('ws').then(({ WebSocketServer }) => new WebSocketServer({ noServer: true, perMessageDeflate: false }));
+    (await this.wss).handleUpgrade(req, socket, head, (ws: WebSocket) => {
       log.info({ protocol: ws.protocol }, 'streaming session started (websocket)');
       ws.on('error', (err) => log.debug({ err }, 'websocket error'));
       if (spec.kind === 'portforward') {
