@@ -47,6 +47,21 @@ export interface TestNodeOptions {
 const subnetsInUse = new Set<string>();
 const subnetOf = (tag: string) => `10.199.${(parseInt(tag, 16) % 200) + 20}.0/24`;
 
+// A test run ended by a signal (a timeout's SIGTERM, ^C) runs no after() hooks: the nodes still
+// up are cleaned here first, so no daemon, mount, bridge or cgroup outlives the run.
+const liveCleanups = new Set<() => Promise<void>>();
+let signalHooked = false;
+function cleanOnSignal(cleanup: () => Promise<void>): void {
+  liveCleanups.add(cleanup);
+  if (signalHooked) return;
+  signalHooked = true;
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      void Promise.allSettled([...liveCleanups].map((c) => c())).then(() => process.exit(128 + (signal === 'SIGTERM' ? 15 : signal === 'SIGINT' ? 2 : 1)));
+    });
+  }
+}
+
 export async function startTestNode(extraArgs: string[] = [], options: TestNodeOptions = {}): Promise<TestNode> {
   // Nodes running at once in one process (the crash-point shards) must not share a subnet.
   let tag = randomBytes(2).toString('hex');
@@ -62,6 +77,7 @@ export async function startTestNode(extraArgs: string[] = [], options: TestNodeO
   const pods = new Set<string>();
   const running = (d: TestDaemon) => d.process.exitCode === null && d.process.signalCode === null;
   const cleanup = async () => {
+    liveCleanups.delete(cleanup);
     if (daemon && running(daemon)) {
       const rt = daemon.clients.runtime;
       for (const id of pods) {
@@ -93,6 +109,7 @@ export async function startTestNode(extraArgs: string[] = [], options: TestNodeO
     rmSync(dirs.dir, { recursive: true, force: true });
     subnetsInUse.delete(subnet);
   };
+  cleanOnSignal(cleanup);
   try {
     await pushFixtures(registry.url, ['busybox']);
     writeFileSync(join(dirs.dir, 'registries.conf'), `[[registry]]\nprefix = "${registry.host}"\ninsecure = true\n`);
