@@ -14,14 +14,24 @@
 // as a 'lifeline closed' frame. If the helper dies, those notices are lost, not faked: exits are
 // still seen through conmon's exit files.
 //
+// It also makes the system calls Node lacks, so that a pod does not start util-linux programs
+// for them (src/host/syscalls.ts): mount(2) and umount2(2) in the helper itself (mode 2, 3; they
+// return in microseconds, where a fork and exec of mount(8) cost this node 5-10 ms of CPU), and
+// unshare(2) + sethostname(2) + loopback up + bind mounts of the new namespaces in a forked child
+// that then exits (mode 4), which replaces unshare(1), sh, hostname(1) and ip(8). The system
+// call numbers are passed in by the daemon, per architecture.
+//
 // The wire format is length-prefixed, so neither side needs a JSON library:
-//   request  u32 size | u32 id | u8 mode (0 run, 1 conmon) | u32 timeoutMs (0: none) | str file
+//   request  u32 size | u32 id | u8 mode (0 run, 1 conmon, 2 mount, 3 umount, 4 pin) | u32 timeoutMs (0: none) | str file
 //            | str cwd ('': inherit) | u32 argc | str × argc | u32 envc (0xffffffff: inherit)
 //            | str × envc | str input
 //   reply    u32 size | u8 0 | u32 id | i32 exit code (-1: signalled) | i32 signal | u8 timedOut
 //            | str stdout | str stderr | str spawn error ('' when the program started) | str sync
 //   closed   u32 size | u8 1 | u32 id                  (mode 1: conmon's end of the sync pipe)
-// where str is u32 length + bytes.
+// where str is u32 length + bytes. A mount (mode 2) sends the filesystem type as file, the
+// source, target, flags and data as args, and runs in cwd; an umount (3) the targets as args;
+// a pin (4) the hostname ('' for none), '1' to bring lo up, then kind=path per namespace. Their
+// reply is exit code 0, or 32 (mount(8)'s failure code) with the errors on stderr.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { accessSync, constants as fsConstants } from 'node:fs';
@@ -35,9 +45,18 @@ export interface HelperRequest {
   env?: NodeJS.ProcessEnv;
   input?: string | Buffer;
   timeoutMs?: number;
-  /** Launch conmon with its sync and start pipes (mode 1). */
-  conmon?: boolean;
+  /** What to do (default 'run'): see the wire format above. */
+  mode?: HelperMode;
 }
+
+export type HelperMode = 'run' | 'conmon' | 'mount' | 'umount' | 'pin';
+const MODE_NUMBER: Record<HelperMode, number> = { run: 0, conmon: 1, mount: 2, umount: 3, pin: 4 };
+
+/** mount, umount2, unshare and sethostname, by Node's name for the architecture. */
+const SYSCALL_NUMBERS: Partial<Record<NodeJS.Architecture, [number, number, number, number]>> = {
+  x64: [165, 166, 272, 170],
+  arm64: [40, 39, 97, 161],
+};
 
 export interface HelperReply {
   code: number | null;
@@ -93,6 +112,8 @@ const INHERIT_ENV = 0xffffffff;
 const HELPER_SCRIPT = String.raw`
 use strict; use warnings; no warnings 'exec'; use Fcntl; use POSIX ();
 $0 = 'crisp-spawn-helper';
+my ($NR_MOUNT, $NR_UMOUNT2, $NR_UNSHARE, $NR_SETHOSTNAME) = @ARGV;
+opendir(my $home, '.') or die "cwd: $!";
 $SIG{PIPE} = 'IGNORE';
 sub nb { my $fh = shift; my $f = fcntl($fh, F_GETFL, 0); fcntl($fh, F_SETFL, $f | O_NONBLOCK); }
 pipe(my $wake_r, my $wake_w) or die "pipe: $!"; nb($wake_r); nb($wake_w);
@@ -110,6 +131,7 @@ sub start { my $req = shift; my $p = 0;
   my $argc = u32(\$req, \$p); my @args = map { str(\$req, \$p) } 1 .. $argc;
   my $envc = u32(\$req, \$p); my @env = $envc == 0xffffffff ? () : map { str(\$req, \$p) } 1 .. $envc;
   my $input = str(\$req, \$p);
+  return sysop($id, $mode, $file, $cwd, @args) if $mode == 2 || $mode == 3;
   my ($in_r, $in_w, $out_r, $out_w, $err_r, $err_w, $x_r, $x_w, $sync_r, $sync_w, $start_r, $start_w);
   pipe($in_r, $in_w) && pipe($out_r, $out_w) && pipe($err_r, $err_w) && pipe($x_r, $x_w)
     && ($mode == 0 || (pipe($sync_r, $sync_w) && pipe($start_r, $start_w))) or return reply($id, -1, 0, 0, '', '', "pipe: $!");
@@ -128,6 +150,7 @@ sub start { my $req = shift; my $p = 0;
       POSIX::dup2($s3, 3); POSIX::dup2($s4, 4);
       POSIX::close($s3) if $s3 > 4; POSIX::close($s4) if $s4 > 4;
     }
+    if ($mode == 4) { close $x_w; pin(@args); }
     if (length $cwd && !chdir($cwd)) { syswrite($x_w, "chdir $cwd: $!"); exit 127; }
     if ($envc != 0xffffffff) { %ENV = (); for (@env) { my ($k, $v) = split /=/, $_, 2; $ENV{$k} = $v // ''; } }
     exec { $file } $file, @args;
@@ -154,6 +177,29 @@ sub start { my $req = shift; my $p = 0;
   nb($err_r); nb($in_w);
   $pipes{fileno $err_r} = [$pid, 'err', $err_r];
   if (length $input) { $pipes{fileno $in_w} = [$pid, 'in', $in_w]; } else { close $in_w; }
+}
+# mount(2) and umount2(2), here: they return at once, and a child per call is what they replace
+sub sysop { my ($id, $mode, $type, $cwd, @a) = @_; my $err = '';
+  if ($mode == 2) { my ($src, $target, $flags, $data) = @a;
+    if (length $cwd && !chdir($cwd)) { return reply($id, 32, 0, 0, '', "chdir $cwd: $!\n", '', ''); }
+    if (syscall($NR_MOUNT, $src, $target, $type, 0 + $flags, length $data ? $data : undef) != 0) { $err = "mount $target: $!\n"; }
+    chdir($home) if length $cwd;
+  } else { for my $t (@a) { $err .= "umount $t: $!\n" if syscall($NR_UMOUNT2, $t, 0) != 0; } }
+  reply($id, length $err ? 32 : 0, 0, 0, '', $err, '', '');
+}
+# in a forked child: new namespaces, the hostname and lo in them, each pinned by a bind mount of
+# this process's namespace file (the mount namespace is the host's, so the pins are seen there)
+sub failed { syswrite(STDERR, "$_[0]: $!\n"); POSIX::_exit(1); }
+sub pin { my ($hostname, $lo, @pins) = @_; my %bit = (net => 0x40000000, ipc => 0x08000000, uts => 0x04000000); my $flags = 0;
+  for (@pins) { my ($k) = split /=/, $_, 2; failed("unknown namespace $k") unless $bit{$k}; $flags |= $bit{$k}; }
+  failed('unshare') if syscall($NR_UNSHARE, $flags) != 0;
+  if (length $hostname) { my $h = "$hostname"; failed('sethostname') if syscall($NR_SETHOSTNAME, $h, length $h) != 0; }
+  if ($lo) { socket(my $s, 2, 2, 0) or failed('socket'); my $ifr = pack('a16 x24', 'lo');
+    ioctl($s, 0x8913, $ifr) or failed('SIOCGIFFLAGS lo'); my $up = unpack('x16 s', $ifr) | 1;
+    $ifr = pack('a16 s x22', 'lo', $up); ioctl($s, 0x8914, $ifr) or failed('SIOCSIFFLAGS lo'); }
+  for (@pins) { my ($k, $path) = split /=/, $_, 2; my $src = "/proc/self/ns/$k";
+    failed("bind $src on $path") if syscall($NR_MOUNT, $src, $path, undef, 4096, undef) != 0; }
+  POSIX::_exit(0);
 }
 sub drop { my $fd = shift; close $pipes{$fd}[2]; delete $pipes{$fd}; }
 while (1) {
@@ -197,7 +243,7 @@ while (1) {
       next; }
     my $got = sysread($fh, $j->{$kind}, 65536, length $j->{$kind});
     next if !defined $got && $!{EAGAIN};
-    if (!$got) { drop($fd); $j->{open}-- if $j->{mode} == 0; }
+    if (!$got) { drop($fd); $j->{open}-- if $j->{mode} != 1; }
   }
   while ((my $pid = waitpid(-1, 1)) > 0) { $jobs{$pid}{status} = $? if $jobs{$pid}; }
   for my $pid (keys %jobs) { my $j = $jobs{$pid};
@@ -236,7 +282,7 @@ function encodeRequest(id: number, r: HelperRequest): Buffer {
     parts.push(b);
   };
   u32(id);
-  parts.push(Buffer.from([r.conmon ? 1 : 0]));
+  parts.push(Buffer.from([MODE_NUMBER[r.mode ?? 'run']]));
   u32(Math.max(0, Math.ceil(r.timeoutMs ?? 0)));
   str(r.file);
   str(r.cwd ?? '');
@@ -294,9 +340,13 @@ class Helper {
   private nextId = 1;
   private buffered: Buffer = Buffer.alloc(0);
   alive = true;
+  /** Whether it makes system calls (modes 2-4): it knows their numbers on this architecture. */
+  readonly systemCalls: boolean;
 
   constructor(perl: string, onGone: () => void) {
-    this.child = spawn(perl, ['-e', HELPER_SCRIPT], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const numbers = SYSCALL_NUMBERS[process.arch];
+    this.systemCalls = numbers !== undefined;
+    this.child = spawn(perl, ['-e', HELPER_SCRIPT, ...(numbers ?? []).map(String)], { stdio: ['pipe', 'pipe', 'inherit'] });
     const gone = (why: string) => {
       if (!this.alive) return;
       this.alive = false;
@@ -324,11 +374,11 @@ class Helper {
   }
 
   /** Launches conmon (mode 1); the lifeline reports its end. */
-  launchConmon(request: Omit<HelperRequest, 'conmon' | 'input'>): { reply: Promise<HelperReply>; lifeline: Lifeline } {
+  launchConmon(request: Omit<HelperRequest, 'mode' | 'input'>): { reply: Promise<HelperReply>; lifeline: Lifeline } {
     const id = this.nextId;
     const lifeline = new Lifeline(() => this.lifelines.delete(id));
     this.lifelines.set(id, lifeline);
-    const reply = this.run({ ...request, conmon: true });
+    const reply = this.run({ ...request, mode: 'conmon' });
     reply.then((r) => {
       if (!r.sync) this.lifelines.delete(id);
     }, () => this.lifelines.delete(id));

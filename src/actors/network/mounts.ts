@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { internal } from '../../errors.js';
-import { describeFailure, run } from '../../host/run.js';
+import { unmount } from '../../host/syscalls.js';
 import { mountedHere, mountsOn, readMounts, type MountEntry } from '../../host/mountinfo.js';
 
 export { readMounts, type MountEntry } from '../../host/mountinfo.js';
@@ -19,17 +19,17 @@ export async function unmountOwn(...paths: string[]): Promise<void> {
   for (let round = 0; round < 16; round++) {
     const mounted = targets.filter((p) => mountedHere(p));
     if (mounted.length === 0) return;
-    const r = await run('umount', mounted);
-    if (r.code !== 0) {
+    const failed = await unmount(mounted);
+    if (failed !== null) {
       const stuck = mounted.filter((m) => mountedHere(m));
-      if (stuck.length > 0) throw internal(`unmounting ${stuck.join(', ')} failed: ${describeFailure('umount', mounted, r)}`);
+      if (stuck.length > 0) throw internal(`unmounting ${stuck.join(', ')} failed: ${failed}`);
     }
   }
   throw internal(`unmounting ${targets.join(', ')} failed: still mounted after 16 attempts`);
 }
 
 /**
- * Unmounts everything stacked on each of `paths`, with one umount call per round. Already
+ * Unmounts everything stacked on each of `paths`, with one unmount request per round. Already
  * unmounted is success, so callers can re-drive a release after a crash.
  */
 export async function unmountAll(...paths: string[]): Promise<void> {
@@ -39,11 +39,11 @@ export async function unmountAll(...paths: string[]): Promise<void> {
     const stacked = await mountsOn([...targets]);
     const mounted = [...stacked.keys()];
     if (mounted.length === 0) return;
-    const r = await run('umount', mounted);
-    if (r.code !== 0) {
+    const failed = await unmount(mounted);
+    if (failed !== null) {
       const still = await mountsOn(mounted);
       const stuck = mounted.filter((m) => still.has(m));
-      if (stuck.length > 0) throw internal(`unmounting ${stuck.join(', ')} failed: ${describeFailure('umount', mounted, r)}`);
+      if (stuck.length > 0) throw internal(`unmounting ${stuck.join(', ')} failed: ${failed}`);
     }
   }
   throw internal(`unmounting ${[...targets].join(', ')} failed: still mounted after 16 attempts`);

@@ -1,14 +1,10 @@
 // Pod namespaces pinned by bind mounts instead of a pause process: the namespace lives as long
 // as its nsfs mount does, so a sandbox needs no long-running process (as CRI-O's pinns).
 //
-// Route chosen: util-linux `unshare --net=FILE --ipc=FILE --uts=FILE -- hostname NAME`.
-// Node cannot call unshare(2)/setns(2)/mount(2) itself, so some helper process is needed;
-// unshare creates all namespaces in one process, bind-mounts them (from a forked child, after
-// the parent unshared) and then execs the command *inside* the new namespaces, which is how the
-// hostname gets set in the new UTS namespace without a second spawn. Measured with
-// bench/sandbox-network.bench.ts on the (loaded) dev VM: pin p50 10.5 ms, 1.03x a bare spawn of
-// the same unshare, and under 5% of a pod's pin+ADD+DEL+unpin (which the plugins' iptables
-// work dominates), so a native addon would not buy a visible difference.
+// Route chosen: the spawn helper unshares net, ipc and uts in a forked child, sets the hostname
+// and brings lo up there, and bind-mounts the new namespaces onto the pin files, with no program
+// started (src/host/syscalls.ts); without the helper, util-linux `unshare --net=FILE --ipc=FILE
+// --uts=FILE -- sh -c 'hostname NAME && exec ip link set lo up'` does the same.
 //
 // Propagation: the bind mounts inherit the propagation of the mount they land on. On a
 // private mount nothing leaks to other mount namespaces; on a shared one the unmount in
@@ -20,6 +16,7 @@ import { alreadyExists, internal, invalidArgument, messageOf } from '../../error
 import { POD_NAMESPACE_KINDS, validateHostname, type PodNamespaceKind } from '../../machines/pod-rules.js';
 import { silentLogger, type Logger } from '../../log.js';
 import { describeFailure, run, type RunOptions, type RunResult } from '../../host/run.js';
+import { pinNewNamespaces } from '../../host/syscalls.js';
 import { unmountOwn, type MountEntry } from './mounts.js';
 import { mountedHere, ownMountAt } from '../../host/mountinfo.js';
 
@@ -61,10 +58,11 @@ export async function pinNamespaces(options: PinOptions): Promise<PinnedNamespac
   try {
     // unshare needs the targets to exist; leftovers of a crashed attempt are plain files, reused.
     for (const path of Object.values(pinned)) closeSync(openSync(path, 'a', 0o444));
-    const args = kinds.map((k) => `--${k}=${pinned[k]}`);
-    args.push('--', ...insideNewNamespaces(options.hostname, kinds.includes('net')));
-    const r = await run('unshare', args, { timeoutMs: 10_000 });
-    if (r.code !== 0) throw internal(`pinning namespaces in ${dir} failed: ${describeFailure('unshare', args, r)}`);
+    try {
+      await pinNewNamespaces({ files: pinned, ...(options.hostname !== undefined && { hostname: options.hostname }) });
+    } catch (err) {
+      throw internal(`pinning namespaces in ${dir} failed: ${messageOf(err)}`, err);
+    }
     for (const k of kinds) {
       if (ownMountAt(pinned[k]!) !== 'nsfs') {
         throw internal(`pinning namespaces in ${dir} failed: ${pinned[k]} is not a ${k} namespace mount`);
@@ -76,18 +74,6 @@ export async function pinNamespaces(options: PinOptions): Promise<PinnedNamespac
   }
   log.debug({ pinned, hostname: options.hostname }, 'namespaces pinned');
   return pinned;
-}
-
-/**
- * What unshare runs inside the new namespaces: the hostname in the UTS one and loopback up in
- * the network one (a fresh netns has lo down), in this same process tree, so a pod needs no
- * second spawn (nsenter + ip) from the daemon to bring lo up.
- */
-function insideNewNamespaces(hostname: string | undefined, net: boolean): string[] {
-  const loUp = ['ip', 'link', 'set', 'lo', 'up'];
-  if (hostname === undefined) return net ? loUp : ['true'];
-  if (!net) return ['hostname', hostname];
-  return ['sh', '-c', 'hostname "$1" && exec ip link set lo up', 'crisp-pin', hostname];
 }
 
 /** Unmounts and removes the pinned namespace files. Idempotent: missing files are fine. */

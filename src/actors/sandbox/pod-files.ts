@@ -4,8 +4,8 @@
 import { copyFileSync, mkdirSync, renameSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { internal, invalidArgument } from '../../errors.js';
-import { describeFailure, run } from '../../host/run.js';
+import { internal, invalidArgument, messageOf } from '../../errors.js';
+import { mount } from '../../host/syscalls.js';
 import { unmountOwn } from '../network/mounts.js';
 import { ownMountAt } from '../../host/mountinfo.js';
 import { renderResolvConf, validateHostname, type DnsConfig } from '../../machines/pod-rules.js';
@@ -109,9 +109,11 @@ export async function mountPodShm(path: string, options: { sizeBytes?: number } 
   if (!Number.isSafeInteger(size) || size <= 0) throw invalidArgument(`shm size: ${JSON.stringify(size)} must be a positive number of bytes`);
   mkdirSync(path, { recursive: true, mode: 0o755 });
   if (ownMountAt(path) === 'tmpfs') return;
-  const args = ['-t', 'tmpfs', '-o', `rw,nosuid,nodev,noexec,mode=1777,size=${size}`, 'shm', path];
-  const r = await run('mount', args, { timeoutMs: 10_000 });
-  if (r.code !== 0) throw internal(`mounting the pod's shm at ${path} failed: ${describeFailure('mount', args, r)}`);
+  try {
+    await mount({ type: 'tmpfs', source: 'shm', target: path, options: ['rw', 'nosuid', 'nodev', 'noexec', 'mode=1777', `size=${size}`] });
+  } catch (err) {
+    throw internal(`mounting the pod's shm at ${path} failed: ${messageOf(err)}`, err);
+  }
 }
 
 /** Unmounts the pod's shm and removes the mount point. Idempotent. */

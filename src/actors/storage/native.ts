@@ -1,14 +1,15 @@
-// The system calls Node lacks (mknod, setxattr/getxattr, mount/umount), done with the standard
-// tools of coreutils, attr and util-linux, spawned without a shell. Why tools and not an N-API
-// addon: a fresh node would need a compiler and Node headers at install, and these calls are
-// rare: a layer makes one mknod (its whiteouts are hard links to it), one setfattr for all its
-// xattrs, and a mount is one call per container. The *Sync variants block their thread and are
-// meant for the unpack worker only; the daemon's main thread uses the async ones.
+// The system calls Node lacks that layers and root filesystems need. mknod and setxattr/getxattr
+// are done with the standard tools of coreutils and attr, spawned without a shell: a fresh node
+// would need a compiler and Node headers for an N-API addon, and these calls are rare (a layer
+// makes one mknod, its whiteouts are hard links to it, and one setfattr for all its xattrs). The
+// *Sync variants block their thread and are meant for the unpack worker only. mount and umount,
+// one of each per container, go through host/syscalls.ts (the spawn helper's system calls).
 
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { run as runCommand } from '../../host/run.js';
 import { mountedHere } from '../../host/mountinfo.js';
-import { internal } from '../../errors.js';
+import { internal, messageOf } from '../../errors.js';
+import { mount as mountFilesystem, unmount as unmountTargets, type MountRequest } from '../../host/syscalls.js';
 
 export type DeviceKind = 'char' | 'block';
 export type Xattr = { path: string; name: string; value: Buffer };
@@ -53,14 +54,15 @@ export async function getXattrs(path: string): Promise<Map<string, Buffer>> {
   return xattrs;
 }
 
-export type MountRequest = { type: string; source: string; target: string; options: string[]; cwd?: string };
+export type { MountRequest } from '../../host/syscalls.js';
 
-/** mount(8). `cwd` matters for filesystems given relative paths in their options (overlay). */
+/** mount(2) (through the spawn helper, or mount(8)). `cwd` matters for filesystems given relative paths in their options (overlay). */
 export async function mount(req: MountRequest): Promise<void> {
-  const args = ['-t', req.type];
-  if (req.options.length > 0) args.push('-o', req.options.join(','));
-  args.push('--', req.source, req.target);
-  await run('mount', args, req.cwd);
+  try {
+    await mountFilesystem(req);
+  } catch (err) {
+    throw internal(messageOf(err), err);
+  }
 }
 
 /**
@@ -70,15 +72,15 @@ export async function mount(req: MountRequest): Promise<void> {
 export async function unmount(target: string): Promise<void> {
   for (let round = 0; mountedHere(target); round++) {
     if (round === 16) throw internal(`unmounting ${target} failed: still mounted after 16 attempts`);
-    await run('umount', ['--', target]);
+    const failed = await unmountTargets([target]);
+    if (failed !== null && mountedHere(target)) throw internal(`unmounting ${target} failed: ${failed}`);
   }
 }
 
-
-async function run(cmd: string, args: string[], cwd?: string): Promise<string> {
+async function run(cmd: string, args: string[]): Promise<string> {
   let r;
   try {
-    r = await runCommand(cmd, args, cwd !== undefined ? { cwd } : {});
+    r = await runCommand(cmd, args);
   } catch (err) {
     throw internal(`${cmd} ${args.join(' ')} failed: ${(err as Error).message}`, err);
   }

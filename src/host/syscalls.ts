@@ -1,0 +1,138 @@
+// The system calls Node lacks and a pod needs: mount(2), umount2(2), and new namespaces pinned
+// at files (unshare(2), sethostname(2), loopback up, bind mounts). The spawn helper makes them
+// (see spawn-helper.ts): a pod's start and teardown used to fork and exec mount(8) twice,
+// umount(8) three times and unshare(1) + sh + hostname(1) + ip(8) once, each 5-10 ms of CPU on a
+// 2-core node. Without the helper (no perl, CRISP_SPAWN_HELPER=0, an architecture whose numbers
+// it is not given) the same work is done by those util-linux programs, with the same outcome.
+import { spawnHelper, type HelperReply, type HelperRequest } from './spawn-helper.js';
+import { describeFailure, run } from './run.js';
+
+export interface MountRequest {
+  /** Filesystem type: overlay, tmpfs... */
+  type: string;
+  source: string;
+  target: string;
+  /** mount(8)'s -o words: flags (ro, nosuid...) and the filesystem's own options. */
+  options: readonly string[];
+  /** The working directory, for filesystems given relative paths (overlay's short links). */
+  cwd?: string;
+}
+
+type NamespaceKind = 'net' | 'ipc' | 'uts';
+
+export interface PinRequest {
+  /** Where each new namespace is pinned (an existing file). */
+  files: Partial<Record<NamespaceKind, string>>;
+  /** Set in the new UTS namespace. */
+  hostname?: string;
+}
+
+// mount(8)'s flag words and the MS_* bits they set (true) or clear (false); every other word is
+// the filesystem's own and goes to it as data, as mount(8) passes it.
+const FLAG_WORDS: Record<string, [number, boolean]> = {
+  ro: [0x1, true], rw: [0x1, false],
+  nosuid: [0x2, true], suid: [0x2, false],
+  nodev: [0x4, true], dev: [0x4, false],
+  noexec: [0x8, true], exec: [0x8, false],
+  sync: [0x10, true], async: [0x10, false],
+  dirsync: [0x80, true],
+  noatime: [0x400, true], atime: [0x400, false],
+  nodiratime: [0x800, true], diratime: [0x800, false],
+  relatime: [0x200000, true], norelatime: [0x200000, false],
+  strictatime: [0x1000000, true],
+  lazytime: [0x2000000, true], nolazytime: [0x2000000, false],
+};
+
+/** mount(8)'s -o words as mount(2) takes them: MS_* flags and the data string. */
+export function mountFlagsAndData(options: readonly string[]): { flags: number; data: string } {
+  let flags = 0;
+  const data: string[] = [];
+  for (const word of options.flatMap((o) => o.split(','))) {
+    if (word === '' || word === 'defaults') continue;
+    const flag = FLAG_WORDS[word];
+    if (!flag) data.push(word);
+    else flags = flag[1] ? flags | flag[0] : flags & ~flag[0];
+  }
+  return { flags, data: data.join(',') };
+}
+
+function helperForCalls() {
+  const helper = spawnHelper();
+  return helper?.systemCalls ? helper : undefined;
+}
+
+async function ask(request: HelperRequest): Promise<HelperReply> {
+  return helperForCalls()!.run(request);
+}
+
+const failure = (r: HelperReply) => r.stderr.toString().trim().split('\n').join('; ') || `failed (${r.signal ?? r.code})`;
+
+/** Mounts `req.source` at `req.target`; throws with the kernel's (or mount(8)'s) reason. */
+export async function mount(req: MountRequest): Promise<void> {
+  if (helperForCalls()) {
+    const { flags, data } = mountFlagsAndData(req.options);
+    const r = await ask({ mode: 'mount', file: req.type, args: [req.source, req.target, String(flags), data], ...(req.cwd !== undefined && { cwd: req.cwd }) });
+    if (r.code !== 0) throw new Error(`mount -t ${req.type} ${req.source} ${req.target}: ${failure(r)}`);
+    return;
+  }
+  await mountByCommand(req);
+}
+
+export async function mountByCommand(req: MountRequest): Promise<void> {
+  const args = ['-t', req.type, ...(req.options.length > 0 ? ['-o', req.options.join(',')] : []), '--', req.source, req.target];
+  const r = await run('mount', args, { timeoutMs: 10_000, ...(req.cwd !== undefined && { cwd: req.cwd }) });
+  if (r.code !== 0) throw new Error(describeFailure('mount', args, r));
+}
+
+/**
+ * Unmounts each target once (the topmost mount on it). Returns null when every one succeeded,
+ * else why the others failed; callers look at what is still mounted, since a target someone
+ * else unmounted first fails here too.
+ */
+export async function unmount(targets: readonly string[]): Promise<string | null> {
+  if (targets.length === 0) return null;
+  if (helperForCalls()) {
+    const r = await ask({ mode: 'umount', file: '', args: targets });
+    return r.code === 0 ? null : failure(r);
+  }
+  return unmountByCommand(targets);
+}
+
+export async function unmountByCommand(targets: readonly string[]): Promise<string | null> {
+  if (targets.length === 0) return null;
+  const r = await run('umount', targets);
+  return r.code === 0 ? null : describeFailure('umount', targets, r);
+}
+
+/**
+ * Creates the namespaces named in `req.files` in one new process, sets the hostname in the UTS
+ * one and brings loopback up in the network one (a fresh one has lo down), and pins each at its
+ * file with a bind mount. Throws with the reason; pins made before a failure stay for the
+ * caller to remove.
+ */
+export async function pinNewNamespaces(req: PinRequest): Promise<void> {
+  const kinds = kindsOf(req);
+  if (helperForCalls()) {
+    const r = await ask({ mode: 'pin', file: '', args: [req.hostname ?? '', kinds.includes('net') ? '1' : '0', ...kinds.map((k) => `${k}=${req.files[k]}`)], timeoutMs: 10_000 });
+    if (r.code !== 0) throw new Error(`new ${kinds.join('+')} namespaces: ${failure(r)}`);
+    return;
+  }
+  await pinByCommand(req);
+}
+
+const kindsOf = (req: PinRequest) => (Object.keys(req.files) as NamespaceKind[]).filter((k) => req.files[k] !== undefined);
+
+export async function pinByCommand(req: PinRequest): Promise<void> {
+  const kinds = kindsOf(req);
+  const args = [...kinds.map((k) => `--${k}=${req.files[k]}`), '--', ...insideNewNamespaces(req.hostname, kinds.includes('net'))];
+  const r = await run('unshare', args, { timeoutMs: 10_000 });
+  if (r.code !== 0) throw new Error(describeFailure('unshare', args, r));
+}
+
+/** What unshare(1) runs inside the new namespaces: the hostname, and lo up, in its own process tree. */
+function insideNewNamespaces(hostname: string | undefined, net: boolean): string[] {
+  const loUp = ['ip', 'link', 'set', 'lo', 'up'];
+  if (hostname === undefined) return net ? loUp : ['true'];
+  if (!net) return ['hostname', hostname];
+  return ['sh', '-c', 'hostname "$1" && exec ip link set lo up', 'crisp-pin', hostname];
+}
