@@ -9,7 +9,8 @@
 // runc start; and back: runc kill, exit file, runc delete, CNI DEL, unpin).
 //
 // It prints startup p50/p90/p99/max against the floor's, wave wall times, the daemon's own CPU
-// per pod (utime+stime of the daemon process, children excluded), relist latency during the wave
+// per pod (utime+stime of the daemon process, children excluded) and its spawn helper's, how long
+// the event loop's thread waited for a core, relist latency during the wave
 // and at steady state, daemon RSS (fresh, with the pods, peak) and the conmons' RSS.
 //
 // Run as root: node --import tsx bench/density.bench.ts [pods=100] [batch=10]
@@ -60,6 +61,41 @@ function perPod(from: CpuMs, to: CpuMs, pods: number) {
   const user = (to.user - from.user) / pods;
   const system = (to.system - from.system) / pods;
   return { total: user + system, user, system, main: (to.main - from.main) / pods };
+}
+
+/** The daemon's spawn helper (its child process named crisp-spawn-helper), if it runs one. */
+function helperPid(daemonPid: number): number | undefined {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const [comm, rest] = [stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), stat.slice(stat.lastIndexOf(')') + 2)];
+      if (comm.startsWith('crisp-spawn') && Number(rest.split(' ')[1]) === daemonPid) return Number(entry);
+    } catch {
+      // exited while we looked
+    }
+  }
+  return undefined;
+}
+
+/** CPU ms of a process's own threads (its children excluded); 0 once it is gone. */
+function ownCpuMs(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const [user, system] = ticksOf(`/proc/${pid}/stat`);
+    return user + system;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * How long the event loop's thread waited for a core (schedstat's run_delay), ms, and how many
+ * times it was scheduled: on a saturated node, what a call waits before the daemon even runs.
+ */
+function runDelay(pid: number): { waitedMs: number; slices: number } {
+  const [, delayNs, slices] = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').trim().split(' ').map(Number);
+  return { waitedMs: delayNs! / 1e6, slices: slices! };
 }
 
 function statusKiB(pid: number, key: string): number {
@@ -295,6 +331,10 @@ async function main(): Promise<void> {
     poller.phase = 'up';
     const logBefore = node.daemon.stderr().length;
     await eventLoopDelay(metricsPort); // restarts the daemon's delay monitor
+    const helper = helperPid(pid);
+    const helperUp0 = ownCpuMs(helper);
+    const delayUp0 = runDelay(pid);
+    const clientDelayUp0 = runDelay(process.pid);
     const cpuUp0 = cpuOf(pid);
     const up = await wave(PODS, BATCH, async (i) => {
       const t0 = performance.now();
@@ -311,6 +351,9 @@ async function main(): Promise<void> {
       return performance.now() - t0;
     });
     const cpuUp = perPod(cpuUp0, cpuOf(pid), PODS);
+    const delayUp1 = runDelay(pid);
+    const clientDelayUp1 = runDelay(process.pid);
+    const helperUp = (ownCpuMs(helper) - helperUp0) / PODS;
     const lagUp = await eventLoopDelay(metricsPort);
     poller.phase = 'steady';
     await sleep(STEADY_SECONDS * 1000);
@@ -318,6 +361,7 @@ async function main(): Promise<void> {
     const conmons = conmonRssMiB(exitsMarker);
     poller.phase = 'down';
     await eventLoopDelay(metricsPort);
+    const helperDown0 = ownCpuMs(helper);
     const cpuDown0 = cpuOf(pid);
     const down = await wave(PODS, BATCH, async (i) => {
       const t0 = performance.now();
@@ -334,6 +378,7 @@ async function main(): Promise<void> {
     const releasedAfterMs = performance.now() - downEnded;
     if (entriesLeft() > entriesBefore) console.log(`not released after 60 s: ${listEntries().join(' ')}`);
     const cpuDown = perPod(cpuDown0, cpuOf(pid), PODS);
+    const helperDown = (ownCpuMs(helper) - helperDown0) / PODS;
     // What the daemon logged for the waves (info level, as `npm start` runs it): each line is a
     // write the event loop hands to the log's thread.
     const logged = node.daemon.stderr().slice(logBefore);
@@ -359,6 +404,12 @@ async function main(): Promise<void> {
     for (const [label, c] of [['up', cpuUp], ['down', cpuDown]] as const) {
       console.log(`  ${label.padEnd(4)} user ${fmt(c.user)} system ${fmt(c.system)}; event-loop thread ${fmt(c.main)}, other threads ${fmt(c.total - c.main)}`);
     }
+    console.log(`spawn helper    ${fmt(helperUp)} ms per pod started, ${fmt(helperDown)} ms per pod torn down (its own CPU: forks, system calls, pipes; the programs it starts excluded)`);
+    const waited = delayUp1.waitedMs - delayUp0.waitedMs;
+    const slices = delayUp1.slices - delayUp0.slices;
+    const clientWaited = clientDelayUp1.waitedMs - clientDelayUp0.waitedMs;
+    const clientSlices = clientDelayUp1.slices - clientDelayUp0.slices;
+    console.log(`waits for a core  up wave: the daemon's event loop ${fmt(waited / Math.max(1, slices))} ms per wake-up (${slices} wake-ups, ${fmt(waited / PODS)} ms per pod); this bench's (the poller's) ${fmt(clientWaited / Math.max(1, clientSlices))} ms per wake-up (${clientSlices} wake-ups)`);
     console.log(`event-loop delay up p50 ${fmt(lagUp.p50)} p99 ${fmt(lagUp.p99)} max ${fmt(lagUp.max)} ms; down p50 ${fmt(lagDown.p50)} p99 ${fmt(lagDown.p99)} max ${fmt(lagDown.max)} ms`);
     for (const phase of ['up', 'steady', 'down']) {
       const xs = relist(phase);
