@@ -27,7 +27,7 @@ import { makeBundle, makeBusyboxRootfs, makeTempDir } from '../test/helpers/bund
 import { startTestNode, type TestNode } from '../test/helpers/node-env.js';
 import { call } from '../test/helpers/cri-client.js';
 import { RUNC, createByHand, percentile, waitForFile } from './lib/floor.js';
-import { benchDaemon, describeLatencies, eventLoopDelay, fmt, kubeletContainer, kubeletPod, rpcHistograms } from './lib/kubelet.js';
+import { benchDaemon, describeLatencies, listItemCount, eventLoopDelay, fmt, kubeletContainer, kubeletPod, rpcHistograms } from './lib/kubelet.js';
 import { startOtlpReceiver } from '../test/helpers/otlp-receiver.js';
 
 const PODS = Number(process.argv[2] ?? process.env['BENCH_PODS'] ?? 100);
@@ -258,7 +258,7 @@ async function runFloor(node: TestNode, work: string) {
 
 interface Relists {
   /** Relist durations (ListPodSandbox + ListContainers), ms, tagged by phase. */
-  samples: { phase: string; ms: number }[];
+  samples: { phase: string; ms: number; items: number }[];
   stop(): Promise<void>;
   phase: string;
 }
@@ -271,9 +271,9 @@ function startPoller(node: TestNode): Relists {
     for (let tick = 0; running; tick++) {
       const t0 = performance.now();
       try {
-        await call(rt, rt.ListPodSandbox, { filter: null }, 30_000);
-        await call(rt, rt.ListContainers, { filter: null }, 30_000);
-        r.samples.push({ phase: r.phase, ms: performance.now() - t0 });
+        const pods = await listItemCount(rt, 'ListPodSandbox');
+        const ctrs = await listItemCount(rt, 'ListContainers');
+        r.samples.push({ phase: r.phase, ms: performance.now() - t0, items: pods + ctrs });
         if (tick % 10 === 0) {
           await Promise.all([call(rt, rt.ListContainerStats, { filter: null }, 30_000), call(rt, rt.ListPodSandboxStats, { filter: null }, 30_000)]);
         }
@@ -390,6 +390,7 @@ async function main(): Promise<void> {
     const rssPeak = statusKiB(pid, 'VmHWM') / 1024;
 
     const relist = (phase: string) => samples.filter((s) => s.phase === phase).map((s) => s.ms);
+    const listed = (phase: string) => Math.max(0, ...samples.filter((s) => s.phase === phase).map((s) => s.items));
     const c = stats(up.latencies);
     const f = stats(floor.up.latencies);
     const cd = stats(down.latencies);
@@ -413,7 +414,7 @@ async function main(): Promise<void> {
     console.log(`event-loop delay up p50 ${fmt(lagUp.p50)} p99 ${fmt(lagUp.p99)} max ${fmt(lagUp.max)} ms; down p50 ${fmt(lagDown.p50)} p99 ${fmt(lagDown.p99)} max ${fmt(lagDown.max)} ms`);
     for (const phase of ['up', 'steady', 'down']) {
       const xs = relist(phase);
-      console.log(`relist ${phase.padEnd(8)} p50 ${fmt(percentile(xs, 50))} ms p99 ${fmt(percentile(xs, 99))} ms (${xs.length} relists)`);
+      console.log(`relist ${phase.padEnd(8)} p50 ${fmt(percentile(xs, 50))} ms p99 ${fmt(percentile(xs, 99))} ms (${xs.length} relists, up to ${listed(phase)} pods + containers listed)`);
     }
     console.log(`daemon RSS      fresh ${fmt(rssFresh)} MiB, with ${PODS + 1} pods ${fmt(rssLoaded)} MiB, peak ${fmt(rssPeak)} MiB`);
     console.log(`daemon log      ${logLines.length} lines over both waves, ${fmt(logLines.length / PODS)} per pod, ${fmt(Buffer.byteLength(logged) / 1024)} KiB`);
