@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createActor } from 'xstate';
-import { accepts, initialSnapshot, next, sandboxMachine, containerMachine, imageMachine, pullMachine, runtimeMachine, type Snapshot } from '../../src/machines/index.js';
+import { accepts, initialSnapshot, next, xstateInitialSnapshot, sandboxMachine, containerMachine, imageMachine, pullMachine, runtimeMachine, type Snapshot } from '../../src/machines/index.js';
 import type { ContainerEvent, DomainEvent, ImageEvent, PullEvent, RuntimeEvent, SandboxEvent, StreamKind } from '../../src/machines/events.js';
 import { containerCreate, exited, fold, hexId, sandboxRun } from '../helpers/events.js';
 import { criResources } from '../helpers/cri-defaults.js';
@@ -275,6 +275,14 @@ function seededRandom(seed: number) {
     return seed / 0x7fffffff;
   };
 }
+
+test('a new stream starts where xstate itself would start it', () => {
+  for (const kind of Object.keys(MACHINE_OF) as StreamKind[]) {
+    const ours = initialSnapshot(kind, 'abc');
+    const theirs = xstateInitialSnapshot(kind, 'abc');
+    assert.deepEqual([ours.value, ours.context, ours.status], [theirs.value, theirs.context, theirs.status], kind);
+  }
+});
 
 for (const kind of Object.keys(SAMPLES) as StreamKind[]) {
   test(`${kind} machine: 300 random legal histories replay to the same state as live sends`, () => {
