@@ -119,7 +119,7 @@ sub nb { my $fh = shift; my $f = fcntl($fh, F_GETFL, 0); fcntl($fh, F_SETFL, $f 
 pipe(my $wake_r, my $wake_w) or die "pipe: $!"; nb($wake_r); nb($wake_w);
 $SIG{CHLD} = sub { syswrite($wake_w, 'x'); };
 binmode STDIN; binmode STDOUT; nb(\*STDIN); nb(\*STDOUT);
-my (%jobs, %pipes, $inbuf, $outq); $inbuf = ''; $outq = '';
+my (%jobs, %pipes, %life, $inbuf, $outq); $inbuf = ''; $outq = ''; my $rin_life = '';
 sub str { my ($b, $p) = @_; my $n = unpack('N', substr($$b, $$p, 4)); my $s = substr($$b, $$p + 4, $n); $$p += 4 + $n; return $s; }
 sub u32 { my ($b, $p) = @_; my $n = unpack('N', substr($$b, $$p, 4)); $$p += 4; return $n; }
 sub frame { my $body = shift; $outq .= pack('N', length $body) . $body; }
@@ -207,6 +207,7 @@ while (1) {
   vec($rin, fileno(STDIN), 1) = 1;
   vec($rin, fileno($wake_r), 1) = 1;
   for my $fd (keys %pipes) { if ($pipes{$fd}[1] eq 'in') { vec($win, $fd, 1) = 1; } else { vec($rin, $fd, 1) = 1; } }
+  $rin |= $rin_life;
   vec($win, fileno(STDOUT), 1) = 1 if length $outq;
   my $wait;
   for my $j (values %jobs) { next unless defined $j->{deadline} && !defined $j->{status};
@@ -222,12 +223,15 @@ while (1) {
     while (length($inbuf) >= 4) { my $size = unpack('N', $inbuf); last if length($inbuf) < 4 + $size;
       my $req = substr($inbuf, 4, $size); substr($inbuf, 0, 4 + $size) = ''; start($req); }
   }
-  for my $fd (keys %pipes) { next unless $pipes{$fd}; my ($owner, $kind, $fh) = @{$pipes{$fd}};
-    if ($kind eq 'life') { next unless vec($rout, $fd, 1);
+  # lifelines (one per running container) are found from the ready bits, not by walking them all
+  my $hits = $rout & $rin_life;
+  if ($hits =~ tr/\0//c) { my $bits = unpack('b*', $hits); my $fd = -1;
+    while (($fd = index($bits, '1', $fd + 1)) >= 0) { my ($id, $fh) = @{$life{$fd}};
       # conmon holds the sync pipe until it exits: its end is conmon's death notice
       my $buf; my $got = sysread($fh, $buf, 4096);
       next if defined $got && $got > 0 || !defined $got && $!{EAGAIN};
-      frame(pack('C N', 1, $owner)); drop($fd); next; }
+      frame(pack('C N', 1, $id)); close $fh; delete $life{$fd}; vec($rin_life, $fd, 1) = 0; } }
+  for my $fd (keys %pipes) { next unless $pipes{$fd}; my ($owner, $kind, $fh) = @{$pipes{$fd}};
     my $j = $jobs{$owner};
     if ($kind eq 'in') { next unless vec($wout, $fd, 1);
       my $w = syswrite($fh, $j->{in});
@@ -239,7 +243,7 @@ while (1) {
       my $got = sysread($fh, $j->{syncbuf}, 4096, length $j->{syncbuf});
       next if !defined $got && $!{EAGAIN};
       if (!$got) { $j->{syncdone} = 1; drop($fd); next; }
-      if ($j->{syncbuf} =~ /\n/) { $j->{syncdone} = 1; $pipes{$fd} = [$j->{id}, 'life', $fh]; }
+      if ($j->{syncbuf} =~ /\n/) { $j->{syncdone} = 1; delete $pipes{$fd}; $life{$fd} = [$j->{id}, $fh]; vec($rin_life, $fd, 1) = 1; }
       next; }
     my $got = sysread($fh, $j->{$kind}, 65536, length $j->{$kind});
     next if !defined $got && $!{EAGAIN};
@@ -252,7 +256,7 @@ while (1) {
     next unless defined $j->{status} && $j->{open} == 0;
     # conmon's report: its intermediate process has exited and the sync pipe said something or closed
     next if $j->{mode} == 1 && !$j->{syncdone} && !$j->{timedout} && $j->{status} == 0;
-    for my $fd (keys %pipes) { my $e = $pipes{$fd}; next if $e->[1] eq 'life' || $e->[0] != $pid;
+    for my $fd (keys %pipes) { my $e = $pipes{$fd}; next if $e->[0] != $pid;
       if ($e->[1] eq 'err') { 1 while sysread($e->[2], $j->{err}, 65536, length $j->{err}); }
       drop($fd); }
     my $st = $j->{status}; my $sig = $st & 127;
