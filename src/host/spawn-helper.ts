@@ -273,37 +273,36 @@ const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(
   Object.entries(constants.signals).map(([name, number]) => [number, name as NodeJS.Signals]),
 );
 
+/** One request frame, sized first and written into a single buffer (a pod's start sends several). */
 function encodeRequest(id: number, r: HelperRequest): Buffer {
-  const parts: Buffer[] = [];
-  const u32 = (n: number) => {
-    const b = Buffer.alloc(4);
-    b.writeUInt32BE(n >>> 0);
-    parts.push(b);
-  };
-  const str = (s: string | Buffer) => {
-    const b = typeof s === 'string' ? Buffer.from(s) : s;
-    u32(b.length);
-    parts.push(b);
+  const env = r.env ? Object.entries(r.env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`])) : undefined;
+  const strings: (string | Buffer)[] = [r.file, r.cwd ?? '', ...r.args, ...(env ?? []), r.input ?? ''];
+  let size = 4 + 1 + 4 + 4 + 4; // id, mode, timeout, argc, envc
+  for (const x of strings) size += 4 + (typeof x === 'string' ? Buffer.byteLength(x) : x.length);
+  const out = Buffer.allocUnsafe(4 + size);
+  let pos = out.writeUInt32BE(size, 0);
+  const u32 = (n: number) => (pos = out.writeUInt32BE(n >>> 0, pos));
+  const str = (x: string | Buffer) => {
+    if (typeof x === 'string') {
+      const n = out.write(x, pos + 4);
+      u32(n);
+      pos += n;
+    } else {
+      u32(x.length);
+      pos += x.copy(out, pos);
+    }
   };
   u32(id);
-  parts.push(Buffer.from([MODE_NUMBER[r.mode ?? 'run']]));
+  pos = out.writeUInt8(MODE_NUMBER[r.mode ?? 'run'], pos);
   u32(Math.max(0, Math.ceil(r.timeoutMs ?? 0)));
   str(r.file);
   str(r.cwd ?? '');
   u32(r.args.length);
   for (const a of r.args) str(a);
-  if (r.env) {
-    const entries = Object.entries(r.env).filter((e): e is [string, string] => e[1] !== undefined);
-    u32(entries.length);
-    for (const [k, v] of entries) str(`${k}=${v}`);
-  } else {
-    u32(INHERIT_ENV);
-  }
+  u32(env ? env.length : INHERIT_ENV);
+  for (const e of env ?? []) str(e);
   str(r.input ?? '');
-  const body = Buffer.concat(parts);
-  const size = Buffer.alloc(4);
-  size.writeUInt32BE(body.length);
-  return Buffer.concat([size, body]);
+  return out;
 }
 
 function decodeReply(body: Buffer): { id: number; reply: HelperReply } {
