@@ -9,7 +9,7 @@
 // Effects must therefore be idempotent: a step may run again if the process died after the
 // effect but before its fact was committed.
 import { filter, type Subscription } from 'rxjs';
-import type { EventStore } from '../events/store.js';
+import type { EventStore, Folded } from '../events/store.js';
 import type { DomainEvent, EventsByKind, StreamKind } from '../machines/events.js';
 import { accepts, next, stateOf, type EntityState } from '../machines/index.js';
 import { isCrispError, messageOf } from '../errors.js';
@@ -139,12 +139,12 @@ export class StreamDriver<K extends StreamKind> {
    * `facts`, followed by those of the pure steps the state after them calls for, as long as each
    * is accepted: the state after the effect is planned here rather than after a commit of its own.
    */
-  private async withPureSteps(id: string, facts: EventsByKind[K][]): Promise<EventsByKind[K][]> {
+  private async withPureSteps(id: string, facts: EventsByKind[K][]): Promise<{ events: EventsByKind[K][]; folded?: Folded }> {
     const live = this.store.stream(id);
-    if (!live) return facts;
+    if (!live) return { events: facts };
     let snapshot = live.snapshot;
     for (const fact of facts) {
-      if (!accepts(snapshot, fact as DomainEvent)) return facts; // the append will say why
+      if (!accepts(snapshot, fact as DomainEvent)) return { events: facts }; // the append will say why
       snapshot = next(this.kind, snapshot, fact as DomainEvent);
     }
     const out = [...facts];
@@ -157,14 +157,15 @@ export class StreamDriver<K extends StreamKind> {
       crashPoint(`${this.kind}:${step.name}:after`);
       let after = snapshot;
       for (const fact of more) {
-        if (!accepts(after, fact as DomainEvent)) return out;
+        if (!accepts(after, fact as DomainEvent)) return { events: out, folded: { from: live.snapshot, to: snapshot } };
         after = next(this.kind, after, fact as DomainEvent);
       }
       if (more.length === 0) break;
       snapshot = after;
       out.push(...more);
     }
-    return out;
+    // The store need not fold these again if the stream has not moved meanwhile.
+    return { events: out, folded: { from: live.snapshot, to: snapshot } };
   }
 
   private async loop(id: string, drive: Drive): Promise<void> {
@@ -200,10 +201,10 @@ export class StreamDriver<K extends StreamKind> {
         return;
       }
       this.retried(id);
-      facts = await this.withPureSteps(id, facts);
+      const { events, folded } = await this.withPureSteps(id, facts);
       try {
         const current = this.store.stream(id);
-        this.store.append({ kind: this.kind, streamId: id, expectedVersion: current?.version ?? 0, events: facts as DomainEvent[] });
+        this.store.append({ kind: this.kind, streamId: id, expectedVersion: current?.version ?? 0, events: events as DomainEvent[], ...(folded && { folded }) });
       } catch (err) {
         // Someone else moved the stream (a stop arrived mid-create, say): plan from the new state.
         if (isCrispError(err, 'FailedPrecondition') || isCrispError(err, 'Conflict')) {

@@ -9,7 +9,7 @@ import { openReader } from '../../src/events/database.js';
 import { MIGRATIONS_DIR } from '../../src/paths.js';
 import { isCrispError } from '../../src/errors.js';
 import { containerCreate, containerLife, hexId, sandboxRun } from '../helpers/events.js';
-import { stateOf } from '../../src/machines/index.js';
+import { next, stateOf } from '../../src/machines/index.js';
 
 function tempDb(t: { after(fn: () => void): void }) {
   const dir = mkdtempSync(join(tmpdir(), 'crisp-unit-'));
@@ -72,6 +72,28 @@ test('an event the machine does not accept in its state is refused with the stat
     () => store.append({ kind: 'container', streamId: id, expectedVersion: 1, events: [{ type: 'ContainerStarted', startedAt: '1' }] }),
     (err) => isCrispError(err, 'FailedPrecondition') && /"creating"/.test(err.message) && /ContainerStarted/.test(err.message),
   );
+});
+
+test("a caller's fold is taken only while the stream is where the caller folded from", (t) => {
+  const store = EventStore.open(tempDb(t));
+  t.after(() => store.close());
+  const id = hexId();
+  store.append({ kind: 'sandbox', streamId: id, expectedVersion: 0, events: [sandboxRun()] });
+  const from = store.stream(id)!.snapshot;
+  const pinned = { type: 'SandboxNamespacesPinned' as const, paths: { net: '/n' } };
+  const to = next('sandbox', from, pinned);
+  store.append({ kind: 'sandbox', streamId: id, expectedVersion: 1, events: [pinned], folded: { from, to } });
+  assert.equal(store.stream(id)!.snapshot, to, 'the fold is the live state, not folded again');
+
+  // A fold from an older state is not trusted: the store checks and folds itself.
+  const stale = { from, to: next('sandbox', to, { type: 'SandboxReady' }) };
+  assert.throws(
+    () => store.append({ kind: 'sandbox', streamId: id, expectedVersion: 2, events: [{ type: 'SandboxRunRequested' } as never], folded: stale }),
+    (err) => isCrispError(err, 'FailedPrecondition'),
+  );
+  store.append({ kind: 'sandbox', streamId: id, expectedVersion: 2, events: [{ type: 'SandboxNetworkAttached', ips: ['10.0.0.2'], network: 'n' }], folded: stale });
+  assert.notEqual(store.stream(id)!.snapshot, stale.to);
+  assert.equal(stateOf('sandbox', store.stream(id)!.snapshot).value, stateOf('sandbox', next('sandbox', to, { type: 'SandboxNetworkAttached', ips: ['10.0.0.2'], network: 'n' })).value);
 });
 
 test('a batch over several streams commits whole or not at all', (t) => {
