@@ -4,7 +4,7 @@
 // umount(8) three times and unshare(1) + sh + hostname(1) + ip(8) once, each 5-10 ms of CPU on a
 // 2-core node. Without the helper (no perl, CRISP_SPAWN_HELPER=0, an architecture whose numbers
 // it is not given) the same work is done by those util-linux programs, with the same outcome.
-import { spawnHelper, type HelperReply, type HelperRequest } from './spawn-helper.js';
+import { spawnHelper, type HelperReply } from './spawn-helper.js';
 import { describeFailure, run } from './run.js';
 
 export interface MountRequest {
@@ -61,17 +61,14 @@ function helperForCalls() {
   return helper?.systemCalls ? helper : undefined;
 }
 
-async function ask(request: HelperRequest): Promise<HelperReply> {
-  return helperForCalls()!.run(request);
-}
-
 const failure = (r: HelperReply) => r.stderr.toString().trim().split('\n').join('; ') || `failed (${r.signal ?? r.code})`;
 
 /** Mounts `req.source` at `req.target`; throws with the kernel's (or mount(8)'s) reason. */
 export async function mount(req: MountRequest): Promise<void> {
-  if (helperForCalls()) {
+  const helper = helperForCalls();
+  if (helper) {
     const { flags, data } = mountFlagsAndData(req.options);
-    const r = await ask({ mode: 'mount', file: req.type, args: [req.source, req.target, String(flags), data], ...(req.cwd !== undefined && { cwd: req.cwd }) });
+    const r = await helper.run({ mode: 'mount', file: req.type, args: [req.source, req.target, String(flags), data], ...(req.cwd !== undefined && { cwd: req.cwd }) });
     if (r.code !== 0) throw new Error(`mount -t ${req.type} ${req.source} ${req.target}: ${failure(r)}`);
     return;
   }
@@ -91,8 +88,9 @@ export async function mountByCommand(req: MountRequest): Promise<void> {
  */
 export async function unmount(targets: readonly string[]): Promise<string | null> {
   if (targets.length === 0) return null;
-  if (helperForCalls()) {
-    const r = await ask({ mode: 'umount', file: '', args: targets });
+  const helper = helperForCalls();
+  if (helper) {
+    const r = await helper.run({ mode: 'umount', file: '', args: targets });
     return r.code === 0 ? null : failure(r);
   }
   return unmountByCommand(targets);
@@ -112,8 +110,9 @@ export async function unmountByCommand(targets: readonly string[]): Promise<stri
  */
 export async function pinNewNamespaces(req: PinRequest): Promise<void> {
   const kinds = kindsOf(req);
-  if (helperForCalls()) {
-    const r = await ask({ mode: 'pin', file: '', args: [req.hostname ?? '', kinds.includes('net') ? '1' : '0', ...kinds.map((k) => `${k}=${req.files[k]}`)], timeoutMs: 10_000 });
+  const helper = helperForCalls();
+  if (helper) {
+    const r = await helper.run({ mode: 'pin', file: '', args: [req.hostname ?? '', kinds.includes('net') ? '1' : '0', ...kinds.map((k) => `${k}=${req.files[k]}`)], timeoutMs: 10_000 });
     if (r.code !== 0) throw new Error(`new ${kinds.join('+')} namespaces: ${failure(r)}`);
     return;
   }

@@ -10,7 +10,7 @@ import { cgroupFiles, detectCgroupLayout, readCgroupStats, resolveCgroupPaths, t
 import { containerLayout } from '../monitor/container-layout.js';
 import { cgroupsPathFor } from '../spec/resources.js';
 import { silentLogger, type Logger } from '../../log.js';
-import { ownMountAt } from '../../host/mountinfo.js';
+import { isPinned } from '../network/namespaces.js';
 import { CpuRates } from './cpu-rate.js';
 import { readMemoryExtras } from './memory-extras.js';
 import { readCgroupPressure } from './psi.js';
@@ -164,7 +164,7 @@ export class StatsCollector {
     } catch (err) {
       // A pod being stopped while its stats are read loses its namespace under the read: no
       // counters, and nothing wrong. Anything else is worth a warning.
-      if (ownMountAt(netns) === 'nsfs') this.logger.warn({ err, sandbox: id }, 'reading pod network counters failed');
+      if (await isPinned(netns, 'net')) this.logger.warn({ err, sandbox: id }, 'reading pod network counters failed');
       else this.logger.debug({ sandbox: id }, 'pod network namespace released while its counters were read');
       return undefined;
     }

@@ -2,14 +2,12 @@
 // are done with the standard tools of coreutils and attr, spawned without a shell: a fresh node
 // would need a compiler and Node headers for an N-API addon, and these calls are rare (a layer
 // makes one mknod, its whiteouts are hard links to it, and one setfattr for all its xattrs). The
-// *Sync variants block their thread and are meant for the unpack worker only. mount and umount,
-// one of each per container, go through host/syscalls.ts (the spawn helper's system calls).
+// *Sync variants block their thread and are meant for the unpack worker only. mount and umount
+// are in host/syscalls.ts (the spawn helper's system calls), used by overlay.ts.
 
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { run as runCommand } from '../../host/run.js';
-import { mountedHere } from '../../host/mountinfo.js';
-import { internal, messageOf } from '../../errors.js';
-import { mount as mountFilesystem, unmount as unmountTargets, type MountRequest } from '../../host/syscalls.js';
+import { internal } from '../../errors.js';
 
 export type DeviceKind = 'char' | 'block';
 export type Xattr = { path: string; name: string; value: Buffer };
@@ -52,29 +50,6 @@ export async function getXattrs(path: string): Promise<Map<string, Buffer>> {
     if (m) xattrs.set(unquote(m[1]!), Buffer.from(m[2]!, 'hex'));
   }
   return xattrs;
-}
-
-export type { MountRequest } from '../../host/syscalls.js';
-
-/** mount(2) (through the spawn helper, or mount(8)). `cwd` matters for filesystems given relative paths in their options (overlay). */
-export async function mount(req: MountRequest): Promise<void> {
-  try {
-    await mountFilesystem(req);
-  } catch (err) {
-    throw internal(messageOf(err), err);
-  }
-}
-
-/**
- * Unmounts everything crisp mounted at `target` (an overlay rootfs); a target that is not a
- * mount point is fine. Asked with a stat, not mountinfo (see host/mountinfo.ts).
- */
-export async function unmount(target: string): Promise<void> {
-  for (let round = 0; mountedHere(target); round++) {
-    if (round === 16) throw internal(`unmounting ${target} failed: still mounted after 16 attempts`);
-    const failed = await unmountTargets([target]);
-    if (failed !== null && mountedHere(target)) throw internal(`unmounting ${target} failed: ${failed}`);
-  }
 }
 
 async function run(cmd: string, args: string[]): Promise<string> {

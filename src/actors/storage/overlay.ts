@@ -9,9 +9,10 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readlinkSync, symlinkSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
-import { failedPrecondition, invalidArgument } from '../../errors.js';
+import { failedPrecondition, internal, invalidArgument, messageOf } from '../../errors.js';
 import { isMissing } from '../../host/files.js';
-import * as native from './native.js';
+import { mount } from '../../host/syscalls.js';
+import { unmountOwn } from '../network/mounts.js';
 import { ownMountAt } from '../../host/mountinfo.js';
 
 export type OverlayMountOptions = {
@@ -93,12 +94,16 @@ export async function mountOverlay(o: OverlayMountOptions): Promise<void> {
   if (data.length > MOUNT_DATA_LIMIT) {
     throw invalidArgument(`lowerDirs: ${o.lowerDirs.length} layers need ${data.length} bytes of mount options, over the ${MOUNT_DATA_LIMIT} the kernel takes`);
   }
-  await native.mount({ type: 'overlay', source: 'overlay', target: o.target, options, cwd: o.linkDir });
+  try {
+    await mount({ type: 'overlay', source: 'overlay', target: o.target, options, cwd: o.linkDir });
+  } catch (err) {
+    throw internal(messageOf(err), err);
+  }
 }
 
 /** Unmounts whatever is mounted at `target`; nothing mounted is fine. */
 export function unmount(target: string): Promise<void> {
-  return native.unmount(target);
+  return unmountOwn(target);
 }
 
 function requireAbsolute(path: string, field: string): void {
