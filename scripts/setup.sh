@@ -49,3 +49,7 @@ fi
 
 # Types for the CRI proto are generated, not committed.
 npm run -s gen:proto
+
+# The compiled spawn helper (the daemon falls back to perl without it); tests run from src/ and
+# use it from dist/bin too.
+bash scripts/build-spawn-helper.sh

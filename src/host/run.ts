@@ -5,7 +5,7 @@
 // closed stdin never an unhandled error.
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
-import { HelperGone, spawnHelper } from './spawn-helper.js';
+import { HelperGone, spawnHelper, type Helper } from './spawn-helper.js';
 
 export interface StartedProgram {
   child: ChildProcess;
@@ -62,18 +62,20 @@ export interface RunResult {
  */
 export async function run(file: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
   const helper = spawnHelper();
-  if (helper) {
-    try {
-      const r = await helper.run({ file, args, ...options });
-      if (r.spawnError) throw Object.assign(new Error(`spawn ${file} ${r.spawnError}`), { code: r.spawnError.split(/[\s:]/)[0], path: file });
-      return { code: r.code, signal: r.signal, stdout: r.stdout.toString('utf8'), stderr: r.stderr.toString('utf8'), timedOut: r.timedOut };
-    } catch (err) {
-      // Sent but not answered: whether it ran is unknown, so it is not run again here.
-      if (err instanceof HelperGone) throw new Error(`${file}: ${err.message} before it answered`);
-      throw err;
-    }
+  return helper ? runThrough(helper, file, args, options) : runDirect(file, args, options);
+}
+
+/** run() through a given spawn helper. */
+export async function runThrough(helper: Helper, file: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+  try {
+    const r = await helper.run({ file, args, ...options });
+    if (r.spawnError) throw Object.assign(new Error(`spawn ${file} ${r.spawnError}`), { code: r.spawnError.split(/[\s:]/)[0], path: file });
+    return { code: r.code, signal: r.signal, stdout: r.stdout.toString('utf8'), stderr: r.stderr.toString('utf8'), timedOut: r.timedOut };
+  } catch (err) {
+    // Sent but not answered: whether it ran is unknown, so it is not run again here.
+    if (err instanceof HelperGone) throw new Error(`${file}: ${err.message} before it answered`);
+    throw err;
   }
-  return runDirect(file, args, options);
 }
 
 export async function runDirect(file: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {

@@ -64,8 +64,7 @@ function helperForCalls() {
 const failure = (r: HelperReply) => r.stderr.toString().trim().split('\n').join('; ') || `failed (${r.signal ?? r.code})`;
 
 /** Mounts `req.source` at `req.target`; throws with the kernel's (or mount(8)'s) reason. */
-export async function mount(req: MountRequest): Promise<void> {
-  const helper = helperForCalls();
+export async function mount(req: MountRequest, helper = helperForCalls()): Promise<void> {
   if (helper) {
     const { flags, data } = mountFlagsAndData(req.options);
     const r = await helper.run({ mode: 'mount', file: req.type, args: [req.source, req.target, String(flags), data], ...(req.cwd !== undefined && { cwd: req.cwd }) });
@@ -86,9 +85,8 @@ export async function mountByCommand(req: MountRequest): Promise<void> {
  * else why the others failed; callers look at what is still mounted, since a target someone
  * else unmounted first fails here too.
  */
-export async function unmount(targets: readonly string[]): Promise<string | null> {
+export async function unmount(targets: readonly string[], helper = helperForCalls()): Promise<string | null> {
   if (targets.length === 0) return null;
-  const helper = helperForCalls();
   if (helper) {
     const r = await helper.run({ mode: 'umount', file: '', args: targets });
     return r.code === 0 ? null : failure(r);
@@ -108,9 +106,8 @@ export async function unmountByCommand(targets: readonly string[]): Promise<stri
  * file with a bind mount. Throws with the reason; pins made before a failure stay for the
  * caller to remove.
  */
-export async function pinNewNamespaces(req: PinRequest): Promise<void> {
+export async function pinNewNamespaces(req: PinRequest, helper = helperForCalls()): Promise<void> {
   const kinds = kindsOf(req);
-  const helper = helperForCalls();
   if (helper) {
     const r = await helper.run({ mode: 'pin', file: '', args: [req.hostname ?? '', kinds.includes('net') ? '1' : '0', ...kinds.map((k) => `${k}=${req.files[k]}`)], timeoutMs: 10_000 });
     if (r.code !== 0) throw new Error(`new ${kinds.join('+')} namespaces: ${failure(r)}`);

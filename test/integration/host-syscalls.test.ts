@@ -1,12 +1,13 @@
 // mount, umount and pinned new namespaces: made by the spawn helper's system calls, and by
-// util-linux's programs when there is no helper. Both must leave the kernel in the same state.
+// util-linux's programs when there is no helper. Each helper and util-linux must leave the kernel
+// in the same state.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeSync, mkdirSync, openSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readMounts } from '../../src/host/mountinfo.js';
-import { spawnHelper } from '../../src/host/spawn-helper.js';
+import { findHelperProgram, spawnHelper, startHelper } from '../../src/host/spawn-helper.js';
 import { run } from '../../src/host/run.js';
 import {
   mount,
@@ -23,15 +24,23 @@ import {
 const base = await mkdtemp('/tmp/crisp-test-syscalls-');
 
 after(async () => {
+  for (const h of helpers.slice(1)) h.stop();
   const ours = (await readMounts()).filter((m) => m.mountPoint.startsWith(base)).map((m) => m.mountPoint).reverse();
   for (const m of ours) await run('umount', ['-l', m]).catch(() => undefined);
   await rm(base, { recursive: true, force: true });
 });
 
+// The helper the daemon runs (the compiled one, where setup built it) and the perl one.
+const helpers = [spawnHelper()!, ...(spawnHelper()!.kind === 'perl' ? [] : [startHelper(findHelperProgram('perl')!)])];
 const ways = [
-  { name: 'system calls', mount, unmount, pin: pinNewNamespaces },
+  ...helpers.map((h) => ({
+    name: `system calls (${h.kind} helper)`,
+    mount: (req: MountRequest) => mount(req, h),
+    unmount: (targets: readonly string[]) => unmount(targets, h),
+    pin: (req: PinRequest) => pinNewNamespaces(req, h),
+  })),
   { name: 'util-linux', mount: mountByCommand, unmount: unmountByCommand, pin: pinByCommand },
-] as const;
+];
 
 /** What mountinfo says of a mount point: type, source, per-mount and superblock options. */
 function describe(target: string) {
@@ -48,11 +57,11 @@ test('mount(8) words become flags and data as mount(8) splits them', () => {
   assert.deepEqual(mountFlagsAndData(['ro', 'rw', 'defaults']), { flags: 0, data: '' });
 });
 
-test('the helper makes the system calls here', () => {
-  assert.equal(spawnHelper()?.systemCalls, true, 'perl is part of every Debian system and this is x64 or arm64');
+test('the helpers make the system calls here', () => {
+  for (const h of helpers) assert.equal(h.systemCalls, true, `${h.kind}: perl is part of every Debian system and this is x64 or arm64`);
 });
 
-test('a tmpfs with flags and a relative-path overlay mount the same either way, and unmount together', async () => {
+test('a tmpfs with flags and a relative-path overlay mount the same every way, and unmount together', async () => {
   const seen = [];
   for (const way of ways) {
     const dir = join(base, way.name.replace(/\W/g, '-'));
@@ -87,7 +96,7 @@ test('a tmpfs with flags and a relative-path overlay mount the same either way, 
       return true;
     });
   }
-  assert.deepEqual(seen[0], seen[1], 'mountinfo shows the same mounts');
+  for (const s of seen.slice(1)) assert.deepEqual(s, seen[0], 'mountinfo shows the same mounts');
   assert.match(seen[0]!.shm.options, /nosuid/);
   assert.match(seen[0]!.shm.options, /nodev/);
   assert.match(seen[0]!.shm.options, /noexec/);
@@ -95,7 +104,7 @@ test('a tmpfs with flags and a relative-path overlay mount the same either way, 
   assert.equal(seen[0]!.shmMode, '1777');
 });
 
-test('new namespaces are pinned with the hostname set and lo up, the same either way', async () => {
+test('new namespaces are pinned with the hostname set and lo up, the same every way', async () => {
   const seen = [];
   for (const way of ways) {
     const dir = join(base, `pin-${way.name.replace(/\W/g, '-')}`);
@@ -125,6 +134,6 @@ test('new namespaces are pinned with the hostname set and lo up, the same either
 
     assert.equal(await way.unmount([...Object.values(files), ipcOnly]), null);
   }
-  assert.deepEqual(seen[0], seen[1]);
+  for (const s of seen.slice(1)) assert.deepEqual(s, seen[0]);
   assert.deepEqual(seen[0], { kinds: { net: 'net', ipc: 'ipc', uts: 'uts' }, hostname: 'pinned-pod', loUp: true });
 });

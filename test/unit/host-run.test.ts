@@ -1,10 +1,37 @@
-// The one command runner, through the spawn helper and directly: the same answers either way.
-import { test } from 'node:test';
+// The one command runner, through the spawn helper (the compiled one and the perl one) and
+// directly: the same answers every way.
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { run, runDirect, type RunResult } from '../../src/host/run.js';
-import { spawnHelper } from '../../src/host/spawn-helper.js';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { run, runDirect, runThrough, type RunResult } from '../../src/host/run.js';
+import { COMPILED_SPAWN_HELPER } from '../../src/paths.js';
+import { findHelperProgram, spawnHelper, startHelper, type Helper, type HelperProgram } from '../../src/host/spawn-helper.js';
+
+const hasCompiler = (() => {
+  try {
+    execFileSync('sh', ['-c', 'command -v cc || command -v gcc'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+const programs: HelperProgram[] = [findHelperProgram('perl')!, ...(existsSync(COMPILED_SPAWN_HELPER) ? [findHelperProgram()!] : [])];
+const helpers = new Map<string, Helper>(programs.map((p) => [p.kind, startHelper(p)]));
+const scratch = mkdtempSync('/tmp/crisp-test-run-');
+after(() => {
+  for (const h of helpers.values()) h.stop();
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+test('the compiled helper is built where a C compiler is, and is the one the daemon uses', () => {
+  assert.equal(findHelperProgram('perl')?.kind, 'perl', 'perl is part of every Debian system');
+  if (!hasCompiler) return;
+  assert.ok(existsSync(COMPILED_SPAWN_HELPER), `setup.sh builds ${COMPILED_SPAWN_HELPER} (scripts/build-spawn-helper.sh)`);
+  assert.equal(findHelperProgram()?.kind, 'compiled');
+  assert.equal(findHelperProgram('0'), null);
+});
 
 const cases: [string, string[], Parameters<typeof run>[2]][] = [
   ['echo', ['a b', 'c'], {}],
@@ -17,32 +44,44 @@ const cases: [string, string[], Parameters<typeof run>[2]][] = [
 
 const shape = (r: RunResult) => ({ ...r });
 
-test('the helper answers what a direct spawn answers', async () => {
-  assert.ok(spawnHelper(), 'perl is part of every Debian system, so the helper runs here');
-  for (const [file, args, options] of cases) {
-    assert.deepEqual(shape(await run(file, args, options)), shape(await runDirect(file, args, options)), `${file} ${args.join(' ')}`);
-  }
-});
-
-test('many commands at once through the helper each get their own answer', async () => {
-  const results = await Promise.all(Array.from({ length: 50 }, (_, i) => run('sh', ['-c', `echo ${i}; echo e${i} >&2; exit ${i % 7}`])));
-  results.forEach((r, i) => {
-    assert.equal(r.stdout, `${i}\n`);
-    assert.equal(r.stderr, `e${i}\n`);
-    assert.equal(r.code, i % 7);
+for (const [kind, helper] of helpers) {
+  test(`${kind} helper: answers what a direct spawn answers`, async () => {
+    for (const [file, args, options] of cases) {
+      assert.deepEqual(shape(await runThrough(helper, file, args, options)), shape(await runDirect(file, args, options)), `${file} ${args.join(' ')}`);
+    }
   });
-});
 
-test('a command past its timeout is killed and says so', async () => {
-  const started = Date.now();
-  const r = await run('sleep', ['10'], { timeoutMs: 150 });
-  assert.equal(r.timedOut, true);
-  assert.equal(r.signal, 'SIGKILL');
-  assert.equal(r.code, null);
-  assert.ok(Date.now() - started < 5000);
-});
+  test(`${kind} helper: many commands at once each get their own answer`, async () => {
+    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => runThrough(helper, 'sh', ['-c', `echo ${i}; echo e${i} >&2; exit ${i % 7}`])));
+    results.forEach((r, i) => {
+      assert.equal(r.stdout, `${i}\n`);
+      assert.equal(r.stderr, `e${i}\n`);
+      assert.equal(r.code, i % 7);
+    });
+  });
 
-test('a program that cannot be started rejects with its errno, as spawn does', async () => {
+  test(`${kind} helper: a command past its timeout is killed and says so`, async () => {
+    const started = Date.now();
+    const r = await runThrough(helper, 'sleep', ['10'], { timeoutMs: 150 });
+    assert.equal(r.timedOut, true);
+    assert.equal(r.signal, 'SIGKILL');
+    assert.equal(r.code, null);
+    assert.ok(Date.now() - started < 5000);
+  });
+
+  test(`${kind} helper: a program that cannot be started rejects with its errno, as spawn does`, async () => {
+    await assert.rejects(runThrough(helper, '/nonexistent/program', []), (e: NodeJS.ErrnoException) => e.code === 'ENOENT');
+    await assert.rejects(runThrough(helper, 'no-such-program-here', [], { env: { PATH: '/usr/bin:/bin' } }), (e: NodeJS.ErrnoException) => e.code === 'ENOENT');
+    const notExecutable = join(scratch, 'not-executable');
+    writeFileSync(notExecutable, 'echo no\n', { mode: 0o644 });
+    await assert.rejects(runThrough(helper, notExecutable, []), (e: NodeJS.ErrnoException) => e.code === 'EACCES');
+    await assert.rejects(runThrough(helper, 'true', [], { cwd: '/nonexistent/dir' }), /chdir \/nonexistent\/dir/);
+    // the program is looked up in the PATH it is given, as execvp in the child would
+    assert.equal((await runThrough(helper, 'true', [], { env: { PATH: '/nonexistent:/bin' } })).code, 0);
+  });
+}
+
+test('a program that cannot be started rejects with its errno when spawned directly too', async () => {
   await assert.rejects(run('/nonexistent/program', []), (e: NodeJS.ErrnoException) => e.code === 'ENOENT');
   await assert.rejects(runDirect('/nonexistent/program', []), (e: NodeJS.ErrnoException) => e.code === 'ENOENT');
 });
@@ -57,7 +96,8 @@ test('a helper that dies fails the commands in flight and the next command start
   assert.notEqual(spawnHelper()!.pid, first.pid);
 });
 
-test('a helper whose daemon dies exits at once, with a command still running and replies unsent', async () => {
+for (const program of programs)
+test(`${program.kind} helper: exits at once when its daemon dies, with a command still running and replies unsent`, async () => {
   const script = `
     const { run } = await import(${JSON.stringify(new URL('../../src/host/run.ts', import.meta.url).href)});
     const { spawnHelper } = await import(${JSON.stringify(new URL('../../src/host/spawn-helper.ts', import.meta.url).href)});
@@ -66,7 +106,8 @@ test('a helper whose daemon dies exits at once, with a command still running and
     for (let i = 0; i < 20; i++) run('echo', ['a reply nobody will read']);
     console.log(spawnHelper().pid);
     setInterval(() => {}, 1000);`;
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const env = { ...process.env, CRISP_SPAWN_HELPER: program.kind === 'perl' ? 'perl' : '' };
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'], env });
   const helperPid = Number(await new Promise<string>((resolve) => child.stdout!.once('data', (b: Buffer) => resolve(b.toString().trim()))));
   assert.ok(helperPid > 0);
   child.kill('SIGKILL');
@@ -77,8 +118,8 @@ test('a helper whose daemon dies exits at once, with a command still running and
   }
 });
 
-test('conmon mode: fd 3 and 4 are the sync and start pipes in every child, even with hundreds of pipes open', async (t) => {
-  const helper = spawnHelper()!;
+for (const [kind, helper] of helpers)
+test(`${kind} helper, conmon mode: fd 3 and 4 are the sync and start pipes in every child, even with hundreds of pipes open`, async (t) => {
   // Lifelines do not hold a process open (the daemon's server does): this test's interval does.
   const alive = setInterval(() => undefined, 100);
   t.after(() => clearInterval(alive));
