@@ -96,6 +96,14 @@ static lifeline_t *lifelines;
 static size_t nlifelines, caplifelines;
 static buf_t inbuf, outq;
 static int wake_r, wake_w, home_fd;
+/* The daemon is gone but a conmon it launched has not reported yet: see main. */
+static int orphaned;
+
+static int conmon_launching(void) {
+  for (job_t *j = jobs; j; j = j->next)
+    if (j->mode == CONMON) return 1;
+  return 0;
+}
 
 static int64_t now_ms(void) {
   struct timespec t;
@@ -512,7 +520,7 @@ int main(void) {
       if (!fds) abort();
     }
     size_t n = 0;
-    fds[n++] = (struct pollfd){0, POLLIN, 0};
+    fds[n++] = (struct pollfd){orphaned ? -1 : 0, POLLIN, 0};
     fds[n++] = (struct pollfd){wake_r, POLLIN, 0};
     if (outq.len) fds[n++] = (struct pollfd){1, POLLOUT, 0};
     int64_t now = now_ms(), wait = -1;
@@ -540,7 +548,12 @@ int main(void) {
     if (fds[0].revents) {
       char chunk[65536];
       ssize_t got = read(0, chunk, sizeof chunk);
-      if (got == 0) return 0; // the daemon is gone
+      // The daemon is gone: nobody reads the replies, and the commands finish on their own. A
+      // conmon still launching is the exception: it writes its first line into the sync pipe and
+      // would die of SIGPIPE with no reader, so its container would run unwatched. The helper
+      // keeps those pipes until each has reported (or timed out), then exits.
+      if (got == 0 && !conmon_launching()) return 0;
+      if (got == 0) orphaned = 1;
       if (got > 0) buf_add(&inbuf, chunk, (size_t)got);
       while (inbuf.len >= 4) {
         const unsigned char *u = (const unsigned char *)inbuf.data;
@@ -604,7 +617,10 @@ int main(void) {
         free(j);
       } else p = &j->next;
     }
-    if (outq.len) {
+    if (orphaned) {
+      outq.len = 0;
+      if (!conmon_launching()) return 0;
+    } else if (outq.len) {
       ssize_t w = write(1, outq.data, outq.len);
       if (w > 0) buf_drop(&outq, (size_t)w);
       else if (w < 0 && errno != EAGAIN && errno != EINTR) return 0; // nobody reads the replies

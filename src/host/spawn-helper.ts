@@ -115,7 +115,10 @@ const INHERIT_ENV = 0xffffffff;
 // The helper: a select loop over its requests, its children's pipes and a self-pipe that
 // SIGCHLD writes to (so a child that ends between two selects is never missed). When the daemon
 // is gone (end of its requests, or its end of the replies closed) the helper exits at once: the
-// commands it started finish on their own and nobody is left to read their answers.
+// commands it started finish on their own and nobody is left to read their answers. The one
+// exception is a conmon still launching: it writes its first line into the sync pipe and would
+// die of SIGPIPE with no reader, leaving its container unwatched, so the helper keeps those
+// pipes until each conmon has reported (or timed out), answering nobody, and exits then.
 const HELPER_SCRIPT = String.raw`
 use strict; use warnings; no warnings 'exec'; use Fcntl; use POSIX ();
 $0 = 'crisp-spawn-helper';
@@ -209,9 +212,12 @@ sub pin { my ($hostname, $lo, @pins) = @_; my %bit = (net => 0x40000000, ipc => 
   POSIX::_exit(0);
 }
 sub drop { my $fd = shift; close $pipes{$fd}[2]; delete $pipes{$fd}; }
+# the daemon is gone but a conmon it launched has not reported yet (see the compiled helper)
+my $orphaned = 0;
+sub conmon_launching { return grep { $_->{mode} == 1 } values %jobs; }
 while (1) {
   my ($rin, $win) = ('', '');
-  vec($rin, fileno(STDIN), 1) = 1;
+  vec($rin, fileno(STDIN), 1) = 1 unless $orphaned;
   vec($rin, fileno($wake_r), 1) = 1;
   for my $fd (keys %pipes) { if ($pipes{$fd}[1] eq 'in') { vec($win, $fd, 1) = 1; } else { vec($rin, $fd, 1) = 1; } }
   $rin |= $rin_life;
@@ -226,7 +232,7 @@ while (1) {
   if (vec($rout, fileno($wake_r), 1)) { my $junk; 1 while sysread($wake_r, $junk, 512); }
   if (vec($rout, fileno(STDIN), 1)) {
     my $got = sysread(STDIN, $inbuf, 65536, length $inbuf);
-    if (defined $got && $got == 0) { exit 0; }
+    if (defined $got && $got == 0) { exit 0 unless conmon_launching(); $orphaned = 1; }
     while (length($inbuf) >= 4) { my $size = unpack('N', $inbuf); last if length($inbuf) < 4 + $size;
       my $req = substr($inbuf, 4, $size); substr($inbuf, 0, 4 + $size) = ''; start($req); }
   }
@@ -271,6 +277,7 @@ while (1) {
     reply($j->{id}, $sig ? -1 : $st >> 8, $sig, $j->{timedout}, $j->{out}, $j->{err}, $j->{why}, $sync);
     delete $jobs{$pid};
   }
+  if ($orphaned) { $outq = ''; exit 0 unless conmon_launching(); }
   if (length $outq) { my $w = syswrite(STDOUT, $outq);
     if (defined $w) { substr($outq, 0, $w) = ''; } elsif (!$!{EAGAIN}) { exit 0; } }
 }

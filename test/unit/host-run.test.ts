@@ -118,6 +118,34 @@ test(`${program.kind} helper: exits at once when its daemon dies, with a command
   }
 });
 
+for (const program of programs)
+test(`${program.kind} helper: a conmon still launching when the daemon dies keeps its sync pipe until it reports`, async () => {
+  const marker = join(scratch, `reported-${program.kind}`);
+  // Stands in for conmon: waits for the start byte, then reports late, after its daemon is
+  // gone. With no reader left on fd 3 its write would kill it (SIGPIPE) before the marker.
+  const fakeConmon = `head -c1 <&4 >/dev/null && sleep 0.5 && echo '{"data": 1}' >&3 && touch ${marker}`;
+  const script = `
+    const { spawnHelper } = await import(${JSON.stringify(new URL('../../src/host/spawn-helper.ts', import.meta.url).href)});
+    const helper = spawnHelper();
+    helper.launchConmon({ file: 'sh', args: ['-c', ${JSON.stringify(fakeConmon)}], env: { PATH: '/usr/bin:/bin' }, timeoutMs: 20_000 });
+    console.log(helper.pid);
+    setInterval(() => {}, 1000);`;
+  const env = { ...process.env, CRISP_SPAWN_HELPER: program.kind === 'perl' ? 'perl' : '' };
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'], env });
+  const helperPid = Number(await new Promise<string>((resolve) => child.stdout!.once('data', (b: Buffer) => resolve(b.toString().trim()))));
+  assert.ok(helperPid > 0);
+  child.kill('SIGKILL');
+  const deadline = Date.now() + 10_000;
+  while (!existsSync(marker)) {
+    assert.ok(Date.now() < deadline, 'the launching conmon did not get to report');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  while (existsSync(`/proc/${helperPid}`) && readFileSync(`/proc/${helperPid}/stat`, 'utf8').split(') ')[1]![0] !== 'Z') {
+    assert.ok(Date.now() < deadline, 'the helper stayed after its last conmon reported');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+});
+
 for (const [kind, helper] of helpers)
 test(`${kind} helper, conmon mode: fd 3 and 4 are the sync and start pipes in every child, even with hundreds of pipes open`, async (t) => {
   // Lifelines do not hold a process open (the daemon's server does): this test's interval does.
