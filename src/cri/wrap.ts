@@ -82,10 +82,28 @@ function toServiceError(err: unknown): Partial<grpc.ServiceError> & { code: grpc
 function begin(name: string, deps: WrapDeps, call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>) {
   const id = requestId();
   const log = deps.logger.child({ rpc: name, req: id });
-  const controller = new AbortController();
-  call.on('cancelled', () => controller.abort(new CrispError('Unavailable', `${name} was cancelled by the client`)));
+  // The signal is made when a handler first asks for it (most never do), and a cancel that
+  // arrives once the call has finished (grpc-js reports one when the stream closes) is dropped:
+  // an error with its stack and an abort per call cost ~25 µs of a ~600 µs List call.
+  let controller: AbortController | undefined;
+  let cancelled = false;
+  let finished = false;
+  const cancel = () => controller?.abort(new CrispError('Unavailable', `${name} was cancelled by the client`));
+  call.on('cancelled', () => {
+    if (finished || cancelled) return;
+    cancelled = true;
+    cancel();
+  });
+  const signal = () => {
+    if (!controller) {
+      controller = new AbortController();
+      if (cancelled) cancel();
+    }
+    return controller.signal;
+  };
   const started = process.hrtime.bigint();
   const finish = (code: grpc.status, err?: unknown) => {
+    finished = true;
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     deps.observe?.(name, code, seconds);
     const fields = { code: grpc.status[code], ms: Math.round(seconds * 1e6) / 1e3 };
@@ -100,7 +118,16 @@ function begin(name: string, deps: WrapDeps, call: grpc.ServerUnaryCall<unknown,
     }
     else log.info({ ...fields, error: messageOf(err) }, 'refused');
   };
-  return { rpc: { id, log, signal: controller.signal }, finish };
+  return {
+    rpc: {
+      id,
+      log,
+      get signal() {
+        return signal();
+      },
+    },
+    finish,
+  };
 }
 
 /** Wraps a unary handler: request id, logger, readiness, timing and the error table. */

@@ -22,6 +22,7 @@ function tempSocket(t: { after(fn: () => void): void }) {
 
 async function serve(t: { after(fn: () => Promise<void> | void): void }, socketPath: string, readiness = new Readiness()) {
   const observed: [string, grpc.status][] = [];
+  const aborts: string[] = [];
   const server = await startCriServer({
     socketPath,
     logger: silentLogger,
@@ -29,7 +30,15 @@ async function serve(t: { after(fn: () => Promise<void> | void): void }, socketP
     observe: (rpc, code) => observed.push([rpc, code]),
     runtime: {
       Version: () => ({ version: '0.1.0', runtime_name: 'test', runtime_version: '1', runtime_api_version: 'v1' }),
-      PodSandboxStatus: (req: { pod_sandbox_id: string }) => {
+      PodSandboxStatus: async (req: { pod_sandbox_id: string }, rpc: { signal: AbortSignal }) => {
+        // the call's signal, asked for at once or only after the client has given up
+        if (req.pod_sandbox_id === 'late-signal') await sleep(400);
+        if (req.pod_sandbox_id === 'signal' || req.pod_sandbox_id === 'late-signal') {
+          const signal = rpc.signal;
+          if (!signal.aborted) await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+          aborts.push(`${req.pod_sandbox_id}: ${(signal.reason as Error).message}`);
+          throw signal.reason;
+        }
         if (req.pod_sandbox_id === '') throw invalidArgument('pod_sandbox_id is empty');
         if (req.pod_sandbox_id === 'boom') throw new Error('disk on fire');
         if (req.pod_sandbox_id === 'late') throw new CrispError('DeadlineExceeded', 'too slow');
@@ -43,7 +52,7 @@ async function serve(t: { after(fn: () => Promise<void> | void): void }, socketP
     clients.close();
     await server.shutdown(100);
   });
-  return { server, clients, observed, readiness };
+  return { server, clients, observed, readiness, aborts };
 }
 
 const codeOf = async (p: Promise<unknown>) => {
@@ -85,6 +94,19 @@ test('domain errors map to their gRPC codes through one table; others are INTERN
   await assert.rejects(call(clients.runtime, clients.runtime.PodSandboxStatus, { pod_sandbox_id: '' }), (err: grpc.ServiceError) =>
     /pod_sandbox_id is empty/.test(err.details));
   assert.deepEqual(observed.map(([, code]) => code).slice(0, 4), [3, 5, 4, 13]);
+});
+
+test('a call the client gives up on aborts its signal, whether the handler asked for it before or after', async (t) => {
+  const ready = new Readiness();
+  ready.markReady();
+  const { clients, aborts } = await serve(t, tempSocket(t), ready);
+  for (const id of ['signal', 'late-signal']) {
+    await assert.rejects(call(clients.runtime, clients.runtime.PodSandboxStatus, { pod_sandbox_id: id }, 150), (err: grpc.ServiceError) =>
+      err.code === grpc.status.DEADLINE_EXCEEDED);
+  }
+  const deadline = Date.now() + 5000;
+  while (aborts.length < 2 && Date.now() < deadline) await sleep(20);
+  assert.deepEqual(aborts.sort(), ['late-signal: PodSandboxStatus was cancelled by the client', 'signal: PodSandboxStatus was cancelled by the client']);
 });
 
 test('RPCs without an implementation answer UNIMPLEMENTED, never a fake success', async (t) => {
