@@ -96,26 +96,42 @@ test('a helper that dies fails the commands in flight and the next command start
   assert.notEqual(spawnHelper()!.pid, first.pid);
 });
 
-for (const program of programs)
-test(`${program.kind} helper: exits at once when its daemon dies, with a command still running and replies unsent`, async () => {
+/**
+ * Runs `body` (module code that starts the spawn helper and prints its pid) as a daemon in its
+ * own process, SIGKILLs that daemon, and returns the orphaned helper's pid.
+ */
+async function helperOfKilledDaemon(program: HelperProgram, body: string): Promise<number> {
   const script = `
     const { run } = await import(${JSON.stringify(new URL('../../src/host/run.ts', import.meta.url).href)});
     const { spawnHelper } = await import(${JSON.stringify(new URL('../../src/host/spawn-helper.ts', import.meta.url).href)});
-    await run('true', []);
-    run('sleep', ['30']);
-    for (let i = 0; i < 20; i++) run('echo', ['a reply nobody will read']);
-    console.log(spawnHelper().pid);
+    ${body}
     setInterval(() => {}, 1000);`;
   const env = { ...process.env, CRISP_SPAWN_HELPER: program.kind === 'perl' ? 'perl' : '' };
   const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'], env });
   const helperPid = Number(await new Promise<string>((resolve) => child.stdout!.once('data', (b: Buffer) => resolve(b.toString().trim()))));
   assert.ok(helperPid > 0);
   child.kill('SIGKILL');
-  const deadline = Date.now() + 5000;
-  while (existsSync(`/proc/${helperPid}`) && readFileSync(`/proc/${helperPid}/stat`, 'utf8').split(') ')[1]![0] !== 'Z') {
-    assert.ok(Date.now() < deadline, 'the helper is still running after its daemon died');
+  return helperPid;
+}
+
+/** Waits until `done()` holds, failing with `why` after the deadline. */
+async function waitFor(done: () => boolean, deadline: number, why: string): Promise<void> {
+  while (!done()) {
+    assert.ok(Date.now() < deadline, why);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+const exited = (pid: number) => () => !existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]![0] === 'Z';
+
+for (const program of programs)
+test(`${program.kind} helper: exits at once when its daemon dies, with a command still running and replies unsent`, async () => {
+  const helperPid = await helperOfKilledDaemon(program, `
+    await run('true', []);
+    run('sleep', ['30']);
+    for (let i = 0; i < 20; i++) run('echo', ['a reply nobody will read']);
+    console.log(spawnHelper().pid);`);
+  await waitFor(exited(helperPid), Date.now() + 5000, 'the helper is still running after its daemon died');
 });
 
 for (const program of programs)
@@ -124,26 +140,13 @@ test(`${program.kind} helper: a conmon still launching when the daemon dies keep
   // Stands in for conmon: waits for the start byte, then reports late, after its daemon is
   // gone. With no reader left on fd 3 its write would kill it (SIGPIPE) before the marker.
   const fakeConmon = `head -c1 <&4 >/dev/null && sleep 0.5 && echo '{"data": 1}' >&3 && touch ${marker}`;
-  const script = `
-    const { spawnHelper } = await import(${JSON.stringify(new URL('../../src/host/spawn-helper.ts', import.meta.url).href)});
+  const helperPid = await helperOfKilledDaemon(program, `
     const helper = spawnHelper();
     helper.launchConmon({ file: 'sh', args: ['-c', ${JSON.stringify(fakeConmon)}], env: { PATH: '/usr/bin:/bin' }, timeoutMs: 20_000 });
-    console.log(helper.pid);
-    setInterval(() => {}, 1000);`;
-  const env = { ...process.env, CRISP_SPAWN_HELPER: program.kind === 'perl' ? 'perl' : '' };
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'], env });
-  const helperPid = Number(await new Promise<string>((resolve) => child.stdout!.once('data', (b: Buffer) => resolve(b.toString().trim()))));
-  assert.ok(helperPid > 0);
-  child.kill('SIGKILL');
+    console.log(helper.pid);`);
   const deadline = Date.now() + 10_000;
-  while (!existsSync(marker)) {
-    assert.ok(Date.now() < deadline, 'the launching conmon did not get to report');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  while (existsSync(`/proc/${helperPid}`) && readFileSync(`/proc/${helperPid}/stat`, 'utf8').split(') ')[1]![0] !== 'Z') {
-    assert.ok(Date.now() < deadline, 'the helper stayed after its last conmon reported');
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitFor(() => existsSync(marker), deadline, 'the launching conmon did not get to report');
+  await waitFor(exited(helperPid), deadline, 'the helper stayed after its last conmon reported');
 });
 
 for (const [kind, helper] of helpers)
