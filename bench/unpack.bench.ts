@@ -14,7 +14,8 @@ import { gzipSync } from 'node:zlib';
 import { LayerStore } from '../src/actors/storage/layer-store.js';
 import { getXattrs, mknodSync, setXattrsSync } from '../src/actors/storage/native.js';
 import { mountsAt } from '../src/host/mountinfo.js';
-import { mountOverlay, unmount } from '../src/actors/storage/overlay.js';
+import { mountOverlay } from '../src/actors/storage/overlay.js';
+import { unmountOwn as unmount } from '../src/host/mounts.js';
 import { createTar, type TarEntry } from '../test/helpers/tar.js';
 
 const RUNS = Number(process.argv[2] ?? 5);

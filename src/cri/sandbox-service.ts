@@ -16,7 +16,7 @@ import { listPodSandbox } from './list-pod-sandbox.js';
 import { streamPodSandboxes } from './stream-pod-sandboxes.js';
 import { updatePodSandboxResources } from './update-pod-sandbox-resources.js';
 import { InfraExitWatcher, type InfraDeps } from '../actors/sandbox/infra.js';
-import { topMounts } from '../actors/network/mounts.js';
+import { topMounts } from '../host/mounts.js';
 import { recoverEach } from '../actors/recovery.js';
 
 const DEFAULT_NETWORK = { name: 'crisp', bridge: 'crisp0', subnet: '10.85.0.0/16' } as const;

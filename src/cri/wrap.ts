@@ -90,17 +90,10 @@ function begin(name: string, deps: WrapDeps, call: grpc.ServerUnaryCall<unknown,
   let finished = false;
   const cancel = () => controller?.abort(new CrispError('Unavailable', `${name} was cancelled by the client`));
   call.on('cancelled', () => {
-    if (finished || cancelled) return;
+    if (finished) return;
     cancelled = true;
     cancel();
   });
-  const signal = () => {
-    if (!controller) {
-      controller = new AbortController();
-      if (cancelled) cancel();
-    }
-    return controller.signal;
-  };
   const started = process.hrtime.bigint();
   const finish = (code: grpc.status, err?: unknown) => {
     finished = true;
@@ -123,7 +116,11 @@ function begin(name: string, deps: WrapDeps, call: grpc.ServerUnaryCall<unknown,
       id,
       log,
       get signal() {
-        return signal();
+        if (!controller) {
+          controller = new AbortController();
+          if (cancelled) cancel();
+        }
+        return controller.signal;
       },
     },
     finish,

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readMounts } from '../../src/actors/network/mounts.js';
+import { readMounts } from '../../src/host/mountinfo.js';
 import { isMountPoint } from '../helpers/mounts.js';
 import {
   isPinned,

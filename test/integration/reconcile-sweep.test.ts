@@ -25,7 +25,7 @@ import { resolveExecutable } from '../../src/actors/monitor/executables.js';
 import { cgroupDirs, cgroupExists, detectCgroupLayout, removeCgroupTree, resolveCgroupPaths } from '../../src/actors/monitor/cgroups.js';
 import { CniRunner } from '../../src/actors/network/cni.js';
 import { cacheFilePath } from '../../src/actors/network/cni-cache.js';
-import { readMounts } from '../../src/actors/network/mounts.js';
+import { readMounts } from '../../src/host/mountinfo.js';
 import { isMountPoint } from '../helpers/mounts.js';
 import { pinNamespaces, unpinNamespaces } from '../../src/actors/network/namespaces.js';
 import { run } from '../../src/host/run.js';

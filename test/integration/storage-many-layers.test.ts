@@ -8,7 +8,8 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { join } from 'node:path';
 import { LayerStore, chainIds } from '../../src/actors/storage/layer-store.js';
 import { mountsAt } from '../../src/host/mountinfo.js';
-import { mountOverlay, unmount } from '../../src/actors/storage/overlay.js';
+import { mountOverlay } from '../../src/actors/storage/overlay.js';
+import { unmountOwn as unmount } from '../../src/host/mounts.js';
 import { createTar } from '../helpers/tar.js';
 
 const LAYERS = 200;

@@ -10,7 +10,8 @@ import { gzipSync } from 'node:zlib';
 import { LayerStore, chainIds } from '../../src/actors/storage/layer-store.js';
 import { getXattrs } from '../../src/actors/storage/native.js';
 import { mountsAt } from '../../src/host/mountinfo.js';
-import { mountOverlay, unmount } from '../../src/actors/storage/overlay.js';
+import { mountOverlay } from '../../src/actors/storage/overlay.js';
+import { unmountOwn as unmount } from '../../src/host/mounts.js';
 import { createTar, type TarEntry } from '../helpers/tar.js';
 
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;

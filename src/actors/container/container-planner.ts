@@ -13,7 +13,8 @@ import type { CallerFault, ContainerEvent } from '../../machines/events.js';
 import type { ContainerContext } from '../../machines/container.js';
 import { nowNs } from '../../events/clock.js';
 import { failedPrecondition, invalidArgument, messageOf, recordedKind } from '../../errors.js';
-import { mountOverlay, unmount } from '../storage/overlay.js';
+import { mountOverlay } from '../storage/overlay.js';
+import { unmountOwn } from '../../host/mounts.js';
 import { resolveImage } from '../image-pull/image-index.js';
 import { generateSpec, loadLocalhostSeccompProfile, podResourcesOf, prepareMounts, readUserDatabase, releasePreparedMounts, resolveUserFrom, writeSpecFile } from '../spec/index.js';
 import type { OciImageConfig, PodResources } from '../spec/index.js';
@@ -97,7 +98,7 @@ async function unmountImageVolumes(imageVolumes: string): Promise<void> {
   } catch {
     return;
   }
-  for (const name of names) await unmount(join(imageVolumes, name));
+  for (const name of names) await unmountOwn(join(imageVolumes, name));
 }
 
 function podResources(deps: ContainerPlanDeps, sandboxId: string): { pod: PodResources; sandbox: EntityState<'sandbox'> } {
@@ -279,7 +280,7 @@ function releaseStep(deps: ContainerPlanDeps, id: string, c: ContainerContext): 
       name: 'rootfs-unmount',
       async run() {
         await unmountImageVolumes(layout.imageVolumes);
-        await unmount(layout.rootfs);
+        await unmountOwn(layout.rootfs);
         await rm(layout.dir, { recursive: true, force: true });
         return [{ type: 'ContainerRootfsUnmounted' }, { type: 'ContainerRemoved' }];
       },

@@ -14,7 +14,7 @@ import type { OrphanNotice } from '../monitor/container-runtime.js';
 import type { ExitInfo } from '../monitor/types.js';
 import type { ContainerContext } from '../../machines/container.js';
 import { recoverEach } from '../recovery.js';
-import { topMounts } from '../network/mounts.js';
+import { topMounts } from '../../host/mounts.js';
 import { resolve } from 'node:path';
 import { appendIfAccepted } from '../../events/append-if-accepted.js';
 

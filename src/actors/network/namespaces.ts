@@ -17,7 +17,8 @@ import { POD_NAMESPACE_KINDS, validateHostname, type PodNamespaceKind } from '..
 import { silentLogger, type Logger } from '../../log.js';
 import { describeFailure, run, type RunOptions, type RunResult } from '../../host/run.js';
 import { pinNewNamespaces } from '../../host/syscalls.js';
-import { unmountOwn, type MountEntry } from './mounts.js';
+import { unmountOwn } from '../../host/mounts.js';
+import type { MountEntry } from '../../host/mountinfo.js';
 import { mountedHere, ownMountAt } from '../../host/mountinfo.js';
 
 

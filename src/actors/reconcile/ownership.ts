@@ -6,7 +6,7 @@ import type { EventStore } from '../../events/store.js';
 import { stateOf } from '../../machines/index.js';
 import type { ContainerContext } from '../../machines/container.js';
 import type { SandboxContext } from '../../machines/sandbox.js';
-import type { MountEntry } from '../network/mounts.js';
+import type { MountEntry } from '../../host/mountinfo.js';
 import type { CachedAttachment } from '../network/cni-cache.js';
 import { DEFAULT_IFNAME, type GcAttachment } from '../network/cni.js';
 import { containerLayout } from '../monitor/container-layout.js';

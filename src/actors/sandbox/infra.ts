@@ -17,7 +17,7 @@ import type { ImageRef } from '../../machines/events.js';
 import type { EntityState } from '../../machines/index.js';
 import { failedPrecondition, messageOf } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
-import { unmount } from '../storage/overlay.js';
+import { unmountOwn } from '../../host/mounts.js';
 import { mountWritableRootfs } from '../storage/writable-rootfs.js';
 import { imageConfigOf } from '../image-pull/image-config.js';
 import { resolveImage } from '../image-pull/image-index.js';
@@ -171,7 +171,7 @@ export async function deleteInfra(deps: InfraDeps, id: string): Promise<void> {
 export async function unmountInfraRootfs(deps: InfraDeps, id: string): Promise<void> {
   await deps.runtime().delete(id);
   const layout = infraLayout(deps.runroot, id);
-  await unmount(layout.rootfs);
+  await unmountOwn(layout.rootfs);
   await rm(layout.dir, { recursive: true, force: true });
 }
 

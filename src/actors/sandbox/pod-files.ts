@@ -6,7 +6,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { internal, invalidArgument, messageOf } from '../../errors.js';
 import { mount } from '../../host/syscalls.js';
-import { unmountOwn } from '../network/mounts.js';
+import { unmountOwn } from '../../host/mounts.js';
 import { ownMountAt } from '../../host/mountinfo.js';
 import { renderResolvConf, validateHostname, type DnsConfig } from '../../machines/pod-rules.js';
 

@@ -25,7 +25,7 @@ import { isPinned, pinNamespaces, unpinNamespaces, type PinnedNamespaces } from 
 import { POD_NAMESPACE_KINDS, bandwidthOf, portMappingsOf } from '../../machines/pod-rules.js';
 import { mountPodShm, removePodFiles, unmountPodShm, writePodFiles } from './pod-files.js';
 import { applySysctls } from './sysctls.js';
-import { unmountOwn } from '../network/mounts.js';
+import { unmountOwn } from '../../host/mounts.js';
 import {
   effectiveHostname, isHostIpc, isHostNetwork, needsInfraContainer, podNamespaceKinds,
 } from '../../machines/sandbox-config.js';

@@ -7,7 +7,7 @@ import { pinnedBy } from '../network/namespaces.js';
 import type { PodNamespaceKind } from '../../machines/pod-rules.js';
 import { sandboxState } from './sandbox-streams.js';
 import { appendIfAccepted } from '../../events/append-if-accepted.js';
-import type { MountEntry } from '../network/mounts.js';
+import type { MountEntry } from '../../host/mountinfo.js';
 
 /**
  * Start-up's check of what the log says a pod holds: a ready pod whose pinned namespaces are

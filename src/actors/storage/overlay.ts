@@ -12,7 +12,6 @@ import { isAbsolute, join } from 'node:path';
 import { failedPrecondition, internal, invalidArgument, messageOf } from '../../errors.js';
 import { isMissing } from '../../host/files.js';
 import { mount } from '../../host/syscalls.js';
-import { unmountOwn } from '../network/mounts.js';
 import { ownMountAt } from '../../host/mountinfo.js';
 
 export type OverlayMountOptions = {
@@ -99,11 +98,6 @@ export async function mountOverlay(o: OverlayMountOptions): Promise<void> {
   } catch (err) {
     throw internal(messageOf(err), err);
   }
-}
-
-/** Unmounts whatever is mounted at `target`; nothing mounted is fine. */
-export function unmount(target: string): Promise<void> {
-  return unmountOwn(target);
 }
 
 function requireAbsolute(path: string, field: string): void {

@@ -1,9 +1,9 @@
 import { resolve } from 'node:path';
-import { internal } from '../../errors.js';
-import { unmount } from '../../host/syscalls.js';
-import { mountedHere, mountsOn, readMounts, type MountEntry } from '../../host/mountinfo.js';
-
-export { readMounts, type MountEntry } from '../../host/mountinfo.js';
+// Unmounting until nothing is left, for whoever mounted: pods (pinned namespaces, shm),
+// containers and infra (rootfs overlays), the leak sweep; and the table of mounts they check.
+import { internal } from '../errors.js';
+import { unmount } from './syscalls.js';
+import { mountedHere, mountsOn, readMounts, type MountEntry } from './mountinfo.js';
 
 /** The topmost mount on every mount point now, for checking many paths against one read of the table. */
 export async function topMounts(): Promise<Map<string, MountEntry>> {
