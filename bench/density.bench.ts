@@ -18,7 +18,7 @@
 //   CRISP_DENSITY_NODE_ARGS='…'  more options for the daemon's node
 //   CRISP_BENCH_LOG_LEVEL=warn  the daemon's log level (default info, as `npm start` runs it)
 //   CRISP_DENSITY_LOG_SUMMARY=1  also prints the daemon's most frequent log messages
-import { spawn } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdir, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -27,8 +27,9 @@ import { makeBundle, makeBusyboxRootfs, makeTempDir } from '../test/helpers/bund
 import { startTestNode, type TestNode } from '../test/helpers/node-env.js';
 import { call } from '../test/helpers/cri-client.js';
 import { RUNC, createByHand, percentile, waitForFile } from './lib/floor.js';
-import { benchDaemon, describeLatencies, listItemCount, eventLoopDelay, fmt, kubeletContainer, kubeletPod, rpcHistograms } from './lib/kubelet.js';
+import { benchDaemon, describeLatencies, eventLoopDelay, fmt, kubeletContainer, kubeletPod, rpcHistograms } from './lib/kubelet.js';
 import { startOtlpReceiver } from '../test/helpers/otlp-receiver.js';
+import type { PollerSample } from './lib/poller.js';
 
 const PODS = Number(process.argv[2] ?? process.env['BENCH_PODS'] ?? 100);
 const BATCH = Number(process.argv[3] ?? process.env['BENCH_BATCH'] ?? 10);
@@ -258,36 +259,24 @@ async function runFloor(node: TestNode, work: string) {
 
 interface Relists {
   /** Relist durations (ListPodSandbox + ListContainers), ms, tagged by phase. */
-  samples: { phase: string; ms: number; items: number }[];
+  samples: PollerSample[];
   stop(): Promise<void>;
-  phase: string;
+  setPhase(phase: string): void;
 }
 
 function startPoller(node: TestNode): Relists {
-  const rt = node.daemon.clients.runtime;
-  const r: Relists = { samples: [], phase: 'idle', stop: async () => {} };
-  let running = true;
-  const loop = (async () => {
-    for (let tick = 0; running; tick++) {
-      const t0 = performance.now();
-      try {
-        const pods = await listItemCount(rt, 'ListPodSandbox');
-        const ctrs = await listItemCount(rt, 'ListContainers');
-        r.samples.push({ phase: r.phase, ms: performance.now() - t0, items: pods + ctrs });
-        if (tick % 10 === 0) {
-          await Promise.all([call(rt, rt.ListContainerStats, { filter: null }, 30_000), call(rt, rt.ListPodSandboxStats, { filter: null }, 30_000)]);
-        }
-      } catch (err) {
-        if (running) console.error(`poller: ${(err as Error).message}`);
-      }
-      await sleep(Math.max(0, 1000 - (performance.now() - t0)));
-    }
-  })();
-  r.stop = async () => {
-    running = false;
-    await loop;
+  const poller = fork(new URL('./lib/poller.ts', import.meta.url), [node.daemon.socket], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const samples: PollerSample[] = [];
+  poller.on('message', (s: PollerSample) => samples.push(s));
+  const ended = new Promise<void>((resolve) => poller.once('exit', () => resolve()));
+  return {
+    samples,
+    setPhase: (phase) => poller.send({ phase }),
+    stop: async () => {
+      poller.send({ stop: true });
+      await ended;
+    },
   };
-  return r;
 }
 
 async function main(): Promise<void> {
@@ -328,7 +317,7 @@ async function main(): Promise<void> {
     await sleep(1500);
     const pods: string[] = new Array(PODS);
     const containers: string[] = new Array(PODS);
-    poller.phase = 'up';
+    poller.setPhase('up');
     const logBefore = node.daemon.stderr().length;
     await eventLoopDelay(metricsPort); // restarts the daemon's delay monitor
     const helper = helperPid(pid);
@@ -355,11 +344,11 @@ async function main(): Promise<void> {
     const clientDelayUp1 = runDelay(process.pid);
     const helperUp = (ownCpuMs(helper) - helperUp0) / PODS;
     const lagUp = await eventLoopDelay(metricsPort);
-    poller.phase = 'steady';
+    poller.setPhase('steady');
     await sleep(STEADY_SECONDS * 1000);
     const rssLoaded = statusKiB(pid, 'VmRSS') / 1024;
     const conmons = conmonRssMiB(exitsMarker);
-    poller.phase = 'down';
+    poller.setPhase('down');
     await eventLoopDelay(metricsPort);
     const helperDown0 = ownCpuMs(helper);
     const cpuDown0 = cpuOf(pid);
@@ -410,7 +399,7 @@ async function main(): Promise<void> {
     const slices = delayUp1.slices - delayUp0.slices;
     const clientWaited = clientDelayUp1.waitedMs - clientDelayUp0.waitedMs;
     const clientSlices = clientDelayUp1.slices - clientDelayUp0.slices;
-    console.log(`waits for a core  up wave: the daemon's event loop ${fmt(waited / Math.max(1, slices))} ms per wake-up (${slices} wake-ups, ${fmt(waited / PODS)} ms per pod); this bench's (the poller's) ${fmt(clientWaited / Math.max(1, clientSlices))} ms per wake-up (${clientSlices} wake-ups)`);
+    console.log(`waits for a core  up wave: the daemon's event loop ${fmt(waited / Math.max(1, slices))} ms per wake-up (${slices} wake-ups, ${fmt(waited / PODS)} ms per pod); the bench's main thread (it drives the pods) ${fmt(clientWaited / Math.max(1, clientSlices))} ms per wake-up (${clientSlices} wake-ups)`);
     console.log(`event-loop delay up p50 ${fmt(lagUp.p50)} p99 ${fmt(lagUp.p99)} max ${fmt(lagUp.max)} ms; down p50 ${fmt(lagDown.p50)} p99 ${fmt(lagDown.p99)} max ${fmt(lagDown.max)} ms`);
     for (const phase of ['up', 'steady', 'down']) {
       const xs = relist(phase);
