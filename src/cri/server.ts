@@ -6,7 +6,7 @@ import { HealthImplementation } from 'grpc-health-check';
 import { imageServiceDefinition, packageDefinition, runtimeServiceDefinition } from './proto.js';
 import { serverStream, unary, type StreamHandler, type UnaryHandler, type WrapDeps } from './wrap.js';
 import { CrispError, unimplemented } from '../errors.js';
-import { AuthorityFilter } from './authority-filter.js';
+import { openConnection } from './authority-filter.js';
 import { addLazyReflection } from './reflection.js';
 import { encodeListsOnce } from './list-encoding.js';
 
@@ -80,10 +80,10 @@ export async function startCriServer(options: CriServerOptions): Promise<CriServ
   addLazyReflection(server, packageDefinition);
 
   await claimSocket(options.socketPath);
-  // Connections are accepted here and handed to gRPC through a filter, rather than gRPC
-  // binding the socket itself: see authority-filter.ts for why.
+  // Connections are accepted here and handed to gRPC once their opening is read, rather than
+  // gRPC binding the socket itself: see authority-filter.ts for why.
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-  const listener = createServer((socket) => injector.injectConnection(new AuthorityFilter(socket)));
+  const listener = createServer((socket) => openConnection(socket, (stream) => injector.injectConnection(stream)));
   await new Promise<void>((resolve, reject) => {
     listener.once('error', reject);
     listener.listen(options.socketPath, () => {

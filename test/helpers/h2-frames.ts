@@ -87,3 +87,42 @@ export async function versionAnswers(socketPath: string, authority = 'localhost'
 }
 
 export const SETTINGS = frame(0x4, 0, 0, Buffer.alloc(0));
+
+export const SETTINGS_ACK = frame(0x4, 0x1, 0, Buffer.alloc(0));
+
+/** A raw connection that collects the server's frames as they arrive. */
+export function rawConnection(socketPath: string) {
+  const socket = netConnect(socketPath);
+  const frames: { type: number; flags: number; streamId: number; payload: Buffer }[] = [];
+  let buffered = Buffer.alloc(0);
+  let waiters: (() => void)[] = [];
+  socket.on('error', () => undefined);
+  socket.on('data', (chunk: Buffer) => {
+    buffered = Buffer.concat([buffered, chunk]);
+    while (buffered.length >= 9 && buffered.length >= 9 + buffered.readUIntBE(0, 3)) {
+      const length = buffered.readUIntBE(0, 3);
+      frames.push({ type: buffered[3]!, flags: buffered[4]!, streamId: buffered.readUInt32BE(5) & 0x7fffffff, payload: buffered.subarray(9, 9 + length) });
+      buffered = buffered.subarray(9 + length);
+    }
+    waiters.forEach((w) => w());
+  });
+  return {
+    frames,
+    write: (...chunks: Buffer[]) => chunks.forEach((c) => socket.write(c)),
+    /** Resolves once a frame matching `match` has arrived, or rejects after `ms`. */
+    waitFor(match: (f: (typeof frames)[number]) => boolean, ms = 3000): Promise<void> {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          if (!frames.some(match)) return;
+          clearTimeout(timer);
+          waiters = waiters.filter((w) => w !== check);
+          resolve();
+        };
+        const timer = setTimeout(() => reject(new Error('the frame did not arrive')), ms);
+        waiters.push(check);
+        check();
+      });
+    },
+    close: () => socket.destroy(),
+  };
+}

@@ -1,11 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect as netConnect } from 'node:net';
-import { connect as h2connect } from 'node:http2';
+import { connect as netConnect, createServer as netServer, Socket } from 'node:net';
+import { connect as h2connect, createServer as h2server } from 'node:http2';
+import type { Duplex } from 'node:stream';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { HpackDecoder, encodeLiterals } from '../../src/cri/hpack.js';
-import { fixAuthority } from '../../src/cri/authority-filter.js';
+import { AuthorityFilter, fixAuthority, openConnection } from '../../src/cri/authority-filter.js';
 import { startVersionServer } from '../helpers/cri-server.js';
-import { PREFACE, SETTINGS, bombFrames, frame, requestBlock, sendRaw, versionAnswers } from '../helpers/h2-frames.js';
+import { PREFACE, SETTINGS, SETTINGS_ACK, bombFrames, frame, rawConnection, requestBlock, sendRaw, versionAnswers } from '../helpers/h2-frames.js';
 
 test('HPACK: the RFC 7541 C.4 requests decode, Huffman strings and dynamic table included', () => {
   const decoder = new HpackDecoder();
@@ -54,6 +58,72 @@ test('a gRPC call whose :authority is the socket path (old Go clients) is served
   assert.match(Buffer.concat(chunks).toString('latin1'), /crisp/);
 });
 
+// ---- the opening: who gets the socket ------------------------------------------------------------
+
+/** A plain HTTP/2 server behind openConnection that answers every stream as a gRPC call; records what it was given. */
+async function openingServer(t: import('node:test').TestContext) {
+  const dir = mkdtempSync(join(tmpdir(), 'crisp-opening-'));
+  const socketPath = join(dir, 's.sock');
+  const given: (Socket | Duplex)[] = [];
+  const h2 = h2server();
+  h2.on('stream', (stream) => {
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+    stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+    stream.end(Buffer.from([0, 0, 0, 0, 0]));
+  });
+  const listener = netServer((socket) => openConnection(socket, (stream) => {
+    given.push(stream);
+    h2.emit('connection', stream);
+  }));
+  await new Promise<void>((resolve) => listener.listen(socketPath, resolve));
+  t.after(() => {
+    listener.close();
+    h2.close();
+    for (const s of given) s.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { socketPath, given };
+}
+
+test('a client whose :authority is fine gets HTTP/2 on the socket itself; a socket-path authority goes through the filter', async (t) => {
+  const { socketPath, given } = await openingServer(t);
+  assert.equal(await versionAnswers(socketPath, 'localhost'), true);
+  assert.equal(given.length, 1);
+  assert.ok(given[0] instanceof Socket && !(given[0] instanceof AuthorityFilter), 'handed over as the socket, read natively by HTTP/2');
+  assert.equal(await versionAnswers(socketPath, socketPath), true);
+  assert.equal(given.length, 2);
+  assert.ok(given[1] instanceof AuthorityFilter);
+});
+
+test('a request sent before the acknowledgement of the opening SETTINGS waits for it; the server never sees that acknowledgement', async (t) => {
+  for (const authority of ['localhost', '/run/crisp/crisp.sock']) {
+    const { socketPath, given } = await openingServer(t);
+    const client = rawConnection(socketPath);
+    t.after(() => client.close());
+    client.write(PREFACE, SETTINGS, frame(0x1, 0x4, 1, requestBlock(authority)), frame(0x0, 0x1, 1, Buffer.from([0, 0, 0, 0, 0])));
+    // The opening's own SETTINGS arrives at once.
+    await client.waitFor((f) => f.type === 0x4 && !(f.flags & 0x1));
+    await new Promise((r) => setTimeout(r, 150));
+    if (authority === 'localhost') {
+      assert.equal(given.length, 0, 'not handed over before the acknowledgement');
+      assert.ok(!client.frames.some((f) => f.streamId === 1), 'no answer before the acknowledgement');
+    }
+    client.write(SETTINGS_ACK);
+    // The answer's trailers (HEADERS with END_STREAM on stream 1); an acknowledgement the server
+    // did not expect would have cost a GOAWAY instead.
+    await client.waitFor((f) => f.type === 0x1 && f.streamId === 1 && (f.flags & 0x1) !== 0);
+    // The server's own SETTINGS follow the opening's; acknowledged as a client does, they match
+    // what the server sent (had it been given the opening's acknowledgement too, this second one
+    // would be unexpected, and a protocol error), and the connection serves a second call.
+    await client.waitFor(() => client.frames.filter((f) => f.type === 0x4 && !(f.flags & 0x1)).length === 2);
+    client.write(SETTINGS_ACK, frame(0x1, 0x4, 3, requestBlock(authority)), frame(0x0, 0x1, 3, Buffer.from([0, 0, 0, 0, 0])));
+    await client.waitFor((f) => f.type === 0x1 && f.streamId === 3 && (f.flags & 0x1) !== 0);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.ok(!client.frames.some((f) => f.type === 0x7), `no GOAWAY (${authority})`);
+    assert.equal(given.length, 1);
+  }
+});
+
 // ---- hostile header blocks: the connection that sends one is cut, the server goes on -----------
 
 
@@ -70,7 +140,7 @@ test('a header-block bomb after a good first block (passed through to HTTP/2) is
   const socketPath = await startVersionServer(t);
   const good = frame(0x1, 0x4, 1, requestBlock('localhost'));
   const data = frame(0x0, 0x1, 1, Buffer.from([0, 0, 0, 0, 0]));
-  const state = await sendRaw(socketPath, [PREFACE, SETTINGS, good, data, ...bombFrames(3, 200_000)]);
+  const state = await sendRaw(socketPath, [PREFACE, SETTINGS, SETTINGS_ACK, good, data, ...bombFrames(3, 200_000)]);
   assert.ok(state === 'closed' || state === 'open');
   assert.equal(await versionAnswers(socketPath), true);
 });
@@ -79,7 +149,7 @@ test('a bomb on a rewritten connection (old Go client authority) cuts that conne
   const socketPath = await startVersionServer(t);
   const good = frame(0x1, 0x4, 1, requestBlock(socketPath));
   const data = frame(0x0, 0x1, 1, Buffer.from([0, 0, 0, 0, 0]));
-  assert.equal(await sendRaw(socketPath, [PREFACE, SETTINGS, good, data, ...bombFrames(3, 200_000)]), 'closed');
+  assert.equal(await sendRaw(socketPath, [PREFACE, SETTINGS, SETTINGS_ACK, good, data, ...bombFrames(3, 200_000)]), 'closed');
   assert.equal(await versionAnswers(socketPath, socketPath), true);
 });
 
