@@ -1,5 +1,5 @@
 import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
@@ -83,7 +83,16 @@ export async function startCriServer(options: CriServerOptions): Promise<CriServ
   // Connections are accepted here and handed to gRPC once their opening is read, rather than
   // gRPC binding the socket itself: see authority-filter.ts for why.
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-  const listener = createServer((socket) => openConnection(socket, (stream) => injector.injectConnection(stream)));
+  // Sockets whose opening is still being read are not gRPC's yet: shutdown closes them itself.
+  const opening = new Set<Socket>();
+  const listener = createServer((socket) => {
+    opening.add(socket);
+    socket.once('close', () => opening.delete(socket));
+    openConnection(socket, (stream) => {
+      opening.delete(socket);
+      injector.injectConnection(stream);
+    });
+  });
   await new Promise<void>((resolve, reject) => {
     listener.once('error', reject);
     listener.listen(options.socketPath, () => {
@@ -100,6 +109,7 @@ export async function startCriServer(options: CriServerOptions): Promise<CriServ
     shutdown: (graceMs) =>
       new Promise<void>((resolve) => {
         listener.close();
+        for (const socket of opening) socket.destroy();
         const timer = setTimeout(() => {
           server.forceShutdown();
           resolve();

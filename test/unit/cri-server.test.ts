@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { createRequire } from 'node:module';
+import { connect as netConnect } from 'node:net';
 import { startCriServer } from '../../src/cri/server.js';
 import { Readiness } from '../../src/cri/wrap.js';
 import { silentLogger } from '../../src/log.js';
@@ -161,4 +162,26 @@ test('an error quoting a huge bad value is answered with a short prefix, and the
   );
   // the same client, the same connection: still answered
   assert.equal((await call(clients.runtime, clients.runtime.Version, {})).runtime_name, 'test');
+});
+
+test('shutdown closes a connection whose first request has not come yet', async (t) => {
+  const socketPath = tempSocket(t);
+  const readiness = new Readiness();
+  readiness.markReady();
+  const server = await startCriServer({
+    socketPath, logger: silentLogger, readiness, image: {},
+    runtime: { Version: () => ({ version: '0.1.0', runtime_name: 'test', runtime_version: '1', runtime_api_version: 'v1' }) },
+  });
+  // A client that connected and said nothing yet: the server's opening holds it, not gRPC.
+  const quiet = netConnect(socketPath);
+  quiet.on('error', () => undefined);
+  await new Promise((resolve) => quiet.once('connect', resolve));
+  quiet.write(Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1'));
+  quiet.resume();
+  const closed = new Promise((resolve) => quiet.once('close', resolve));
+  const clients = criClients(socketPath);
+  t.after(() => clients.close());
+  assert.equal((await call(clients.runtime, clients.runtime.Version, {})).runtime_name, 'test');
+  await server.shutdown(2000);
+  await Promise.race([closed, sleep(1500).then(() => assert.fail('the quiet connection was left open'))]);
 });
