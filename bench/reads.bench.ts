@@ -8,6 +8,7 @@
 // Run as root: node --import tsx bench/reads.bench.ts [pods=110]
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { benchDaemon, fmt, kubeletContainer, kubeletPod } from './lib/kubelet.js';
 import { percentile } from './lib/floor.js';
@@ -94,6 +95,7 @@ async function main(): Promise<void> {
   } finally {
     floor?.kill();
     await node.cleanup();
+    await rm(work, { recursive: true, force: true });
   }
 }
 
