@@ -268,7 +268,15 @@ function startPoller(node: TestNode): Relists {
   const poller = fork(new URL('./lib/poller.ts', import.meta.url), [node.daemon.socket], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const samples: PollerSample[] = [];
   poller.on('message', (s: PollerSample) => samples.push(s));
-  const ended = new Promise<void>((resolve) => poller.once('exit', () => resolve()));
+  // A poller that cannot start or dies is reported, not thrown: an error event nobody handles
+  // would end the bench before its cleanup, leaving the daemon and its pods behind.
+  const ended = new Promise<void>((resolve) => {
+    poller.once('exit', () => resolve());
+    poller.on('error', (err) => {
+      console.error(`poller: ${err.message}`);
+      if (poller.exitCode !== null || poller.pid === undefined) resolve();
+    });
+  });
   return {
     samples,
     setPhase: (phase) => poller.send({ phase }),

@@ -20,12 +20,16 @@ process.on('message', (m: { phase?: string; stop?: true }) => {
   if (m.phase) phase = m.phase;
   if (m.stop) running = false;
 });
+// The bench is gone (it ended or crashed): stop rather than poll a dead socket forever.
+process.on('disconnect', () => {
+  running = false;
+});
 for (let tick = 0; running; tick++) {
   const t0 = performance.now();
   try {
     const pods = await listItemCount(rt, 'ListPodSandbox');
     const ctrs = await listItemCount(rt, 'ListContainers');
-    process.send!({ phase, ms: performance.now() - t0, items: pods + ctrs } satisfies PollerSample);
+    if (process.connected) process.send!({ phase, ms: performance.now() - t0, items: pods + ctrs } satisfies PollerSample);
     if (tick % 10 === 0) {
       await Promise.all([call(rt, rt.ListContainerStats, { filter: null }, 30_000), call(rt, rt.ListPodSandboxStats, { filter: null }, 30_000)]);
     }
@@ -34,4 +38,4 @@ for (let tick = 0; running; tick++) {
   }
   await sleep(Math.max(0, 1000 - (performance.now() - t0)));
 }
-process.disconnect();
+if (process.connected) process.disconnect();
