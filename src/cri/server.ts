@@ -6,7 +6,7 @@ import { HealthImplementation } from 'grpc-health-check';
 import { imageServiceDefinition, packageDefinition, runtimeServiceDefinition } from './proto.js';
 import { serverStream, unary, type StreamHandler, type UnaryHandler, type WrapDeps } from './wrap.js';
 import { CrispError, unimplemented } from '../errors.js';
-import { openConnection } from './authority-filter.js';
+import { openConnection } from './connection-opening.js';
 import { addLazyReflection } from './reflection.js';
 import { encodeListsOnce } from './list-encoding.js';
 
@@ -81,7 +81,7 @@ export async function startCriServer(options: CriServerOptions): Promise<CriServ
 
   await claimSocket(options.socketPath);
   // Connections are accepted here and handed to gRPC once their opening is read, rather than
-  // gRPC binding the socket itself: see authority-filter.ts for why.
+  // gRPC binding the socket itself: see connection-opening.ts for why.
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   // Sockets whose opening is still being read are not gRPC's yet: shutdown closes them itself.
   const opening = new Set<Socket>();

@@ -7,7 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HpackDecoder, encodeLiterals } from '../../src/cri/hpack.js';
-import { AuthorityFilter, fixAuthority, openConnection } from '../../src/cri/authority-filter.js';
+import { AuthorityFilter, fixAuthority } from '../../src/cri/authority-filter.js';
+import { openConnection } from '../../src/cri/connection-opening.js';
 import { startVersionServer } from '../helpers/cri-server.js';
 import { PREFACE, SETTINGS, SETTINGS_ACK, bombFrames, frame, rawConnection, requestBlock, sendRaw, versionAnswers } from '../helpers/h2-frames.js';
 
