@@ -20,16 +20,17 @@
 //   CRISP_DENSITY_LOG_SUMMARY=1  also prints the daemon's most frequent log messages
 import { fork, spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { mkdir, open, rm } from 'node:fs/promises';
+import { mkdir, open, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { makeBundle, makeBusyboxRootfs, makeTempDir } from '../test/helpers/bundle.js';
 import { startTestNode, type TestNode } from '../test/helpers/node-env.js';
-import { call } from '../test/helpers/cri-client.js';
+import { call, criClients } from '../test/helpers/cri-client.js';
 import { RUNC, createByHand, percentile, waitForFile } from './lib/floor.js';
 import { benchDaemon, describeLatencies, eventLoopDelay, fmt, kubeletContainer, kubeletPod, rpcHistograms } from './lib/kubelet.js';
 import { startOtlpReceiver } from '../test/helpers/otlp-receiver.js';
 import type { PollerSample } from './lib/poller.js';
+import { PACKAGE_ROOT } from '../src/paths.js';
 
 const PODS = Number(process.argv[2] ?? process.env['BENCH_PODS'] ?? 100);
 const BATCH = Number(process.argv[3] ?? process.env['BENCH_BATCH'] ?? 10);
@@ -264,8 +265,8 @@ interface Relists {
   setPhase(phase: string): void;
 }
 
-function startPoller(node: TestNode): Relists {
-  const poller = fork(new URL('./lib/poller.ts', import.meta.url), [node.daemon.socket], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+function startPoller(socket: string, listsOnly = false): Relists {
+  const poller = fork(new URL('./lib/poller.ts', import.meta.url), [socket, ...(listsOnly ? ['lists-only'] : [])], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const samples: PollerSample[] = [];
   poller.on('message', (s: PollerSample) => samples.push(s));
   // A poller that cannot start or dies is reported, not thrown: an error event nobody handles
@@ -287,6 +288,42 @@ function startPoller(node: TestNode): Relists {
   };
 }
 
+/**
+ * The relist's floor: a bare grpc-js server (bench/fixtures/bare-list-server.mjs: the same library
+ * and proto, an event loop with nothing else to do) answering as many pods and containers as the
+ * wave lists at most, relisted by a poller of its own under the same load. What a relist costs on
+ * this node when no pod work is queued ahead of it.
+ */
+async function startRelistFloor(node: TestNode, work: string, count: number): Promise<{ socket: string; stop(): void }> {
+  const items = Array.from({ length: count }, (_, i) => {
+    const pod = kubeletPod(node, i);
+    return { id: `${i}`.padStart(64, 'a'), metadata: pod.metadata, state: 'SANDBOX_READY', created_at: String(Date.now() * 1e6), labels: pod.labels, annotations: pod.annotations, runtime_handler: '' };
+  });
+  const containers = items.map((pod, i) => {
+    const ctr = kubeletContainer(node, i);
+    return { id: `${i}`.padStart(64, 'c'), pod_sandbox_id: pod.id, metadata: ctr.metadata, image: ctr.image, image_ref: `sha256:${'b'.repeat(64)}`, state: 'CONTAINER_RUNNING', created_at: pod.created_at, labels: ctr.labels, annotations: ctr.annotations };
+  });
+  const responses = join(work, 'relist-floor.json');
+  await writeFile(responses, JSON.stringify({ ListPodSandbox: { items }, ListContainers: { containers } }));
+  const socket = join(work, 'relist-floor.sock');
+  const server = spawn(process.execPath, [join(PACKAGE_ROOT, 'bench', 'fixtures', 'bare-list-server.mjs'), socket, responses], { stdio: 'ignore' });
+  const rt = criClients(socket).runtime;
+  try {
+    for (let i = 0; ; i++) {
+      try {
+        await call(rt, rt.ListPodSandbox, {}, 1000);
+        break;
+      } catch (err) {
+        if (i > 100) throw err;
+        await sleep(100);
+      }
+    }
+  } finally {
+    rt.close();
+  }
+  return { socket, stop: () => server.kill() };
+}
+
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the density benchmark runs pods: run it as root');
   const profileDir = process.env['CRISP_DENSITY_CPU_PROF'];
@@ -306,6 +343,8 @@ async function main(): Promise<void> {
   if (nodeArgs.length > 0) await node.restartDaemon(daemonArgs, { nodeArgs });
   const work = await makeTempDir('bench-density');
   let poller: Relists | undefined;
+  let floorPoller: Relists | undefined;
+  let relistFloor: { socket: string; stop(): void } | undefined;
   try {
     const floor = await runFloor(node, work);
 
@@ -321,11 +360,14 @@ async function main(): Promise<void> {
       .flatMap((dir) => (existsSync(dir) ? readdirSync(dir).filter((e) => e !== 'attach').map((e) => `${dir}/${e}`) : []));
     const entriesLeft = () => listEntries().length;
     const entriesBefore = entriesLeft();
-    poller = startPoller(node);
+    relistFloor = await startRelistFloor(node, work, PODS + 1);
+    poller = startPoller(node.daemon.socket);
+    floorPoller = startPoller(relistFloor.socket, true);
     await sleep(1500);
     const pods: string[] = new Array(PODS);
     const containers: string[] = new Array(PODS);
     poller.setPhase('up');
+    floorPoller.setPhase('up');
     const logBefore = node.daemon.stderr().length;
     await eventLoopDelay(metricsPort); // restarts the daemon's delay monitor
     const helper = helperPid(pid);
@@ -353,10 +395,12 @@ async function main(): Promise<void> {
     const helperUp = (ownCpuMs(helper) - helperUp0) / PODS;
     const lagUp = await eventLoopDelay(metricsPort);
     poller.setPhase('steady');
+    floorPoller.setPhase('steady');
     await sleep(STEADY_SECONDS * 1000);
     const rssLoaded = statusKiB(pid, 'VmRSS') / 1024;
     const conmons = conmonRssMiB(exitsMarker);
     poller.setPhase('down');
+    floorPoller.setPhase('down');
     await eventLoopDelay(metricsPort);
     const helperDown0 = ownCpuMs(helper);
     const cpuDown0 = cpuOf(pid);
@@ -382,11 +426,14 @@ async function main(): Promise<void> {
     const logLines = logged.split('\n').filter(Boolean);
     const lagDown = await eventLoopDelay(metricsPort);
     await poller.stop();
+    await floorPoller.stop();
     const samples = poller.samples;
+    const floorSamples = floorPoller.samples;
     poller = undefined;
+    floorPoller = undefined;
     const rssPeak = statusKiB(pid, 'VmHWM') / 1024;
 
-    const relist = (phase: string) => samples.filter((s) => s.phase === phase).map((s) => s.ms);
+    const relist = (phase: string, from = samples) => from.filter((s) => s.phase === phase).map((s) => s.ms);
     const listed = (phase: string) => Math.max(0, ...samples.filter((s) => s.phase === phase).map((s) => s.items));
     const c = stats(up.latencies);
     const f = stats(floor.up.latencies);
@@ -411,7 +458,10 @@ async function main(): Promise<void> {
     console.log(`event-loop delay up p50 ${fmt(lagUp.p50)} p99 ${fmt(lagUp.p99)} max ${fmt(lagUp.max)} ms; down p50 ${fmt(lagDown.p50)} p99 ${fmt(lagDown.p99)} max ${fmt(lagDown.max)} ms`);
     for (const phase of ['up', 'steady', 'down']) {
       const xs = relist(phase);
-      console.log(`relist ${phase.padEnd(8)} p50 ${fmt(percentile(xs, 50))} ms p99 ${fmt(percentile(xs, 99))} ms (${xs.length} relists, up to ${listed(phase)} pods + containers listed)`);
+      const fl = relist(phase, floorSamples);
+      const [p50, p99, f50, f99] = [percentile(xs, 50), percentile(xs, 99), percentile(fl, 50), percentile(fl, 99)];
+      console.log(`relist ${phase.padEnd(8)} p50 ${fmt(p50)} ms p99 ${fmt(p99)} ms (${xs.length} relists, up to ${listed(phase)} pods + containers listed); ` +
+        `idle-server floor p50 ${fmt(f50)} p99 ${fmt(f99)} ms, ratio p50 ${(p50 / f50).toFixed(2)}x p99 ${(p99 / f99).toFixed(2)}x`);
     }
     console.log(`daemon RSS      fresh ${fmt(rssFresh)} MiB, with ${PODS + 1} pods ${fmt(rssLoaded)} MiB, peak ${fmt(rssPeak)} MiB`);
     console.log(`daemon log      ${logLines.length} lines over both waves, ${fmt(logLines.length / PODS)} per pod, ${fmt(Buffer.byteLength(logged) / 1024)} KiB`);
@@ -431,6 +481,8 @@ async function main(): Promise<void> {
     if (profileDir) console.log(`daemon CPU profile written to ${profileDir}`);
   } finally {
     await poller?.stop();
+    await floorPoller?.stop();
+    relistFloor?.stop();
     await node.cleanup();
     await rm(work, { recursive: true, force: true });
     if (receiver) {
