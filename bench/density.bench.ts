@@ -25,12 +25,12 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { makeBundle, makeBusyboxRootfs, makeTempDir } from '../test/helpers/bundle.js';
 import { startTestNode, type TestNode } from '../test/helpers/node-env.js';
-import { call, criClients } from '../test/helpers/cri-client.js';
+import { call } from '../test/helpers/cri-client.js';
 import { RUNC, createByHand, percentile, waitForFile } from './lib/floor.js';
 import { benchDaemon, describeLatencies, eventLoopDelay, fmt, kubeletContainer, kubeletPod, rpcHistograms } from './lib/kubelet.js';
 import { startOtlpReceiver } from '../test/helpers/otlp-receiver.js';
 import type { PollerSample } from './lib/poller.js';
-import { PACKAGE_ROOT } from '../src/paths.js';
+import { startBareListServer } from './lib/bare-list.js';
 
 const PODS = Number(process.argv[2] ?? process.env['BENCH_PODS'] ?? 100);
 const BATCH = Number(process.argv[3] ?? process.env['BENCH_BATCH'] ?? 10);
@@ -306,21 +306,7 @@ async function startRelistFloor(node: TestNode, work: string, count: number): Pr
   const responses = join(work, 'relist-floor.json');
   await writeFile(responses, JSON.stringify({ ListPodSandbox: { items }, ListContainers: { containers } }));
   const socket = join(work, 'relist-floor.sock');
-  const server = spawn(process.execPath, [join(PACKAGE_ROOT, 'bench', 'fixtures', 'bare-list-server.mjs'), socket, responses], { stdio: 'ignore' });
-  const rt = criClients(socket).runtime;
-  try {
-    for (let i = 0; ; i++) {
-      try {
-        await call(rt, rt.ListPodSandbox, {}, 1000);
-        break;
-      } catch (err) {
-        if (i > 100) throw err;
-        await sleep(100);
-      }
-    }
-  } finally {
-    rt.close();
-  }
+  const server = await startBareListServer(socket, responses);
   return { socket, stop: () => server.kill() };
 }
 

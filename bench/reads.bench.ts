@@ -6,7 +6,7 @@
 // (bench/fixtures/bare-list-server.mjs), measured the same way. The stats have no floor.
 //
 // Run as root: node --import tsx bench/reads.bench.ts [pods=110]
-import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -15,7 +15,7 @@ import { percentile } from './lib/floor.js';
 import { startTestNode } from '../test/helpers/node-env.js';
 import { call, criClients } from '../test/helpers/cri-client.js';
 import { makeTempDir } from '../test/helpers/bundle.js';
-import { PACKAGE_ROOT } from '../src/paths.js';
+import { startBareListServer } from './lib/bare-list.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const PODS = Number(process.argv[2] ?? 110);
@@ -49,7 +49,7 @@ async function main(): Promise<void> {
   const { daemonArgs, nodeArgs } = await benchDaemon();
   const node = await startTestNode(daemonArgs);
   const work = await makeTempDir('bench-reads');
-  let floor: ReturnType<typeof spawn> | undefined;
+  let floor: ChildProcess | undefined;
   try {
     await node.restartDaemon(daemonArgs, { nodeArgs });
     const rt = node.daemon.clients.runtime;
@@ -67,17 +67,8 @@ async function main(): Promise<void> {
     writeFileSync(responsesFile, JSON.stringify(responses));
 
     const socket = join(work, 'floor.sock');
-    floor = spawn(process.execPath, [join(PACKAGE_ROOT, 'bench', 'fixtures', 'bare-list-server.mjs'), socket, responsesFile], { stdio: 'ignore' });
+    floor = await startBareListServer(socket, responsesFile);
     const floorRt = criClients(socket).runtime;
-    for (let i = 0; ; i++) {
-      try {
-        await call(floorRt, floorRt.ListPodSandbox, {}, 1000);
-        break;
-      } catch (err) {
-        if (i > 100) throw err;
-        await sleep(100);
-      }
-    }
 
     console.log(`reads: ${responses.ListPodSandbox.items.length} pods, ${responses.ListContainers.containers.length} containers; ${CALLS} calls each, one at a time`);
     for (const method of ['ListPodSandbox', 'ListContainers'] as const) {
