@@ -18,8 +18,7 @@ import { silentLogger, type Logger } from '../../log.js';
 import { describeFailure, run, type RunOptions, type RunResult } from '../../host/run.js';
 import { pinNewNamespaces } from '../../host/syscalls.js';
 import { unmountOwn } from '../../host/mounts.js';
-import type { MountEntry } from '../../host/mountinfo.js';
-import { mountedHere, ownMountAt } from '../../host/mountinfo.js';
+import { mountedHere, ownMountAt, type MountEntry } from '../../host/mountinfo.js';
 
 
 /** Paths of the pinned namespace files; a kind is absent when the pod shares the host's. */
