@@ -551,8 +551,7 @@ int main(void) {
       // The daemon is gone: nobody reads the replies, and the commands finish on their own. A
       // conmon still launching is the exception: it writes its first line into the sync pipe and
       // would die of SIGPIPE with no reader, so its container would run unwatched. The helper
-      // keeps those pipes until each has reported (or timed out), then exits.
-      if (got == 0 && !conmon_launching()) return 0;
+      // keeps those pipes until each has reported (or timed out), then exits (end of the loop).
       if (got == 0) orphaned = 1;
       if (got > 0) buf_add(&inbuf, chunk, (size_t)got);
       while (inbuf.len >= 4) {

@@ -232,7 +232,7 @@ while (1) {
   if (vec($rout, fileno($wake_r), 1)) { my $junk; 1 while sysread($wake_r, $junk, 512); }
   if (vec($rout, fileno(STDIN), 1)) {
     my $got = sysread(STDIN, $inbuf, 65536, length $inbuf);
-    if (defined $got && $got == 0) { exit 0 unless conmon_launching(); $orphaned = 1; }
+    if (defined $got && $got == 0) { $orphaned = 1; }
     while (length($inbuf) >= 4) { my $size = unpack('N', $inbuf); last if length($inbuf) < 4 + $size;
       my $req = substr($inbuf, 4, $size); substr($inbuf, 0, 4 + $size) = ''; start($req); }
   }
