@@ -8,7 +8,7 @@
 // stream continues (or unwinds) from exactly where its log says it stopped (DESIGN.md rule 2,5).
 // Effects must therefore be idempotent: a step may run again if the process died after the
 // effect but before its fact was committed.
-import { filter, type Subscription } from 'rxjs';
+import { filter, type Subscription } from '../rx.js';
 import type { EventStore, Folded } from '../events/store.js';
 import type { DomainEvent, EventsByKind, StreamKind } from '../machines/events.js';
 import { accepts, next, stateOf, type EntityState } from '../machines/index.js';

@@ -1,4 +1,4 @@
-import { Subject, type Observable } from 'rxjs';
+import { Subject, type Observable } from '../rx.js';
 import { openWriter, type Db } from './database.js';
 import { upcast } from './upcast.js';
 import { nowNs } from './clock.js';

@@ -1,7 +1,7 @@
 // Durations read off the event log: every step of an operation is a fact with a timestamp,
 // so the time a step took is the gap between its fact and the one before it in the same
 // stream (DESIGN.md: "the log is also the latency trace"). Nothing is timed inside actors.
-import type { Subscription } from 'rxjs';
+import type { Subscription } from '../rx.js';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { EventStore, StoredEvent } from '../events/store.js';
 import type { DomainEventType } from '../machines/events.js';

@@ -1,7 +1,7 @@
 // Every container that holds a conmon has one watch on its exit file; when it fires, the exit
 // is recorded as ContainerExited. After a restart the watches are set up again from the log, and
 // an exit that happened while crisp was down is recorded as what it is: ContainerExitObserved.
-import { filter, type Subscription } from 'rxjs';
+import { filter, type Subscription } from '../../rx.js';
 import { waitForState } from '../driver.js';
 import { accepts, stateOf } from '../../machines/index.js';
 import type { ContainerEvent, ExitFacts } from '../../machines/events.js';

@@ -7,7 +7,7 @@ import { open } from 'node:fs/promises';
 import { constants as fsConstants, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Subject } from 'rxjs';
+import { Subject } from '../../rx.js';
 import { crashPoint } from '../../crash-points.js';
 import {
   alreadyExists,

@@ -9,7 +9,7 @@
 import { rm } from 'node:fs/promises';
 import { hostname as nodeHostname } from 'node:os';
 import { join } from 'node:path';
-import { filter, type Subscription } from 'rxjs';
+import { filter, type Subscription } from '../../rx.js';
 import type { EventStore } from '../../events/store.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import type { LayerStore } from '../storage/layer-store.js';

@@ -3,7 +3,7 @@
 // through its own bounded queue: the log's subscribers are called synchronously inside
 // append, so a subscriber that cannot keep up loses events (counted and logged) instead of
 // ever slowing down or blocking the runtime.
-import type { Subscription } from 'rxjs';
+import type { Subscription } from '../../rx.js';
 import type { EventStore, StoredEvent } from '../../events/store.js';
 import { stateOf, type EntityState } from '../../machines/index.js';
 import { criState as containerCriState, liveContainers, toCriStatus } from '../container/container-view.js';
