@@ -1,20 +1,64 @@
+// The CRI proto, parsed once at start-up, and the two services the daemon serves.
+//
+// The service definitions are made here from the parsed types rather than by
+// @grpc/proto-loader, whose package definition also turns every message into a descriptor
+// object (for reflection): ~2.8 MB of the daemon's RSS and ~30 ms of its start-up that only a
+// reflection call needs. That call, and the tests' clients, get proto-loader's full package
+// from fullPackageDefinition(), made on first use. The wire behaviour is the same: the same
+// parse option and the same conversion options proto-loader is given (and gen:proto's types
+// describe).
 import * as protoLoader from '@grpc/proto-loader';
-import * as grpc from '@grpc/grpc-js';
-import type { ProtoGrpcType } from './proto/gen/api.js';
+import type * as grpc from '@grpc/grpc-js';
+import protobuf from 'protobufjs';
 import { PROTO_PATH } from '../paths.js';
 
 // Field names as the proto spells them; int64 as decimal strings (nanosecond times overflow
 // a double); enums by name; defaults filled in so readers never meet undefined scalars.
-const LOADER_OPTIONS: protoLoader.Options = {
-  keepCase: true,
-  longs: String,
-  enums: String,
-  defaults: true,
-  oneofs: true,
-};
+const CONVERSION: protobuf.IConversionOptions = { longs: String, enums: String, defaults: true, oneofs: true };
+const PARSE: protobuf.IParseOptions = { keepCase: true };
 
-export const packageDefinition = protoLoader.loadSync(PROTO_PATH, LOADER_OPTIONS);
-export const criProto = grpc.loadPackageDefinition(packageDefinition) as unknown as ProtoGrpcType;
+const root = new protobuf.Root().loadSync(PROTO_PATH, PARSE);
+root.resolveAll();
 
-export const runtimeServiceDefinition = criProto.runtime.v1.RuntimeService.service;
-export const imageServiceDefinition = criProto.runtime.v1.ImageService.service;
+function serializer(type: protobuf.Type): (value: unknown) => Buffer {
+  return (value) => {
+    if (Array.isArray(value)) throw new Error(`cannot encode an array as a ${type.name}`);
+    return Buffer.from(type.encode(type.fromObject(value as Record<string, unknown>)).finish());
+  };
+}
+
+function deserializer(type: protobuf.Type): (bytes: Buffer) => unknown {
+  return (bytes) => type.toObject(type.decode(bytes), CONVERSION);
+}
+
+/** A service of the parsed proto as grpc-js wants it: one entry per method, keyed by its proto name. */
+function serviceDefinition(name: string): grpc.ServiceDefinition {
+  const service = root.lookupService(name);
+  const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const method of service.methodsArray) {
+    const request = method.resolvedRequestType!;
+    const response = method.resolvedResponseType!;
+    definition[method.name] = {
+      path: `/${name}/${method.name}`,
+      requestStream: Boolean(method.requestStream),
+      responseStream: Boolean(method.responseStream),
+      requestSerialize: serializer(request),
+      requestDeserialize: deserializer(request),
+      responseSerialize: serializer(response),
+      responseDeserialize: deserializer(response),
+      originalName: method.name.charAt(0).toLowerCase() + method.name.slice(1),
+    };
+  }
+  return definition as grpc.ServiceDefinition;
+}
+
+export const runtimeServiceDefinition = serviceDefinition('runtime.v1.RuntimeService');
+export const imageServiceDefinition = serviceDefinition('runtime.v1.ImageService');
+
+let full: protoLoader.PackageDefinition | undefined;
+
+/** proto-loader's package definition of the CRI proto, descriptors included; made on first use. */
+export function fullPackageDefinition(): protoLoader.PackageDefinition {
+  full ??= protoLoader.loadSync(PROTO_PATH, { ...PARSE, ...CONVERSION });
+  return full;
+}

@@ -30,13 +30,14 @@ function handlersByPath(service: ReflectionService): Map<string, grpc.UntypedHan
   return byPath;
 }
 
-export function addLazyReflection(server: grpc.Server, packageDefinition: PackageDefinition): void {
+/** `packageDefinition` is called by the first reflection call, as the library needs the whole package then. */
+export function addLazyReflection(server: grpc.Server, packageDefinition: () => PackageDefinition): void {
   let real: Map<string, grpc.UntypedHandleCall> | undefined;
   for (const { definition } of registrations(new ReflectionService({}))) {
     const implementation: grpc.UntypedServiceImplementation = {};
     for (const [name, method] of Object.entries(definition)) {
       implementation[name] = ((call: unknown, callback?: unknown) => {
-        real ??= handlersByPath(new ReflectionService(packageDefinition));
+        real ??= handlersByPath(new ReflectionService(packageDefinition()));
         (real.get(method.path) as (...args: unknown[]) => void)(call, callback);
       }) as grpc.UntypedHandleCall;
     }

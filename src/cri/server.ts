@@ -3,7 +3,7 @@ import { connect, createServer, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
-import { imageServiceDefinition, packageDefinition, runtimeServiceDefinition } from './proto.js';
+import { fullPackageDefinition, imageServiceDefinition, runtimeServiceDefinition } from './proto.js';
 import { serverStream, unary, type StreamHandler, type UnaryHandler, type WrapDeps } from './wrap.js';
 import { CrispError, unimplemented } from '../errors.js';
 import { openConnection } from './connection-opening.js';
@@ -77,7 +77,7 @@ export async function startCriServer(options: CriServerOptions): Promise<CriServ
   options.readiness.onChange((ready) => {
     for (const s of ['', ...SERVICE_NAMES]) health.setStatus(s, ready ? 'SERVING' : 'NOT_SERVING');
   });
-  addLazyReflection(server, packageDefinition);
+  addLazyReflection(server, fullPackageDefinition);
 
   await claimSocket(options.socketPath);
   // Connections are accepted here and handed to gRPC once their opening is read, rather than

@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
-import { criProto } from '../../src/cri/proto.js';
+import { fullPackageDefinition } from '../../src/cri/proto.js';
+import type { ProtoGrpcType } from '../../src/cri/proto/gen/api.js';
 import type { RuntimeServiceClient } from '../../src/cri/proto/gen/runtime/v1/RuntimeService.js';
 import type { ImageServiceClient } from '../../src/cri/proto/gen/runtime/v1/ImageService.js';
 
@@ -8,6 +9,8 @@ export interface CriClients {
   image: ImageServiceClient;
   close(): void;
 }
+
+const criProto = grpc.loadPackageDefinition(fullPackageDefinition()) as unknown as ProtoGrpcType;
 
 /** Real gRPC clients over the unix socket, as kubelet and crictl connect. */
 export function criClients(socketPath: string): CriClients {

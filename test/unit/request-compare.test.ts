@@ -7,12 +7,14 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { packageDefinition } from '../../src/cri/proto.js';
+import { fullPackageDefinition } from '../../src/cri/proto.js';
 import { canonical, differingField } from '../../src/machines/request-compare.js';
 import { EventStore } from '../../src/events/store.js';
 import { stateOf } from '../../src/machines/index.js';
 import type { PodSandboxConfig__Output } from '../../src/cri/proto/gen/runtime/v1/PodSandboxConfig.js';
 import type { ContainerConfig__Output } from '../../src/cri/proto/gen/runtime/v1/ContainerConfig.js';
+
+const packageDefinition = fullPackageDefinition();
 
 interface Field { name: string; label: string; type: string; typeName: string }
 interface Message { field: Field[]; nestedType: Message[]; enumType: { name: string; value: { name: string }[] }[]; name: string; options?: { mapEntry?: boolean } | null }

@@ -1,0 +1,68 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { fullPackageDefinition, imageServiceDefinition, runtimeServiceDefinition } from '../../src/cri/proto.js';
+import { PROTO_PATH } from '../../src/paths.js';
+
+// The daemon's service definitions are made from the parsed proto, not by proto-loader (which
+// builds descriptors only reflection needs); on the wire they must be proto-loader's, method for method.
+const services: [string, grpc.ServiceDefinition][] = [
+  ['runtime.v1.RuntimeService', runtimeServiceDefinition],
+  ['runtime.v1.ImageService', imageServiceDefinition],
+];
+
+const samples: Record<string, unknown> = {
+  RunPodSandboxRequest: {
+    config: {
+      metadata: { name: 'p', uid: 'u', namespace: 'ns', attempt: 2 },
+      hostname: 'h', log_directory: '/var/log/pods/x', labels: { a: 'b' }, annotations: { 'k/x': 'é' },
+      dns_config: { servers: ['10.0.0.10'], searches: ['ns.svc'], options: ['ndots:5'] },
+      port_mappings: [{ protocol: 'UDP', container_port: 53, host_port: 5353, host_ip: '' }],
+      linux: { cgroup_parent: '/kubepods', security_context: { namespace_options: { network: 'POD', pid: 'CONTAINER', ipc: 'POD' } } },
+    },
+    runtime_handler: 'crun',
+  },
+  ListContainerStatsResponse: {
+    stats: [{ attributes: { id: 'c', metadata: { name: 'n', attempt: 0 } }, cpu: { timestamp: '1733369000000000123', usage_core_nano_seconds: { value: '18446744073709551615' } } }],
+  },
+  ImageFsInfoResponse: { image_filesystems: [{ timestamp: '1', fs_id: { mountpoint: '/var/lib/crisp' }, used_bytes: { value: '7' } }] },
+};
+
+test('each CRI method is what proto-loader defines: path, streaming, name and codec', () => {
+  // The options gen:proto's types are generated for (package.json), spelled out here on purpose.
+  const full = protoLoader.loadSync(PROTO_PATH, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
+  assert.deepEqual(Object.keys(fullPackageDefinition()), Object.keys(full));
+  for (const [name, ours] of services) {
+    const theirs = full[name] as grpc.ServiceDefinition;
+    assert.deepEqual(Object.keys(ours).sort(), Object.keys(theirs).sort(), name);
+    for (const [method, def] of Object.entries(theirs)) {
+      const mine = ours[method]!;
+      for (const key of ['path', 'requestStream', 'responseStream', 'originalName'] as const) assert.equal(mine[key], def[key], `${name}.${method} ${key}`);
+      // An empty message both ways: the same bytes, and the same defaults filled in.
+      assert.deepEqual(mine.requestSerialize({}), def.requestSerialize({}), `${method} request`);
+      assert.deepEqual(mine.responseDeserialize(Buffer.alloc(0)), def.responseDeserialize(Buffer.alloc(0)), `${method} response`);
+      assert.deepEqual(mine.requestDeserialize(Buffer.alloc(0)), def.requestDeserialize(Buffer.alloc(0)), `${method} request`);
+    }
+  }
+  const methods = Object.values(full['runtime.v1.RuntimeService'] as grpc.ServiceDefinition).concat(Object.values(full['runtime.v1.ImageService'] as grpc.ServiceDefinition));
+  const byType = (type: string) => {
+    const found = [...services.flatMap(([, s]) => Object.entries(s))].find(([method]) => `${method}Request` === type || `${method}Response` === type);
+    assert.ok(found, type);
+    const theirs = methods.find((m) => m.path.endsWith(`/${found[0]}`))!;
+    return type.endsWith('Request')
+      ? { mine: [found[1].requestSerialize, found[1].requestDeserialize], theirs: [theirs.requestSerialize, theirs.requestDeserialize] }
+      : { mine: [found[1].responseSerialize, found[1].responseDeserialize], theirs: [theirs.responseSerialize, theirs.responseDeserialize] };
+  };
+  for (const [type, value] of Object.entries(samples)) {
+    const { mine, theirs } = byType(type);
+    const bytes = (mine[0] as (v: unknown) => Buffer)(value);
+    assert.ok(bytes.length > 20, type);
+    assert.deepEqual(bytes, (theirs[0] as (v: unknown) => Buffer)(value), `${type} bytes`);
+    assert.deepEqual((mine[1] as (b: Buffer) => unknown)(bytes), (theirs[1] as (b: Buffer) => unknown)(bytes), `${type} decoded`);
+  }
+});
+
+test('an array is refused as a message, as proto-loader refuses it', () => {
+  assert.throws(() => runtimeServiceDefinition.Version!.requestSerialize([] as never), /array/);
+});
