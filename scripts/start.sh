@@ -10,7 +10,9 @@ npm run -s build
 # gets is passed on, and when the npm process that started it is gone, the daemon is stopped
 # the way SIGTERM stops it (calls in flight finish; containers keep running).
 # scripts/daemon-node-flags: a 2 MB young generation keeps the daemon's RSS ~35 MB lower (fresh
-# 114 -> 76 MiB, 133 -> 94 MiB with 100 pods, density bench) at no measured CPU cost.
+# 114 -> 76 MiB, 133 -> 94 MiB with 100 pods, density bench) at no measured CPU cost; a 4x
+# interrupt budget leaves code that runs a few times per pod to the interpreter and baseline
+# code instead of V8's optimising compiler (docs/architecture.md, "The daemon's own memory").
 read -r -a node_flags < scripts/daemon-node-flags
 node "${node_flags[@]}" dist/src/cli/main.js daemon "$@" &
 daemon=$!
