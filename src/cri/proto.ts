@@ -23,7 +23,8 @@ root.resolveAll();
 function serializer(type: protobuf.Type): (value: unknown) => Buffer {
   return (value) => {
     if (Array.isArray(value)) throw new Error(`cannot encode an array as a ${type.name}`);
-    return Buffer.from(type.encode(type.fromObject(value as Record<string, unknown>)).finish());
+    // Under Node protobufjs writes into a Buffer (its BufferWriter): grpc-js takes it as it is.
+    return type.encode(type.fromObject(value as Record<string, unknown>)).finish() as Buffer;
   };
 }
 
