@@ -12,9 +12,10 @@ import {
   resolveCgroupPaths,
   removeCgroupTree,
   cgroupDirs,
-  readCgroupStats,
+  readOomKillCount,
   type CgroupPaths,
 } from '../../src/actors/monitor/cgroups.js';
+import { readCgroupSample } from '../../src/actors/stats/cgroup-sample.js';
 import { isCrispError } from '../../src/errors.js';
 import { makeBundle, makeBusyboxRootfs, makeTempDir, testCgroupParent, testContainerId } from '../helpers/bundle.js';
 import { removePath } from '../../src/host/files.js';
@@ -184,8 +185,7 @@ test('exit codes: exit 3 → Error, exit 0 → Completed', async (t) => {
 test('OOM: allocating past a 16 MiB limit → oomKilled, reason OOMKilled', async (t) => {
   const m = await run(t, 'oom', ['sh', '-c', 'head -c 100m /dev/zero | tail'], { memoryLimitBytes: 16 * 1024 * 1024 });
   const exit = await rt.waitExit(m.id, AbortSignal.timeout(60_000));
-  const stats = await readCgroupStats(m.cgroup);
-  assert.ok((stats.oom?.oomKills ?? 0) > 0, 'the kernel counted an OOM kill in the cgroup');
+  assert.ok(((await readOomKillCount(m.cgroup)) ?? 0) > 0, 'the kernel counted an OOM kill in the cgroup');
   assert.equal(exit.oomKilled, true);
   assert.equal(exit.reason, 'OOMKilled');
   assert.notEqual(exit.exitCode, 0);
@@ -302,12 +302,11 @@ test('updateResources: new limits are visible in the cgroup files', async (t) =>
     assert.equal((await readFile(join(m.cgroup.unified!, 'memory.max'), 'utf8')).trim(), String(64 * 1024 * 1024));
     assert.equal((await readFile(join(m.cgroup.unified!, 'pids.max'), 'utf8')).trim(), '50');
   }
-  const stats = await readCgroupStats(m.cgroup);
-  assert.equal(stats.memory?.limitBytes, 64 * 1024 * 1024);
-  assert.equal(stats.pids?.limit, 50);
-  assert.ok((stats.pids?.current ?? 0) >= 1);
-  assert.ok((stats.memory?.usageBytes ?? 0) > 0);
-  assert.ok(stats.cpu !== undefined);
+  const stats = readCgroupSample(m.cgroup);
+  assert.equal(stats.memory?.limitBytes, BigInt(64 * 1024 * 1024));
+  assert.ok((stats.processes ?? 0n) >= 1n);
+  assert.ok((stats.memory?.usageBytes ?? 0n) > 0n);
+  assert.ok(stats.cpuNs !== undefined);
   await assert.rejects(rt.updateResources(m.id, { memory: { limit: -5 } }));
 });
 

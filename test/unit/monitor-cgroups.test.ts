@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import {
   parseCgroupLayout,
   resolveCgroupPaths,
-  readCgroupStats,
   readOomKillCount,
   removeCgroupTree,
   cgroupDirs,
@@ -76,60 +75,16 @@ async function fakeTree(files: Record<string, string>): Promise<string> {
   return root;
 }
 
-test('v1 stats from controller files', async (t) => {
+test('OOM kill count: v1 memory.oom_control, v2 memory.events; a missing cgroup reads as null', async (t) => {
   const root = await fakeTree({
-    'cpuacct/c/cpuacct.usage': '123456789\n',
-    'cpuacct/c/cpuacct.stat': 'user 10\nsystem 5\n',
-    'memory/c/memory.usage_in_bytes': '10485760\n',
-    'memory/c/memory.limit_in_bytes': '9223372036854771712\n',
-    'memory/c/memory.max_usage_in_bytes': '20971520\n',
-    'memory/c/memory.stat': 'cache 1\nrss 2\ntotal_cache 4096\ntotal_rss 8192\ntotal_inactive_file 1048576\n',
     'memory/c/memory.oom_control': 'oom_kill_disable 0\nunder_oom 0\noom_kill 2\n',
-    'pids/c/pids.current': '3\n',
-    'pids/c/pids.max': 'max\n',
-  });
-  t.after(() => rm(root, { recursive: true, force: true }));
-  const paths: CgroupPaths = {
-    version: 1,
-    cgroupsPath: '/c',
-    controllers: { cpuacct: join(root, 'cpuacct/c'), memory: join(root, 'memory/c'), pids: join(root, 'pids/c') },
-  };
-  const s = await readCgroupStats(paths);
-  assert.deepEqual(s.cpu, { usageNs: 123456789n, userNs: 100_000_000n, systemNs: 50_000_000n });
-  assert.deepEqual(s.memory, {
-    usageBytes: 10485760,
-    limitBytes: undefined,
-    workingSetBytes: 10485760 - 1048576,
-    rssBytes: 8192,
-    cacheBytes: 4096,
-    maxUsageBytes: 20971520,
-  });
-  assert.deepEqual(s.pids, { current: 3, limit: undefined });
-  assert.deepEqual(s.oom, { oomKills: 2, underOom: false });
-  assert.equal(await readOomKillCount(paths), 2);
-});
-
-test('v2 stats from the unified directory; a missing cgroup reads as null/empty', async (t) => {
-  const root = await fakeTree({
-    'c/cpu.stat': 'usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n',
-    'c/memory.current': '4096000\n',
-    'c/memory.max': '8192000\n',
-    'c/memory.stat': 'anon 1000\nfile 2000\ninactive_file 96000\n',
     'c/memory.events': 'low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n',
-    'c/pids.current': '1\n',
-    'c/pids.max': '64\n',
   });
   t.after(() => rm(root, { recursive: true, force: true }));
-  const paths: CgroupPaths = { version: 2, cgroupsPath: '/c', unified: join(root, 'c'), controllers: {} };
-  const s = await readCgroupStats(paths);
-  assert.deepEqual(s.cpu, { usageNs: 1_500_000n, userNs: 1_000_000n, systemNs: 500_000n });
-  assert.equal(s.memory?.workingSetBytes, 4096000 - 96000);
-  assert.equal(s.memory?.limitBytes, 8192000);
-  assert.deepEqual(s.oom, { oomKills: 1, oomEvents: 1 });
-  assert.deepEqual(s.pids, { current: 1, limit: 64 });
-  const gone: CgroupPaths = { version: 2, cgroupsPath: '/gone', unified: join(root, 'gone'), controllers: {} };
-  assert.equal(await readOomKillCount(gone), null);
-  assert.deepEqual(await readCgroupStats(gone), {});
+  assert.equal(await readOomKillCount({ version: 1, cgroupsPath: '/c', controllers: { memory: join(root, 'memory/c') } }), 2);
+  assert.equal(await readOomKillCount({ version: 2, cgroupsPath: '/c', unified: join(root, 'c'), controllers: {} }), 1);
+  assert.equal(await readOomKillCount({ version: 2, cgroupsPath: '/gone', unified: join(root, 'gone'), controllers: {} }), null);
+  assert.equal(await readOomKillCount({ version: 1, cgroupsPath: '/c', controllers: {} }), null);
 });
 
 test('removeCgroupTree removes nested directories depth-first and is idempotent', async (t) => {

@@ -106,10 +106,16 @@ test('metrics address: host:port, with a clear error otherwise', () => {
 
 test('pressure files: some and full lines, each total and average; junk is skipped', () => {
   assert.deepEqual(parsePressure('some avg10=1.50 avg60=0.25 avg300=0.00 total=12345\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n'), {
-    Some: { Total: '12345', Avg10: 1.5, Avg60: 0.25, Avg300: 0 },
-    Full: { Total: '0', Avg10: 0, Avg60: 0, Avg300: 0 },
+    Some: { Total: 12345, Avg10: 1.5, Avg60: 0.25, Avg300: 0 },
+    Full: { Total: 0, Avg10: 0, Avg60: 0, Avg300: 0 },
   });
-  assert.deepEqual(parsePressure('some avg10=0.00 avg60=0.00 avg300=0.00 total=7\n'), { Some: { Total: '7', Avg10: 0, Avg60: 0, Avg300: 0 } });
+  assert.deepEqual(parsePressure('some avg10=0.00 avg60=0.00 avg300=0.00 total=7'), { Some: { Total: 7, Avg10: 0, Avg60: 0, Avg300: 0 } });
+  // a total past what a double holds exactly stays a decimal string
+  assert.deepEqual(parsePressure('full avg10=0.00 avg60=0.00 avg300=0.00 total=18446744073709551615\n'), {
+    Full: { Total: '18446744073709551615', Avg10: 0, Avg60: 0, Avg300: 0 },
+  });
+  assert.deepEqual(parsePressure('some total=5 avg10=2.00\n'), { Some: { Total: 5, Avg10: 2, Avg60: 0, Avg300: 0 } }, 'fields in any order');
   assert.equal(parsePressure(''), undefined);
   assert.equal(parsePressure('some avg10=x total=-1\n'), undefined);
+  assert.equal(parsePressure('sometimes avg10=0.00 total=1\nnone total=2\n'), undefined);
 });

@@ -6,14 +6,13 @@ import { dirname } from 'node:path';
 import type { EventStore } from '../../events/store.js';
 import { nowNs } from '../../events/clock.js';
 import type { EntityState } from '../../machines/index.js';
-import { cgroupFiles, detectCgroupLayout, readCgroupStats, resolveCgroupPaths, type CgroupLayout, type CgroupPaths } from '../monitor/cgroups.js';
-import { containerLayout } from '../monitor/container-layout.js';
+import { detectCgroupLayout, resolveCgroupPaths, type CgroupLayout, type CgroupPaths } from '../monitor/cgroups.js';
+import { containerLayout, type ContainerLayout } from '../monitor/container-layout.js';
 import { cgroupsPathFor } from '../spec/resources.js';
 import { silentLogger, type Logger } from '../../log.js';
 import { isPinned } from '../network/namespaces.js';
 import { CpuRates } from './cpu-rate.js';
-import { readMemoryExtras } from './memory-extras.js';
-import { readCgroupPressure } from './psi.js';
+import { readCgroupSample } from './cgroup-sample.js';
 import { WritableLayerCache } from '../storage/writable-layer-cache.js';
 import { PodNetworkReader } from './pod-network.js';
 import { sandboxState } from '../sandbox/sandbox-streams.js';
@@ -50,7 +49,9 @@ interface CgroupUsage {
   io?: IoUsage;
 }
 
-const u64 = (v: bigint | number) => ({ value: String(v) });
+// As protobufjs encodes a UInt64Value cheapest: a number while a double holds the value exactly
+// (a decimal string goes through Long.fromString on every encode), a string beyond that.
+const u64 = (v: bigint | number) => ({ value: v <= Number.MAX_SAFE_INTEGER ? Number(v) : String(v) });
 
 // kubelet asks ListPodSandboxStats and ListContainerStats together, and a pod's stats hold its
 // containers' too: a cgroup sampled this recently answers again with the same sample (and its
@@ -69,6 +70,9 @@ function containerCgroupPath(containerId: string, state: ContainerState, sandbox
 export class StatsCollector {
   private readonly rates = new CpuRates();
   private readonly recent = new Map<string, { atMs: number; usage: CgroupUsage }>();
+  /** Each cgroup's directories, by the key its samples are kept under: they never change. */
+  private readonly cgroups = new Map<string, { cgroupsPath: string; paths: CgroupPaths }>();
+  private readonly layouts = new Map<string, ContainerLayout>();
   private readonly layers: WritableLayerCache;
   private readonly ownsLayers: boolean;
   private readonly network: PodNetworkReader;
@@ -82,9 +86,13 @@ export class StatsCollector {
     this.network = new PodNetworkReader(o.networkCacheMs ?? 1000);
   }
 
-  private async paths(cgroupsPath: string): Promise<CgroupPaths> {
+  private async paths(key: string, cgroupsPath: string): Promise<CgroupPaths> {
+    const known = this.cgroups.get(key);
+    if (known?.cgroupsPath === cgroupsPath) return known.paths;
     this.layout ??= (this.o.cgroupLayout ?? detectCgroupLayout)();
-    return resolveCgroupPaths(await this.layout, cgroupsPath);
+    const paths = resolveCgroupPaths(await this.layout, cgroupsPath);
+    this.cgroups.set(key, { cgroupsPath, paths });
+    return paths;
   }
 
 
@@ -93,9 +101,11 @@ export class StatsCollector {
     const stats: ContainerStats = {
       attributes: { id, metadata: c.config?.metadata ?? null, labels: c.config?.labels ?? {}, annotations: c.config?.annotations ?? {} },
     };
+    let layout = this.layouts.get(id);
+    if (!layout) this.layouts.set(id, (layout = containerLayout(this.o.root, id)));
     const [usage, layer] = await Promise.all([
       c.pid !== null ? this.safeUsage(`container:${id}`, () => containerCgroupPath(id, state, sandboxState(this.store, c.sandboxId))) : undefined,
-      this.layers.usage(id, containerLayout(this.o.root, id).upper).catch((err: unknown) => {
+      this.layers.usage(id, layout.upper).catch((err: unknown) => {
         this.logger.warn({ err, container: id }, 'writable layer walk failed');
         return undefined;
       }),
@@ -107,7 +117,7 @@ export class StatsCollector {
     if (layer) {
       stats.writable_layer = {
         timestamp: String(layer.atNs),
-        fs_id: { mountpoint: containerLayout(this.o.root, id).dir },
+        fs_id: { mountpoint: layout.dir },
         used_bytes: u64(layer.bytes),
         inodes_used: u64(layer.inodes),
       };
@@ -144,6 +154,8 @@ export class StatsCollector {
     const keys = new Set([...[...containerIds].map((i) => `container:${i}`), ...[...podIds].map((i) => `pod:${i}`)]);
     this.rates.retainOnly(keys);
     for (const key of this.recent.keys()) if (!keys.has(key)) this.recent.delete(key);
+    for (const key of this.cgroups.keys()) if (!keys.has(key)) this.cgroups.delete(key);
+    for (const id of this.layouts.keys()) if (!containerIds.has(id)) this.layouts.delete(id);
   }
 
   close(): void {
@@ -184,51 +196,47 @@ export class StatsCollector {
   private async cgroupUsage(key: string, cgroupsPath: string): Promise<CgroupUsage> {
     const recent = this.recent.get(key);
     if (recent && performance.now() - recent.atMs < SAMPLE_REUSE_MS) return recent.usage;
-    const usage = await this.sample(key, await this.paths(cgroupsPath));
+    const usage = this.sample(key, await this.paths(key, cgroupsPath));
     this.recent.set(key, { atMs: performance.now(), usage });
     return usage;
   }
 
-  private async sample(key: string, paths: CgroupPaths): Promise<CgroupUsage> {
-    const files = cgroupFiles();
-    const [stats, extras] = await Promise.all([readCgroupStats(paths, files), readMemoryExtras(paths, files)]);
-    const pressure = readCgroupPressure(paths.unified);
+  private sample(key: string, paths: CgroupPaths): CgroupUsage {
+    const { cpuNs, memory: m, swap, processes, pressure } = readCgroupSample(paths);
     const at = nowNs();
     const timestamp = String(at);
     const out: CgroupUsage = {};
-    if (stats.cpu) {
-      const rate = this.rates.observe(key, stats.cpu.usageNs, at);
+    if (cpuNs !== undefined) {
+      const rate = this.rates.observe(key, cpuNs, at);
       out.cpu = {
         timestamp,
-        usage_core_nano_seconds: u64(stats.cpu.usageNs),
+        usage_core_nano_seconds: u64(cpuNs),
         ...(rate !== undefined && { usage_nano_cores: u64(rate) }),
         ...(pressure.cpu && { psi: pressure.cpu }),
       };
     }
-    const m = stats.memory;
     if (m) {
-      const workingSet = m.workingSetBytes ?? m.usageBytes;
       out.memory = {
         timestamp,
-        working_set_bytes: u64(workingSet),
+        working_set_bytes: u64(m.workingSetBytes),
         usage_bytes: u64(m.usageBytes),
-        ...(m.limitBytes !== undefined && { available_bytes: u64(Math.max(0, m.limitBytes - workingSet)) }),
+        ...(m.limitBytes !== undefined && { available_bytes: u64(m.limitBytes > m.workingSetBytes ? m.limitBytes - m.workingSetBytes : 0n) }),
         ...(m.rssBytes !== undefined && { rss_bytes: u64(m.rssBytes) }),
-        ...(extras.pageFaults !== undefined && { page_faults: u64(extras.pageFaults) }),
-        ...(extras.majorPageFaults !== undefined && { major_page_faults: u64(extras.majorPageFaults) }),
+        ...(m.pageFaults !== undefined && { page_faults: u64(m.pageFaults) }),
+        ...(m.majorPageFaults !== undefined && { major_page_faults: u64(m.majorPageFaults) }),
         ...(pressure.memory && { psi: pressure.memory }),
       };
     }
-    if (extras.swapUsageBytes !== undefined) {
+    if (swap) {
       out.swap = {
         timestamp,
-        swap_usage_bytes: u64(extras.swapUsageBytes),
-        ...(extras.swapLimitBytes !== undefined && {
-          swap_available_bytes: u64(extras.swapLimitBytes > extras.swapUsageBytes ? extras.swapLimitBytes - extras.swapUsageBytes : 0n),
+        swap_usage_bytes: u64(swap.usageBytes),
+        ...(swap.limitBytes !== undefined && {
+          swap_available_bytes: u64(swap.limitBytes > swap.usageBytes ? swap.limitBytes - swap.usageBytes : 0n),
         }),
       };
     }
-    if (stats.pids) out.process = { timestamp, process_count: u64(stats.pids.current) };
+    if (processes !== undefined) out.process = { timestamp, process_count: u64(processes) };
     if (pressure.io) out.io = { timestamp, psi: pressure.io };
     return out;
   }
