@@ -20,11 +20,40 @@ const PARSE: protobuf.IParseOptions = { keepCase: true };
 const root = new protobuf.Root().loadSync(PROTO_PATH, PARSE);
 root.resolveAll();
 
+// The stats responses are kubelet's largest after the relist (every pod and every container,
+// every 10 s) and the stats collector builds them in the shape protobufjs encodes as it is: no
+// enums (checked below, when the proto is loaded), strings where the proto has strings, int64s as
+// numbers or decimal strings, absent messages as null or undefined. They skip fromObject, which
+// copied the whole tree into message objects, and every int64 into a Long, before encoding.
+const ENCODED_AS_BUILT = new Set([
+  'ContainerStatsResponse', 'ListContainerStatsResponse', 'StreamContainerStatsResponse',
+  'PodSandboxStatsResponse', 'ListPodSandboxStatsResponse', 'StreamPodSandboxStatsResponse',
+]);
+
+/** The first enum field in `type` or any message below it, by its path; undefined when there is none. */
+export function enumFieldBelow(type: protobuf.Type, seen = new Set<protobuf.Type>()): string | undefined {
+  if (seen.has(type)) return undefined;
+  seen.add(type);
+  for (const field of type.fieldsArray) {
+    const resolved = field.resolve().resolvedType;
+    if (resolved instanceof protobuf.Enum) return `${type.name}.${field.name}`;
+    if (resolved instanceof protobuf.Type) {
+      const below = enumFieldBelow(resolved, seen);
+      if (below) return below;
+    }
+  }
+  return undefined;
+}
+
 function serializer(type: protobuf.Type): (value: unknown) => Buffer {
+  const asBuilt = ENCODED_AS_BUILT.has(type.name);
+  const withEnum = asBuilt ? enumFieldBelow(type) : undefined;
+  if (withEnum) throw new Error(`${type.name} cannot be encoded as built: ${withEnum} is an enum, which fromObject must convert`);
   return (value) => {
     if (Array.isArray(value)) throw new Error(`cannot encode an array as a ${type.name}`);
     // Under Node protobufjs writes into a Buffer (its BufferWriter): grpc-js takes it as it is.
-    return type.encode(type.fromObject(value as Record<string, unknown>)).finish() as Buffer;
+    const message = asBuilt ? (value as protobuf.Message) : type.fromObject(value as Record<string, unknown>);
+    return type.encode(message).finish() as Buffer;
   };
 }
 

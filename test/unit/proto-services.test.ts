@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { fullPackageDefinition, imageServiceDefinition, runtimeServiceDefinition } from '../../src/cri/proto.js';
+import protobuf from 'protobufjs';
+import { enumFieldBelow, fullPackageDefinition, imageServiceDefinition, runtimeServiceDefinition } from '../../src/cri/proto.js';
 import { PROTO_PATH } from '../../src/paths.js';
 
 // The daemon's service definitions are made from the parsed proto, not by proto-loader (which
@@ -24,10 +25,44 @@ const samples: Record<string, unknown> = {
     runtime_handler: 'crun',
   },
   ListContainerStatsResponse: {
-    stats: [{ attributes: { id: 'c', metadata: { name: 'n', attempt: 0 } }, cpu: { timestamp: '1733369000000000123', usage_core_nano_seconds: { value: '18446744073709551615' } } }],
+    stats: [
+      { attributes: { id: 'c', metadata: { name: 'n', attempt: 0 } }, cpu: { timestamp: '1733369000000000123', usage_core_nano_seconds: { value: '18446744073709551615' } } },
+      containerStats('d'),
+    ],
+  },
+  // As the stats collector builds them: encoded without fromObject (src/cri/proto.ts)
+  ListPodSandboxStatsResponse: {
+    stats: [{
+      attributes: { id: 'p', metadata: { name: 'pod', uid: 'u', namespace: 'ns', attempt: 1 }, labels: { app: 'x' }, annotations: { 'a/b': 'é' } },
+      linux: {
+        cpu: containerStats('x').cpu,
+        memory: containerStats('x').memory,
+        network: {
+          timestamp: '1733369000000000999',
+          default_interface: { name: 'eth0', rx_bytes: { value: 1 }, rx_errors: { value: 0 }, tx_bytes: { value: 2 ** 40 }, tx_errors: { value: 0 } },
+          interfaces: [{ name: 'eth0', rx_bytes: { value: 1 }, rx_errors: { value: 0 }, tx_bytes: { value: 2 ** 40 }, tx_errors: { value: 0 } }],
+        },
+        process: { timestamp: '1733369000000000999', process_count: { value: 3 } },
+        io: null,
+        containers: [containerStats('c1'), containerStats('c2')],
+      },
+    }],
   },
   ImageFsInfoResponse: { image_filesystems: [{ timestamp: '1', fs_id: { mountpoint: '/var/lib/crisp' }, used_bytes: { value: '7' } }] },
 };
+
+function containerStats(id: string) {
+  const timestamp = '1733369000000000123';
+  const psi = { Some: { Total: 1234, Avg10: 0.5, Avg60: 0, Avg300: 0 }, Full: { Total: '18446744073709551615', Avg10: 0, Avg60: 0, Avg300: 0 } };
+  return {
+    attributes: { id, metadata: { name: `n-${id}`, attempt: 2 }, labels: { 'io.kubernetes.pod.name': 'p' }, annotations: {} },
+    cpu: { timestamp, usage_core_nano_seconds: { value: 123456789 }, usage_nano_cores: { value: 0 }, psi },
+    memory: { timestamp, working_set_bytes: { value: 4096 }, usage_bytes: { value: 8192 }, available_bytes: { value: Number.MAX_SAFE_INTEGER }, rss_bytes: { value: '9007199254740993' }, page_faults: { value: 7 }, major_page_faults: { value: 0 }, psi },
+    swap: { timestamp, swap_usage_bytes: { value: 0 } },
+    writable_layer: { timestamp, fs_id: { mountpoint: `/var/lib/crisp/containers/${id}` }, used_bytes: { value: 12288 }, inodes_used: { value: 11 } },
+    io: undefined,
+  };
+}
 
 test('each CRI method is what proto-loader defines: path, streaming, name and codec', () => {
   // The options gen:proto's types are generated for (package.json), spelled out here on purpose.
@@ -61,6 +96,14 @@ test('each CRI method is what proto-loader defines: path, streaming, name and co
     assert.deepEqual(bytes, (theirs[0] as (v: unknown) => Buffer)(value), `${type} bytes`);
     assert.deepEqual((mine[1] as (b: Buffer) => unknown)(bytes), (theirs[1] as (b: Buffer) => unknown)(bytes), `${type} decoded`);
   }
+});
+
+test('the stats responses encoded as built hold no enum; an enum below is found where there is one', () => {
+  const root = new protobuf.Root().loadSync(PROTO_PATH, { keepCase: true });
+  for (const name of ['ContainerStatsResponse', 'ListContainerStatsResponse', 'StreamContainerStatsResponse', 'PodSandboxStatsResponse', 'ListPodSandboxStatsResponse', 'StreamPodSandboxStatsResponse']) {
+    assert.equal(enumFieldBelow(root.lookupType(`runtime.v1.${name}`)), undefined, name);
+  }
+  assert.equal(enumFieldBelow(root.lookupType('runtime.v1.ListContainersResponse')), 'Container.state');
 });
 
 test('an array is refused as a message, as proto-loader refuses it', () => {
