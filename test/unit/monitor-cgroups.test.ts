@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile, access } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, access } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -13,6 +13,7 @@ import {
   type CgroupPaths,
 } from '../../src/actors/monitor/cgroups.js';
 import { isCrispError } from '../../src/errors.js';
+import { fileTree } from '../helpers/file-tree.js';
 
 // Trimmed from this project's CI host (hybrid) and a systemd-era pure v2 host.
 const HYBRID = `
@@ -66,17 +67,8 @@ test('flat keyed files parse into bigints', () => {
   assert.equal(m.get('under_oom'), 1n);
 });
 
-async function fakeTree(files: Record<string, string>): Promise<string> {
-  const root = await mkdtemp(join(tmpdir(), 'crisp-test-cg-'));
-  for (const [rel, content] of Object.entries(files)) {
-    await mkdir(join(root, rel, '..'), { recursive: true });
-    await writeFile(join(root, rel), content);
-  }
-  return root;
-}
-
 test('OOM kill count: v1 memory.oom_control, v2 memory.events; a missing cgroup reads as null', async (t) => {
-  const root = await fakeTree({
+  const root = await fileTree('crisp-test-cg-', {
     'memory/c/memory.oom_control': 'oom_kill_disable 0\nunder_oom 0\noom_kill 2\n',
     'c/memory.events': 'low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n',
   });

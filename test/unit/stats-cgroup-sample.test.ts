@@ -1,19 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cgroupNumber, flatKeyedValue, readCgroupSample } from '../../src/actors/stats/cgroup-sample.js';
 import type { CgroupPaths } from '../../src/actors/monitor/cgroups.js';
-
-async function fakeTree(files: Record<string, string>): Promise<string> {
-  const root = await mkdtemp(join(tmpdir(), 'crisp-test-cgsample-'));
-  for (const [rel, content] of Object.entries(files)) {
-    await mkdir(join(root, rel, '..'), { recursive: true });
-    await writeFile(join(root, rel), content);
-  }
-  return root;
-}
+import { fileTree } from '../helpers/file-tree.js';
 
 const PRESSURE = 'some avg10=1.50 avg60=0.00 avg300=0.00 total=1234\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=99\n';
 
@@ -34,7 +25,7 @@ test('a key of a flat keyed file is found at the start of a line only, first lin
 });
 
 test('v1: usage, limit, working set, page faults and swap from the controllers; PSI from the unified twin', async (t) => {
-  const root = await fakeTree({
+  const root = await fileTree('crisp-test-cgsample-', {
     'cpuacct/c/cpuacct.usage': '123456789\n',
     'memory/c/memory.usage_in_bytes': '10485760\n',
     'memory/c/memory.limit_in_bytes': '16777216\n',
@@ -69,7 +60,7 @@ test('v1: usage, limit, working set, page faults and swap from the controllers; 
 });
 
 test('v1: an unlimited cgroup has no limit, no swap limit, and swap only when memsw is accounted', async (t) => {
-  const root = await fakeTree({
+  const root = await fileTree('crisp-test-cgsample-', {
     'memory/c/memory.usage_in_bytes': '4096\n',
     'memory/c/memory.limit_in_bytes': '9223372036854771712\n',
     'memory/c/memory.memsw.limit_in_bytes': '9223372036854771712\n',
@@ -89,7 +80,7 @@ test('v1: an unlimited cgroup has no limit, no swap limit, and swap only when me
 });
 
 test('v2: the unified directory; a missing cgroup reads as nothing', async (t) => {
-  const root = await fakeTree({
+  const root = await fileTree('crisp-test-cgsample-', {
     'c/cpu.stat': 'usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n',
     'c/memory.current': '4096000\n',
     'c/memory.max': '8192000\n',
