@@ -82,6 +82,49 @@ function serviceDefinition(name: string): grpc.ServiceDefinition {
   return definition as grpc.ServiceDefinition;
 }
 
+/**
+ * The message types that calls of the named methods (of either service) decode and encode:
+ * each method's request and response and every message type below them, each once.
+ */
+export function messageTypesOf(methodNames: readonly string[]): protobuf.Type[] {
+  const found = new Set<protobuf.Type>();
+  const add = (type: protobuf.Type): void => {
+    if (found.has(type)) return;
+    found.add(type);
+    for (const field of type.fieldsArray) {
+      const resolved = field.resolve().resolvedType;
+      if (resolved instanceof protobuf.Type) add(resolved);
+    }
+  };
+  const wanted = new Set(methodNames);
+  for (const name of SERVICES) {
+    for (const method of root.lookupService(name).methodsArray) {
+      if (!wanted.has(method.name)) continue;
+      wanted.delete(method.name);
+      add(method.resolvedRequestType!);
+      add(method.resolvedResponseType!);
+    }
+  }
+  if (wanted.size > 0) throw new Error(`no such CRI method: ${[...wanted].join(', ')}`);
+  return [...found];
+}
+
+/**
+ * Generates the codecs of `types` ahead of their first use, one type per turn of the event
+ * loop, so that a call arriving meanwhile waits for one type's code at most. protobufjs
+ * otherwise generates a type's encoder, decoder and converters (JavaScript source, compiled)
+ * the first time a message of it is read or written. Resolves when all are made.
+ */
+export async function prepareCodecs(types: readonly protobuf.Type[]): Promise<void> {
+  for (const type of types) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    // Until then its codecs are the prototype's, which generate them on first use.
+    if (!Object.hasOwn(type, 'decode')) type.setup();
+  }
+}
+
+const SERVICES = ['runtime.v1.RuntimeService', 'runtime.v1.ImageService'] as const;
+
 export const runtimeServiceDefinition = serviceDefinition('runtime.v1.RuntimeService');
 export const imageServiceDefinition = serviceDefinition('runtime.v1.ImageService');
 

@@ -3,7 +3,7 @@ import { connect, createServer, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
-import { fullPackageDefinition, imageServiceDefinition, runtimeServiceDefinition } from './proto.js';
+import { fullPackageDefinition, imageServiceDefinition, messageTypesOf, prepareCodecs, runtimeServiceDefinition } from './proto.js';
 import { serverStream, unary, type StreamHandler, type UnaryHandler, type WrapDeps } from './wrap.js';
 import { CrispError, unimplemented } from '../errors.js';
 import { openConnection } from './connection-opening.js';
@@ -27,6 +27,8 @@ export interface CriServer {
 }
 
 const SERVICE_NAMES = ['runtime.v1.RuntimeService', 'runtime.v1.ImageService'];
+/** What kubelet calls to start a pod's sandbox and containers. */
+const POD_START_METHODS = ['RunPodSandbox', 'CreateContainer', 'StartContainer'];
 
 function implement(definition: grpc.ServiceDefinition, table: HandlerTable, deps: WrapDeps): grpc.UntypedServiceImplementation {
   const impl: grpc.UntypedServiceImplementation = {};
@@ -102,6 +104,9 @@ export async function startCriServer(options: CriServerOptions): Promise<CriServ
   });
   chmodSync(options.socketPath, 0o660);
   options.logger.info({ socket: options.socketPath }, 'CRI server listening');
+  // The messages of a pod's start are the largest kubelet sends, and their codecs would be
+  // generated during the first pod's calls: generated now instead, while the node is quiet.
+  void prepareCodecs(messageTypesOf(POD_START_METHODS));
 
   return {
     server,

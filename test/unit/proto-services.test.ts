@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
-import { enumFieldBelow, fullPackageDefinition, imageServiceDefinition, runtimeServiceDefinition } from '../../src/cri/proto.js';
+import { enumFieldBelow, fullPackageDefinition, imageServiceDefinition, messageTypesOf, prepareCodecs, runtimeServiceDefinition } from '../../src/cri/proto.js';
 import { PROTO_PATH } from '../../src/paths.js';
 
 // The daemon's service definitions are made from the parsed proto, not by proto-loader (which
@@ -108,4 +108,40 @@ test('the stats responses encoded as built hold no enum; an enum below is found 
 
 test('an array is refused as a message, as proto-loader refuses it', () => {
   assert.throws(() => runtimeServiceDefinition.Version!.requestSerialize([] as never), /array/);
+});
+
+test('the message types of a method are its request, its response and every message below them', () => {
+  const names = messageTypesOf(['RunPodSandbox']).map((t) => t.name);
+  for (const name of ['RunPodSandboxRequest', 'RunPodSandboxResponse', 'PodSandboxConfig', 'LinuxPodSandboxConfig', 'LinuxSandboxSecurityContext', 'NamespaceOption', 'Int64Value']) {
+    assert.ok(names.includes(name), name);
+  }
+  assert.ok(!names.includes('CreateContainerRequest'));
+  assert.equal(new Set(names).size, names.length, 'each type once');
+  // Both services: PullImage is the image service's.
+  assert.ok(messageTypesOf(['PullImage']).some((t) => t.name === 'AuthConfig'));
+  assert.throws(() => messageTypesOf(['RunPodSandbox', 'RunPod']), /no such CRI method: RunPod$/);
+});
+
+test('codecs prepared ahead are the ones protobufjs makes on first use: the same bytes both ways', async () => {
+  const types = messageTypesOf(['RunPodSandbox', 'CreateContainer', 'StartContainer']);
+  const waiting = types.filter((t) => !Object.hasOwn(t, 'decode'));
+  assert.ok(waiting.length > 10, 'nested types are made on first use until prepared');
+  await prepareCodecs(types);
+  for (const t of types) assert.ok(Object.hasOwn(t, 'decode') && Object.hasOwn(t, 'fromObject'), t.name);
+  const full = protoLoader.loadSync(PROTO_PATH, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
+  const theirs = (full['runtime.v1.RuntimeService'] as grpc.ServiceDefinition).RunPodSandbox!;
+  const request = {
+    config: {
+      metadata: { name: 'web', uid: 'u1', namespace: 'default', attempt: 1 },
+      hostname: 'web', log_directory: '/var/log/pods/x', dns_config: { servers: ['10.0.0.10'], searches: ['svc'], options: ['ndots:5'] },
+      port_mappings: [{ protocol: 'UDP', container_port: 53, host_port: 5353, host_ip: '' }],
+      labels: { app: 'web' }, annotations: { a: 'b' },
+      linux: { cgroup_parent: '/kubepods/pod1', security_context: { namespace_options: { network: 'POD', pid: 'CONTAINER', ipc: 'POD' }, run_as_user: { value: '1000' } }, sysctls: { 'net.core.somaxconn': '1024' } },
+    },
+    runtime_handler: 'runc',
+  };
+  const mine = runtimeServiceDefinition.RunPodSandbox!;
+  const bytes = mine.requestSerialize(request);
+  assert.deepEqual(bytes, theirs.requestSerialize(request));
+  assert.deepEqual(mine.requestDeserialize(bytes), theirs.requestDeserialize(bytes));
 });
