@@ -8,7 +8,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { directCycle, percentile } from './lib/floor.js';
-import { benchDaemon, describeLatencies, fmt, kubeletContainer, kubeletPod, rpcHistograms } from './lib/kubelet.js';
+import { benchDaemon, describeLatencies, fmt, kubeletContainer, kubeletPod, rpcHistograms, warmClientCodecs } from './lib/kubelet.js';
 import { makeBundle, makeBusyboxRootfs, makeTempDir } from '../test/helpers/bundle.js';
 import { startTestNode } from '../test/helpers/node-env.js';
 import { call } from '../test/helpers/cri-client.js';
@@ -35,6 +35,7 @@ async function main(): Promise<void> {
     // As kubelet does before any pod: Version on connecting (and Status every 5 s). The client's
     // connection is then made, so the first RunPodSandbox times the daemon, not the dial.
     await call(rt(), rt().Version, {});
+    warmClientCodecs(node);
     const newNode = kubeletPod(node, 9999);
     const [{ pod_sandbox_id: newNodePod }, firstOnNewNode] = await timed(() => call(rt(), rt().RunPodSandbox, { config: newNode }, 60_000));
     await call(rt(), rt().StopPodSandbox, { pod_sandbox_id: newNodePod }, 60_000);
