@@ -112,16 +112,24 @@ export function messageTypesOf(methodNames: readonly string[]): protobuf.Type[] 
 /**
  * Generates the codecs of `types` ahead of their first use, one type per turn of the event
  * loop, so that a call arriving meanwhile waits for one type's code at most. protobufjs
- * otherwise generates a type's encoder, decoder and converters (JavaScript source, compiled)
- * the first time a message of it is read or written. Resolves when all are made.
+ * otherwise generates a type's encoder, decoder and converters (JavaScript source) the first
+ * time a message of it is read or written, and V8 compiles a function the first time it runs:
+ * each is run once here on an empty message. Decoding a RunPodSandboxRequest first in a fresh
+ * process took 6–8 ms, 1.2–1.4 ms after the code was generated and 0.4 ms once it had run.
+ * Resolves when all are made.
  */
 export async function prepareCodecs(types: readonly protobuf.Type[]): Promise<void> {
   for (const type of types) {
     await new Promise<void>((resolve) => setImmediate(resolve));
     // Until then its codecs are the prototype's, which generate them on first use.
-    if (!Object.hasOwn(type, 'decode')) type.setup();
+    if (Object.hasOwn(type, 'decode')) continue;
+    type.setup();
+    type.toObject(type.decode(EMPTY), CONVERSION);
+    type.encode(type.fromObject({})).finish();
   }
 }
+
+const EMPTY = new Uint8Array(0);
 
 const SERVICES = ['runtime.v1.RuntimeService', 'runtime.v1.ImageService'] as const;
 
