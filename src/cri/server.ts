@@ -106,7 +106,10 @@ export async function startCriServer(options: CriServerOptions): Promise<CriServ
   options.logger.info({ socket: options.socketPath }, 'CRI server listening');
   // The messages of a pod's start are the largest kubelet sends, and their codecs would be
   // generated during the first pod's calls: generated now instead, while the node is quiet.
-  void prepareCodecs(messageTypesOf(POD_START_METHODS));
+  // Only a head start: should it fail, the codecs are still made on first use.
+  prepareCodecs(messageTypesOf(POD_START_METHODS)).catch((err: unknown) =>
+    options.logger.warn({ err }, 'preparing the codecs of a pod start failed; they are made on first use'),
+  );
 
   return {
     server,
