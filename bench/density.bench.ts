@@ -11,7 +11,9 @@
 // It prints startup p50/p90/p99/max against the floor's, wave wall times, the daemon's own CPU
 // per pod (utime+stime of the daemon process, children excluded) and its spawn helper's, how long
 // the event loop's thread waited for a core, relist latency during the wave
-// and at steady state, daemon RSS (fresh, with the pods, peak) and the conmons' RSS.
+// and at steady state, the daemon's CPU and event-loop wake-ups per second at steady state (the
+// pods running, only the poller calling), daemon RSS (fresh, with the pods, peak) and the
+// conmons' RSS.
 //
 // Run as root: node --import tsx bench/density.bench.ts [pods=100] [batch=10]
 //   CRISP_DENSITY_CPU_PROF=DIR  writes a V8 CPU profile of the daemon to DIR
@@ -34,7 +36,8 @@ import { startBareListServer } from './lib/bare-list.js';
 
 const PODS = Number(process.argv[2] ?? process.env['BENCH_PODS'] ?? 100);
 const BATCH = Number(process.argv[3] ?? process.env['BENCH_BATCH'] ?? 10);
-const STEADY_SECONDS = 5;
+// Long enough to hold one round of the poller's stats calls (every 10 s) and ten relists.
+const STEADY_SECONDS = 10;
 const CLK_TCK = 100;
 const PLUGIN_DIR = '/usr/lib/cni';
 
@@ -98,6 +101,13 @@ function ownCpuMs(pid: number | undefined): number {
 function runDelay(pid: number): { waitedMs: number; slices: number } {
   const [, delayNs, slices] = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').trim().split(' ').map(Number);
   return { waitedMs: delayNs! / 1e6, slices: slices! };
+}
+
+/** The event-loop thread's time on a core (ms) and its wake-ups (voluntary switches: it went to sleep and was woken). */
+function loopActivity(pid: number): { cpuMs: number; wakeUps: number } {
+  const cpuMs = Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
+  const wakeUps = Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8'))?.[1]);
+  return { cpuMs, wakeUps };
 }
 
 function statusKiB(pid: number, key: string): number {
@@ -382,7 +392,11 @@ async function main(): Promise<void> {
     const lagUp = await eventLoopDelay(metricsPort);
     poller.setPhase('steady');
     floorPoller.setPhase('steady');
+    const steady0 = loopActivity(pid);
+    const steadyCpu0 = cpuOf(pid);
     await sleep(STEADY_SECONDS * 1000);
+    const steady1 = loopActivity(pid);
+    const steadyCpu = perPod(steadyCpu0, cpuOf(pid), STEADY_SECONDS);
     const rssLoaded = statusKiB(pid, 'VmRSS') / 1024;
     const conmons = conmonRssMiB(exitsMarker);
     poller.setPhase('down');
@@ -449,6 +463,9 @@ async function main(): Promise<void> {
       console.log(`relist ${phase.padEnd(8)} p50 ${fmt(p50)} ms p99 ${fmt(p99)} ms (${xs.length} relists, up to ${listed(phase)} pods + containers listed); ` +
         `idle-server floor p50 ${fmt(f50)} p99 ${fmt(f99)} ms, ratio p50 ${(p50 / f50).toFixed(2)}x p99 ${(p99 / f99).toFixed(2)}x`);
     }
+    console.log(`steady state    ${PODS + 1} pods running, only the poller calling: daemon CPU ${fmt(steadyCpu.total)} ms per s ` +
+      `(event-loop thread ${fmt((steady1.cpuMs - steady0.cpuMs) / STEADY_SECONDS)}), ` +
+      `${fmt((steady1.wakeUps - steady0.wakeUps) / STEADY_SECONDS)} event-loop wake-ups per s`);
     console.log(`daemon RSS      fresh ${fmt(rssFresh)} MiB, with ${PODS + 1} pods ${fmt(rssLoaded)} MiB, peak ${fmt(rssPeak)} MiB`);
     console.log(`daemon log      ${logLines.length} lines over both waves, ${fmt(logLines.length / PODS)} per pod, ${fmt(Buffer.byteLength(logged) / 1024)} KiB`);
     if (process.env['CRISP_DENSITY_LOG_SUMMARY']) {
