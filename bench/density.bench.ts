@@ -30,6 +30,7 @@ import { startTestNode, type TestNode } from '../test/helpers/node-env.js';
 import { call } from '../test/helpers/cri-client.js';
 import { RUNC, createByHand, percentile, waitForFile } from './lib/floor.js';
 import { benchDaemon, describeLatencies, eventLoopDelay, fmt, kubeletContainer, kubeletPod, rpcHistograms } from './lib/kubelet.js';
+import { EVENT_LOOP_SAMPLE_MS } from '../src/metrics/crisp-metrics.js';
 import { startOtlpReceiver } from '../test/helpers/otlp-receiver.js';
 import type { PollerSample } from './lib/poller.js';
 import { startBareListServer } from './lib/bare-list.js';
@@ -455,7 +456,7 @@ async function main(): Promise<void> {
     const clientWaited = clientDelayUp1.waitedMs - clientDelayUp0.waitedMs;
     const clientSlices = clientDelayUp1.slices - clientDelayUp0.slices;
     console.log(`waits for a core  up wave: the daemon's event loop ${fmt(waited / Math.max(1, slices))} ms per wake-up (${slices} wake-ups, ${fmt(waited / PODS)} ms per pod); the bench's main thread (it drives the pods) ${fmt(clientWaited / Math.max(1, clientSlices))} ms per wake-up (${clientSlices} wake-ups)`);
-    console.log(`event-loop delay up p50 ${fmt(lagUp.p50)} p99 ${fmt(lagUp.p99)} max ${fmt(lagUp.max)} ms; down p50 ${fmt(lagDown.p50)} p99 ${fmt(lagDown.p99)} max ${fmt(lagDown.max)} ms`);
+    console.log(`event-loop delay (how late a tick of the daemon's ${EVENT_LOOP_SAMPLE_MS} ms sampling timer was) up p50 ${fmt(lagUp.p50)} p99 ${fmt(lagUp.p99)} max ${fmt(lagUp.max)} ms; down p50 ${fmt(lagDown.p50)} p99 ${fmt(lagDown.p99)} max ${fmt(lagDown.max)} ms`);
     for (const phase of ['up', 'steady', 'down']) {
       const xs = relist(phase);
       const fl = relist(phase, floorSamples);

@@ -10,6 +10,7 @@ import type { PodSandboxConfig } from '../../src/cri/proto/gen/runtime/v1/PodSan
 import type { ContainerConfig } from '../../src/cri/proto/gen/runtime/v1/ContainerConfig.js';
 import { PACKAGE_ROOT } from '../../src/paths.js';
 import { fullPackageDefinition } from '../../src/cri/proto.js';
+import { EVENT_LOOP_SAMPLE_MS } from '../../src/metrics/crisp-metrics.js';
 
 export const fmt = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '-');
 
@@ -138,11 +139,13 @@ export async function rpcHistograms(port: number): Promise<Map<string, RpcHistog
 /**
  * The daemon's event-loop delay since the previous reading (prom-client's monitor restarts at
  * each scrape): p50, p99 and max in ms. A stall here is time every RPC waited before its
- * handler ran, which the RPC histogram does not see.
+ * handler ran, which the RPC histogram does not see. The monitor records the interval between
+ * the ticks of its timer, so the timer's period is taken off: what is left is how late a tick was.
  */
 export async function eventLoopDelay(port: number): Promise<{ p50: number; p99: number; max: number }> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const value = (name: string) => Number(new RegExp(`^crisp_nodejs_eventloop_lag_${name}_seconds (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) * 1000;
+  const value = (name: string) =>
+    Number(new RegExp(`^crisp_nodejs_eventloop_lag_${name}_seconds (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) * 1000 - EVENT_LOOP_SAMPLE_MS;
   return { p50: value('p50'), p99: value('p99'), max: value('max') };
 }
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { EventStore } from '../../src/events/store.js';
 import { ContainerEventHub } from '../../src/actors/stats/container-events.js';
 import { EventLogMetrics } from '../../src/metrics/event-log-metrics.js';
-import { CrispMetrics } from '../../src/metrics/crisp-metrics.js';
+import { CrispMetrics, EVENT_LOOP_SAMPLE_MS } from '../../src/metrics/crisp-metrics.js';
 import { Registry } from 'prom-client';
 import * as grpc from '@grpc/grpc-js';
 import { containerCreate, containerLife, hexId, sandboxRun } from '../helpers/events.js';
@@ -134,4 +134,17 @@ test('crisp metrics: RPC observations, state gauges and the log size appear in t
   assert.match(text, /^crisp_pod_sandboxes\{state="ready"\} 1$/m);
   assert.match(text, /^crisp_event_log_events 2$/m);
   assert.match(text, /^crisp_event_log_size_bytes [1-9]\d*$/m);
+});
+
+test('crisp metrics: the process figures are there and the event-loop delay is sampled every 100 ms, not 10', async (t) => {
+  const store = openStore(t);
+  const metrics = new CrispMetrics(store);
+  await metrics.registry.metrics(); // a scrape resets the delay histogram
+  await new Promise((resolve) => setTimeout(resolve, 450));
+  const text = await metrics.registry.metrics();
+  assert.match(text, /^crisp_process_cpu_seconds_total [\d.e-]+$/m);
+  const value = (name: string) => Number(new RegExp(`^crisp_nodejs_eventloop_lag_${name}_seconds (\\S+)$`, 'm').exec(text)?.[1]);
+  // The histogram holds the intervals between the timer's ticks: at a 10 ms period the
+  // shortest would be ~0.01 s; at 100 ms none is shorter than the period.
+  assert.ok(value('min') >= (EVENT_LOOP_SAMPLE_MS - 1) / 1000, `shortest interval ${value('min')} s`);
 });
