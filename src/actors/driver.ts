@@ -178,26 +178,28 @@ export class StreamDriver<K extends StreamKind> {
         if (drive.again) continue;
         return;
       }
-      const log = this.logger.child({ [this.kind]: id, step: step.name });
+      // Most steps log nothing at the default level: the child logger is made when one does.
+      let child: Logger | undefined;
+      const log = () => (child ??= this.logger.child({ [this.kind]: id, step: step.name }));
       let facts: EventsByKind[K][];
       const started = process.hrtime.bigint();
       crashPoint(`${this.kind}:${step.name}:before`);
       try {
         facts = await step.run(this.controller.signal);
         crashPoint(`${this.kind}:${step.name}:after`);
-        log.debug({ ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'step done');
+        if (this.logger.isLevelEnabled('debug')) log().debug({ ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'step done');
       } catch (err) {
         if (!step.failed) {
-          log.error({ err }, 'step failed; it will be retried');
+          log().error({ err }, 'step failed; it will be retried');
           if (!this.controller.signal.aborted) this.retryLater(id);
           return;
         }
-        log.warn({ error: messageOf(err) }, 'step failed');
+        log().warn({ error: messageOf(err) }, 'step failed');
         facts = step.failed(err);
       }
       if (facts.length === 0) {
         if (drive.again) continue;
-        log.error('step reported no fact; stopping so it cannot spin');
+        log().error('step reported no fact; stopping so it cannot spin');
         return;
       }
       this.retried(id);
@@ -208,7 +210,7 @@ export class StreamDriver<K extends StreamKind> {
       } catch (err) {
         // Someone else moved the stream (a stop arrived mid-create, say): plan from the new state.
         if (isCrispError(err, 'FailedPrecondition') || isCrispError(err, 'Conflict')) {
-          log.info({ error: messageOf(err) }, 'state moved under the step; planning again');
+          log().info({ error: messageOf(err) }, 'state moved under the step; planning again');
           continue;
         }
         throw err;

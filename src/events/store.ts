@@ -90,6 +90,8 @@ export class EventStore {
   private readonly upsertStream;
   private readonly streamVersionOf;
   private readonly allRows;
+  /** better-sqlite3 builds four wrapper functions per db.transaction() call: build them once. */
+  private readonly inTransaction: (body: () => void) => void;
 
   private constructor(readonly db: Db, readonly path: string) {
     this.insertEvent = db.prepare(
@@ -102,6 +104,7 @@ export class EventStore {
     );
     this.streamVersionOf = db.prepare('SELECT version, stream_kind FROM streams WHERE stream_id = ?');
     this.allRows = db.prepare('SELECT * FROM events ORDER BY seq').safeIntegers(true);
+    this.inTransaction = db.transaction((body: () => void) => body());
   }
 
   /** How many events the last open replayed. */
@@ -198,7 +201,7 @@ export class EventStore {
   /** Runs `body` in one transaction; a full disk is RESOURCE_EXHAUSTED naming the database. */
   private write(body: () => void): void {
     try {
-      this.db.transaction(body)();
+      this.inTransaction(body);
     } catch (err) {
       throw diskFullAt(err, `the event log ${this.db.name}`);
     }
