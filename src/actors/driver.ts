@@ -15,6 +15,7 @@ import { accepts, next, stateOf, type EntityState } from '../machines/index.js';
 import { isCrispError, messageOf } from '../errors.js';
 import type { Logger } from '../log.js';
 import { crashPoint } from '../crash-points.js';
+import { nowNs } from '../events/clock.js';
 import { within } from './recovery.js';
 
 export interface Step<K extends StreamKind> {
@@ -30,6 +31,13 @@ export interface Step<K extends StreamKind> {
    * of the step before it, saving a transaction, as if it had run right after.
    */
   pure?: true;
+  /**
+   * Its effect can be done again after a crash with no harm (a mount found in place, a file
+   * written again). When one such step follows another, the driver runs it before recording
+   * the first one's facts and records both in one append: a crash in between loses both facts,
+   * and both effects are simply done again. A failure is recorded with the facts before it.
+   */
+  redoable?: true;
 }
 
 export type Planner<K extends StreamKind> = (id: string, state: EntityState<K>) => Step<K> | null;
@@ -136,10 +144,16 @@ export class StreamDriver<K extends StreamKind> {
   }
 
   /**
-   * `facts`, followed by those of the pure steps the state after them calls for, as long as each
-   * is accepted: the state after the effect is planned here rather than after a commit of its own.
+   * `facts`, followed by those of the steps the state after them calls for and that may join
+   * the same append, as long as each fact is accepted: a pure step always, a redoable one when
+   * every step so far was redoable too. The state after an effect is planned here rather than
+   * after a commit of its own.
    */
-  private async withPureSteps(id: string, facts: EventsByKind[K][]): Promise<{ events: EventsByKind[K][]; folded?: Folded }> {
+  private async withFollowingSteps(
+    id: string,
+    facts: EventsByKind[K][],
+    redoable: boolean,
+  ): Promise<{ events: EventsByKind[K][]; folded?: Folded; at?: (bigint | undefined)[] }> {
     const live = this.store.stream(id);
     if (!live) return { events: facts };
     let snapshot = live.snapshot;
@@ -148,24 +162,47 @@ export class StreamDriver<K extends StreamKind> {
       snapshot = next(this.kind, snapshot, fact as DomainEvent);
     }
     const out = [...facts];
-    // A few at most: a pure step's facts move the state on, so the same step is not planned again.
-    for (let folded = 0; folded < 4; folded++) {
+    // When each fact happened, once a redoable step has joined: a held-back fact keeps its own time.
+    let at: (bigint | undefined)[] | undefined;
+    let doneAt = nowNs();
+    // A few at most: a step's facts move the state on, so the same step is not planned again.
+    for (let joined = 0; joined < 4; joined++) {
       const step = this.plan(id, stateOf(this.kind, snapshot));
-      if (!step?.pure) break;
+      if (!step || !(step.pure || (redoable && step.redoable))) break;
       crashPoint(`${this.kind}:${step.name}:before`);
-      const more = await step.run(this.controller.signal);
+      let more: EventsByKind[K][];
+      if (step.pure) {
+        more = await step.run(this.controller.signal);
+      } else {
+        try {
+          more = await step.run(this.controller.signal);
+        } catch (err) {
+          // Without a failure to record, the facts so far are committed and the step runs again
+          // on its own, where its error is logged and retried.
+          if (!step.failed) break;
+          this.logger.warn({ [this.kind]: id, step: step.name, error: messageOf(err) }, 'step failed');
+          more = step.failed(err);
+          redoable = false;
+        }
+      }
       crashPoint(`${this.kind}:${step.name}:after`);
       let after = snapshot;
       for (const fact of more) {
-        if (!accepts(after, fact as DomainEvent)) return { events: out, folded: { from: live.snapshot, to: snapshot } };
+        if (!accepts(after, fact as DomainEvent)) return { events: out, folded: { from: live.snapshot, to: snapshot }, ...(at && { at }) };
         after = next(this.kind, after, fact as DomainEvent);
       }
       if (more.length === 0) break;
+      // A pure step concludes at once: its facts take the time of the facts before them.
+      if (!step.pure) {
+        at ??= out.map(() => doneAt);
+        doneAt = nowNs();
+      }
+      at?.push(...more.map(() => doneAt));
       snapshot = after;
       out.push(...more);
     }
     // The store need not fold these again if the stream has not moved meanwhile.
-    return { events: out, folded: { from: live.snapshot, to: snapshot } };
+    return { events: out, folded: { from: live.snapshot, to: snapshot }, ...(at && { at }) };
   }
 
   private async loop(id: string, drive: Drive): Promise<void> {
@@ -182,11 +219,13 @@ export class StreamDriver<K extends StreamKind> {
       let child: Logger | undefined;
       const log = () => (child ??= this.logger.child({ [this.kind]: id, step: step.name }));
       let facts: EventsByKind[K][];
+      let succeeded = false;
       const started = process.hrtime.bigint();
       crashPoint(`${this.kind}:${step.name}:before`);
       try {
         facts = await step.run(this.controller.signal);
         crashPoint(`${this.kind}:${step.name}:after`);
+        succeeded = true;
         if (this.logger.isLevelEnabled('debug')) log().debug({ ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'step done');
       } catch (err) {
         if (!step.failed) {
@@ -203,10 +242,12 @@ export class StreamDriver<K extends StreamKind> {
         return;
       }
       this.retried(id);
-      const { events, folded } = await this.withPureSteps(id, facts);
+      const { events, folded, at } = await this.withFollowingSteps(id, facts, succeeded && step.redoable === true);
       try {
         const current = this.store.stream(id);
-        this.store.append({ kind: this.kind, streamId: id, expectedVersion: current?.version ?? 0, events: events as DomainEvent[], ...(folded && { folded }) });
+        this.store.append({
+          kind: this.kind, streamId: id, expectedVersion: current?.version ?? 0, events: events as DomainEvent[], ...(folded && { folded }), ...(at && { at }),
+        });
       } catch (err) {
         // Someone else moved the stream (a stop arrived mid-create, say): plan from the new state.
         if (isCrispError(err, 'FailedPrecondition') || isCrispError(err, 'Conflict')) {

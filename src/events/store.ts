@@ -15,9 +15,11 @@ export interface StoredEvent<E extends DomainEvent = DomainEvent> {
   streamId: string;
   version: number;
   schemaVersion: number;
-  /** Nanoseconds since the epoch. */
+  /** Nanoseconds since the epoch: when the fact was recorded, or happened (AppendRequest.at). */
   ts: bigint;
   event: E;
+  /** On events delivered live (not read back): when the append that recorded them began. */
+  appendStartNs?: bigint;
 }
 
 export interface AppendRequest {
@@ -26,6 +28,12 @@ export interface AppendRequest {
   /** The stream version the caller decided on: 0 for a new stream. */
   expectedVersion: number;
   events: DomainEvent[];
+  /**
+   * When each of `events` happened, for facts held back while a later step ran (the driver
+   * records consecutive redoable steps in one append): the step's own time stays in the log.
+   * An event without one is timed by the append.
+   */
+  at?: readonly (bigint | undefined)[];
   /** The caller's own fold of `events` (see Folded). */
   folded?: Folded;
 }
@@ -171,7 +179,7 @@ export class EventStore {
         const current = staged.get(req.streamId) ?? this.currentFor(req);
         let { snapshot, version } = current;
         const folded = req.folded?.from === snapshot ? req.folded.to : undefined;
-        for (const event of req.events) {
+        for (const [index, event] of req.events.entries()) {
           if (folded === undefined) {
             if (!accepts(snapshot, event)) {
               throw failedPrecondition(
@@ -185,8 +193,9 @@ export class EventStore {
           const { type, ...data } = event;
           assertNoSecrets(type, data);
           const schemaVersion = SCHEMA_VERSIONS[type];
-          const row = this.insertEvent.get(req.kind, req.streamId, version, type, schemaVersion, JSON.stringify(data), ts) as { seq: number };
-          stored.push({ seq: row.seq, kind: req.kind, streamId: req.streamId, version, schemaVersion, ts, event });
+          const at = req.at?.[index] ?? ts;
+          const row = this.insertEvent.get(req.kind, req.streamId, version, type, schemaVersion, JSON.stringify(data), at) as { seq: number };
+          stored.push({ seq: row.seq, kind: req.kind, streamId: req.streamId, version, schemaVersion, ts: at, event, appendStartNs: ts });
         }
         if (folded !== undefined) snapshot = folded;
         this.upsertStream.run(req.streamId, req.kind, version);

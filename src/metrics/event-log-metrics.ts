@@ -82,10 +82,11 @@ export class EventLogMetrics {
   /** Records what one committed event says; public so it can be fed a recorded log. */
   observe(e: StoredEvent, store?: Pick<EventStore, 'stream'>): void {
     const type = e.event.type;
-    // Every event of one append shares its timestamp: time the append once.
-    if (e.ts !== this.lastCommitTs) {
-      this.lastCommitTs = e.ts;
-      if (store) this.commit.observe(Math.max(0, seconds(e.ts, nowNs())));
+    // Every event of one append shares its start: time the append once.
+    const appendStart = e.appendStartNs ?? e.ts;
+    if (appendStart !== this.lastCommitTs) {
+      this.lastCommitTs = appendStart;
+      if (store) this.commit.observe(Math.max(0, seconds(appendStart, nowNs())));
     }
     const previous = this.lastTs.get(e.streamId);
     const stage = STAGES[type];

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EventStore } from '../../src/events/store.js';
+import { EventStore, type StoredEvent } from '../../src/events/store.js';
 import { StreamDriver, waitForState, type Planner } from '../../src/actors/driver.js';
 import { silentLogger } from '../../src/log.js';
 import { hexId } from '../helpers/events.js';
@@ -14,8 +14,9 @@ function tempStore(t: { after(fn: () => void): void }) {
   return join(dir, 'state.db');
 }
 
-// A planner over pull streams: store three layers, then complete; "fail-at" makes layer 1 fail.
-function planner(effects: string[], failAt?: number): Planner<'pull'> {
+// A planner over pull streams: store three layers, then complete; "fail-at" makes a layer fail.
+// With `redoable`, the layers listed are marked redoable; `noFailed` leaves failed() out.
+function planner(effects: string[], failAt?: number, o: { redoable?: number[]; noFailed?: boolean } = {}): Planner<'pull'> {
   return (id, state) => {
     if (state.value !== 'pulling') return null;
     const index = state.context.layers.length;
@@ -27,7 +28,8 @@ function planner(effects: string[], failAt?: number): Planner<'pull'> {
           if (index === failAt) throw new Error('disk full');
           return [{ type: 'ImageLayerStored', index, digest: `sha256:${index}`, chainId: `sha256:c${index}`, size: 1, reused: false }];
         },
-        failed: (err) => [{ type: 'ImagePullFailed', message: (err as Error).message }],
+        ...(!o.noFailed && { failed: (err: unknown) => [{ type: 'ImagePullFailed' as const, message: (err as Error).message }] }),
+        ...(o.redoable?.includes(index) && { redoable: true as const }),
       };
     }
     return { name: 'complete', run: async () => [{ type: 'ImagePullCompleted', imageId: 'sha256:img', servedBy: 'test' }] };
@@ -157,4 +159,62 @@ test('a pure step is recorded in the same append as the step before it', async (
   const [last, completed] = events.slice(-2);
   assert.equal(completed!.ts, last!.ts, 'the last layer and the completion share one append');
   assert.notEqual(events[2]!.ts, events[3]!.ts, 'steps with effects are appended one by one');
+});
+
+/** Records the facts each append commits, grouped by append (they share its start). */
+function recordAppends(store: EventStore, t: { after(fn: () => void): void }): Map<bigint, StoredEvent[]> {
+  const groups = new Map<bigint, StoredEvent[]>();
+  const sub = store.committed$.subscribe((e) => groups.set(e.appendStartNs!, [...(groups.get(e.appendStartNs!) ?? []), e]));
+  t.after(() => sub.unsubscribe());
+  return groups;
+}
+const types = (groups: Map<bigint, StoredEvent[]>) => [...groups.values()].map((g) => g.map((e) => e.event.type));
+
+test('redoable steps that follow each other are recorded in one append; the others each in their own', async (t) => {
+  const store = EventStore.open(tempStore(t));
+  t.after(() => store.close());
+  const effects: string[] = [];
+  const groups = recordAppends(store, t);
+  // Layers 1 and 2 are redoable, layer 0 is not: 0 alone, then 1 and 2 together.
+  const driver = new StreamDriver(store, 'pull', planner(effects, undefined, { redoable: [1, 2] }), silentLogger);
+  driver.start();
+  t.after(() => driver.stop());
+  const id = hexId();
+  request(store, id);
+  await driver.idleAll();
+  assert.deepEqual(types(groups), [['ImagePullRequested'], ['ImageLayerStored'], ['ImageLayerStored', 'ImageLayerStored'], ['ImagePullCompleted']]);
+  assert.equal(effects.length, 3, 'each effect ran once');
+  // The held-back fact keeps the time its step ended, before the next step's and the append's.
+  const [layer1, layer2] = [...groups.values()][2]!;
+  assert.ok(layer1!.ts < layer2!.ts && layer2!.ts <= layer1!.appendStartNs!, `${layer1!.ts} < ${layer2!.ts} <= ${layer1!.appendStartNs}`);
+  assert.deepEqual(store.readStream(id).map((e) => e.ts), [...groups.values()].flat().map((e) => e.ts), 'the log keeps those times');
+});
+
+test('a redoable step that fails after another is recorded with the facts before it', async (t) => {
+  const store = EventStore.open(tempStore(t));
+  t.after(() => store.close());
+  const groups = recordAppends(store, t);
+  const driver = new StreamDriver(store, 'pull', planner([], 1, { redoable: [0, 1] }), silentLogger);
+  driver.start();
+  t.after(() => driver.stop());
+  const id = hexId();
+  request(store, id);
+  await driver.idleAll();
+  assert.deepEqual(types(groups), [['ImagePullRequested'], ['ImageLayerStored', 'ImagePullFailed']]);
+});
+
+test('a joined redoable step that fails with no failure to record leaves the facts before it committed', async (t) => {
+  const store = EventStore.open(tempStore(t));
+  t.after(() => store.close());
+  const effects: string[] = [];
+  const groups = recordAppends(store, t);
+  const driver = new StreamDriver(store, 'pull', planner(effects, 1, { redoable: [0, 1], noFailed: true }), silentLogger);
+  driver.start();
+  t.after(() => driver.stop());
+  const id = hexId();
+  request(store, id);
+  await driver.idleAll();
+  // Layer 0 is recorded; layer 1 ran once joined and once on its own, and waits for a retry.
+  assert.deepEqual(types(groups), [['ImagePullRequested'], ['ImageLayerStored']]);
+  assert.deepEqual(effects.map((e) => e.slice(-1)), ['0', '1', '1']);
 });

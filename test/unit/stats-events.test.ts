@@ -119,6 +119,30 @@ test('event-log metrics: stage and operation durations come from the facts\' tim
   assert.equal(ops.find((v) => v.metricName === 'crisp_operation_duration_seconds_count' && v.labels['operation'] === 'sandbox_run' && v.labels['outcome'] === 'ok')?.value, 1);
 });
 
+test('event-log metrics: facts recorded in one append with their own times keep their steps apart, and the append is timed once', async (t) => {
+  const store = openStore(t);
+  const registry = new Registry();
+  const m = new EventLogMetrics(registry);
+  m.attach(store);
+  t.after(() => m.detach());
+  const pod = hexId();
+  const [requested] = store.append({ kind: 'sandbox', streamId: pod, expectedVersion: 0, events: [sandboxRun('p')] });
+  // The pin happened 30 ms after the request, the CNI ADD 50 ms after that; both recorded now.
+  const pinnedAt = requested!.ts + 30_000_000n;
+  store.append({
+    kind: 'sandbox', streamId: pod, expectedVersion: 1, at: [pinnedAt, pinnedAt + 50_000_000n],
+    events: [{ type: 'SandboxNamespacesPinned', paths: { net: '/x' } }, { type: 'SandboxNetworkAttached', ips: ['10.0.0.2'], network: 'net' }],
+  });
+  const values = async (name: string) => (await registry.getSingleMetric(name)!.get()).values as Named[];
+  const sum = (vs: Named[], stage: string) => vs.find((v) => v.metricName === 'crisp_stage_duration_seconds_sum' && v.labels['stage'] === stage)?.value;
+  const stage = await values('crisp_stage_duration_seconds');
+  assert.ok(Math.abs(sum(stage, 'namespace_pin')! - 0.03) < 1e-6, `namespace_pin ${sum(stage, 'namespace_pin')}`);
+  assert.ok(Math.abs(sum(stage, 'cni_add')! - 0.05) < 1e-6, `cni_add ${sum(stage, 'cni_add')}`);
+  const commits = (await values('crisp_event_log_append_duration_seconds')).find((v) => v.metricName === 'crisp_event_log_append_duration_seconds_count');
+  assert.equal(commits?.value, 2, 'two appends, each timed once');
+  assert.deepEqual(store.readStream(pod).map((e) => e.ts), [requested!.ts, pinnedAt, pinnedAt + 50_000_000n]);
+});
+
 test('crisp metrics: RPC observations, state gauges and the log size appear in the text output', async (t) => {
   const store = openStore(t);
   const metrics = new CrispMetrics(store, { processMetrics: false });

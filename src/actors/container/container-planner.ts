@@ -40,8 +40,10 @@ export function containerPlanner(deps: ContainerPlanDeps): Planner<'container'> 
     const c = state.context;
     switch (state.value) {
       case 'creating':
-        if (c.rootfs === null) return createStep('rootfs-mount', () => mountRootfs(deps, id, c));
-        if (c.bundle === null) return createStep('spec-write', () => writeSpec(deps, id, c));
+        // The rootfs mount and the spec are done again after a crash with no harm: the driver
+        // records both in one append (runc create is not: its fact is recorded on its own).
+        if (c.rootfs === null) return { ...createStep('rootfs-mount', () => mountRootfs(deps, id, c)), redoable: true };
+        if (c.bundle === null) return { ...createStep('spec-write', () => writeSpec(deps, id, c)), redoable: true };
         return createStep('runtime-create', () => createInRuntime(deps, id, c));
       case 'starting':
         return startStep(deps, id);
@@ -264,11 +266,14 @@ function stopStep(deps: ContainerPlanDeps, id: string, c: ContainerContext): Ste
   };
 }
 
+// The releases are redoable (runc delete of a deleted container, an unmount of nothing, a
+// removal of what is gone are no-ops): the driver records them in one append.
 function releaseStep(deps: ContainerPlanDeps, id: string, c: ContainerContext): Step<'container'> {
   const layout = containerLayout(deps.ctx.config.root, id);
   if (!c.runtimeDeleted) {
     return {
       name: 'runtime-delete',
+      redoable: true,
       async run() {
         await deps.runtime.delete(id);
         return [{ type: 'ContainerRuntimeDeleted' }];
@@ -278,6 +283,7 @@ function releaseStep(deps: ContainerPlanDeps, id: string, c: ContainerContext): 
   if (!c.rootfsReleased) {
     return {
       name: 'rootfs-unmount',
+      redoable: true,
       async run() {
         await unmountImageVolumes(layout.imageVolumes);
         await unmountOwn(layout.rootfs);

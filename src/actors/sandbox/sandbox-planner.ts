@@ -212,8 +212,11 @@ export function createSandboxPlanner(options: SandboxPlannerOptions): Planner<'s
     },
   });
 
+  // The releases below are redoable (an unmount of nothing, a removal of what is gone, a DEL
+  // of no attachment are no-ops): the driver records consecutive ones in one append.
   const releaseFiles = (state: SandboxState): Step<'sandbox'> => ({
     name: 'remove-pod-files',
+    redoable: true,
     run: async () => {
       if (state.context.shmPath) await unmountPodShm(state.context.shmPath);
       await removePodFiles(state.context.filesDir!);
@@ -223,6 +226,7 @@ export function createSandboxPlanner(options: SandboxPlannerOptions): Planner<'s
 
   const unpin = (state: SandboxState): Step<'sandbox'> => ({
     name: 'unpin-namespaces',
+    redoable: true,
     run: async () => {
       await unpinNamespaces(state.context.namespaces);
       return [{ type: 'SandboxNamespacesUnpinned' }];
@@ -236,6 +240,7 @@ export function createSandboxPlanner(options: SandboxPlannerOptions): Planner<'s
    */
   const sweep = (id: string, state: SandboxState): Step<'sandbox'> => ({
     name: 'remove-sandbox-dir',
+    redoable: true,
     run: async () => {
       const dir = sandboxDir(options.runroot, id);
       if ((await cni.cachedAttachments(id)).length > 0) {
