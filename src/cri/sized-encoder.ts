@@ -154,13 +154,22 @@ function valueSize(f: FieldPlan, v: unknown, memo: Memo): number {
   }
 }
 
+/**
+ * The field's value when it is written, undefined when it is not: the one rule both passes
+ * follow (protobufjs's): neither undefined nor null, an own property unless repeated.
+ */
+function written(m: Fields, f: FieldPlan): unknown {
+  const v = m[f.name];
+  if (v === undefined || v === null) return undefined;
+  return f.repeated || hasOwn(m, f.name) ? v : undefined;
+}
+
 function sizeOf(m: Fields, plan: MessagePlan, memo: Memo): number {
   let size = 0;
   for (const f of plan.fields) {
-    const v = m[f.name];
-    if (v === undefined || v === null) continue;
+    const v = written(m, f);
+    if (v === undefined) continue;
     if (f.stringMap) {
-      if (!hasOwn(m, f.name)) continue;
       const map = v as Record<string, string>;
       for (const k of Object.keys(map)) {
         const at = memo.lengths.length;
@@ -171,7 +180,7 @@ function sizeOf(m: Fields, plan: MessagePlan, memo: Memo): number {
       }
     } else if (f.repeated) {
       for (const x of v as unknown[]) size += f.keySize + valueSize(f, x, memo);
-    } else if (hasOwn(m, f.name)) {
+    } else {
       size += f.keySize + valueSize(f, v, memo);
     }
   }
@@ -243,10 +252,9 @@ function writeLong(buf: Buffer, pos: number, v: bigint): number {
 
 function writeMessage(m: Fields, plan: MessagePlan, memo: Memo, buf: Buffer, pos: number): number {
   for (const f of plan.fields) {
-    const v = m[f.name];
-    if (v === undefined || v === null) continue;
+    const v = written(m, f);
+    if (v === undefined) continue;
     if (f.stringMap) {
-      if (!hasOwn(m, f.name)) continue;
       const map = v as Record<string, string>;
       for (const k of Object.keys(map)) {
         pos = writeVarint32(buf, pos, f.key);
@@ -258,7 +266,7 @@ function writeMessage(m: Fields, plan: MessagePlan, memo: Memo, buf: Buffer, pos
       }
     } else if (f.repeated) {
       for (const x of v as unknown[]) pos = writeValue(f, x, memo, buf, pos);
-    } else if (hasOwn(m, f.name)) {
+    } else {
       pos = writeValue(f, v, memo, buf, pos);
     }
   }

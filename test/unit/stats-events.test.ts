@@ -99,12 +99,18 @@ test('container events: next() returns undefined when the client goes away', asy
   assert.equal(await pending, undefined);
 });
 
-test('event-log metrics: stage and operation durations come from the facts\' timestamps', async (t) => {
+/** A store with event-log metrics attached, and the registry they are in. */
+function withLogMetrics(t: { after(fn: () => void): void }): { store: EventStore; registry: Registry } {
   const store = openStore(t);
   const registry = new Registry();
   const m = new EventLogMetrics(registry);
   m.attach(store);
   t.after(() => m.detach());
+  return { store, registry };
+}
+
+test('event-log metrics: stage and operation durations come from the facts\' timestamps', async (t) => {
+  const { store, registry } = withLogMetrics(t);
   const pod = hexId();
   store.append({ kind: 'sandbox', streamId: pod, expectedVersion: 0, events: [sandboxRun('p')] });
   await new Promise((r) => setTimeout(r, 20));
@@ -120,11 +126,7 @@ test('event-log metrics: stage and operation durations come from the facts\' tim
 });
 
 test('event-log metrics: facts recorded in one append with their own times keep their steps apart, and the append is timed once', async (t) => {
-  const store = openStore(t);
-  const registry = new Registry();
-  const m = new EventLogMetrics(registry);
-  m.attach(store);
-  t.after(() => m.detach());
+  const { store, registry } = withLogMetrics(t);
   const pod = hexId();
   const [requested] = store.append({ kind: 'sandbox', streamId: pod, expectedVersion: 0, events: [sandboxRun('p')] });
   // The pin happened 30 ms after the request, the CNI ADD 50 ms after that; both recorded now.
