@@ -164,7 +164,8 @@ export class StreamDriver<K extends StreamKind> {
     const out = [...facts];
     // When each fact happened, once a redoable step has joined: a held-back fact keeps its own time.
     let at: (bigint | undefined)[] | undefined;
-    let doneAt = nowNs();
+    // The first step's time, needed only if a redoable step can join it.
+    let doneAt = redoable ? nowNs() : 0n;
     // A few at most: a step's facts move the state on, so the same step is not planned again.
     for (let joined = 0; joined < 4; joined++) {
       const step = this.plan(id, stateOf(this.kind, snapshot));

@@ -115,7 +115,6 @@ function safeVarintSize(v: number): number {
 
 /** An int64 as the 64 bits protobufjs writes: decimal strings parsed, numbers truncated, negatives two's complement. */
 function int64Bits(v: unknown): bigint {
-  if (typeof v === 'bigint') return BigInt.asUintN(64, v);
   if (typeof v === 'number') return Number.isFinite(v) ? BigInt.asUintN(64, BigInt(Math.trunc(v))) : 0n;
   return BigInt.asUintN(64, BigInt(String(v)));
 }
@@ -224,21 +223,23 @@ function writeValue(f: FieldPlan, v: unknown, memo: Memo, buf: Buffer, pos: numb
       if ((v as number) >= 0) return writeVarint32(buf, pos, (v as number) >>> 0);
       return writeLong(buf, pos, int64Bits(v));
     case 'int64':
-      if (typeof v === 'number' && v >= 0 && Number.isSafeInteger(v)) {
-        let n = v;
-        while (n >= 0x80) {
-          buf[pos++] = (n % 0x80) | 0x80;
-          n = Math.floor(n / 0x80);
-        }
-        buf[pos++] = n;
-        return pos;
-      }
+      if (typeof v === 'number' && v >= 0 && Number.isSafeInteger(v)) return writeSafeVarint(buf, pos, v);
       return writeLong(buf, pos, memo.longs[memo.readLong++]!);
     case 'double':
       return buf.writeDoubleLE(v as number, pos);
     case 'float':
       return buf.writeFloatLE(v as number, pos);
   }
+}
+
+/** A non-negative safe integer: past 32 bits, shifts would truncate, so it is divided down. */
+function writeSafeVarint(buf: Buffer, pos: number, v: number): number {
+  while (v >= 0x80) {
+    buf[pos++] = (v % 0x80) | 0x80;
+    v = Math.floor(v / 0x80);
+  }
+  buf[pos++] = v;
+  return pos;
 }
 
 function writeLong(buf: Buffer, pos: number, v: bigint): number {
