@@ -29,7 +29,7 @@ import { makeBundle, makeBusyboxRootfs, makeTempDir } from '../test/helpers/bund
 import { startTestNode, type TestNode } from '../test/helpers/node-env.js';
 import { call } from '../test/helpers/cri-client.js';
 import { RUNC, createByHand, percentile, waitForFile } from './lib/floor.js';
-import { benchDaemon, describeLatencies, eventLoopDelay, fmt, kubeletContainer, kubeletPod, rpcHistograms } from './lib/kubelet.js';
+import { benchDaemon, describeGcPauses, describeLatencies, eventLoopDelay, fmt, gcPauses, kubeletContainer, kubeletPod, rpcHistograms } from './lib/kubelet.js';
 import { EVENT_LOOP_SAMPLE_MS } from '../src/metrics/crisp-metrics.js';
 import { startOtlpReceiver } from '../test/helpers/otlp-receiver.js';
 import type { PollerSample } from './lib/poller.js';
@@ -367,6 +367,7 @@ async function main(): Promise<void> {
     floorPoller.setPhase('up');
     const logBefore = node.daemon.stderr().length;
     await eventLoopDelay(metricsPort); // restarts the daemon's delay monitor
+    const gcUp0 = await gcPauses(metricsPort);
     const helper = helperPid(pid);
     const helperUp0 = ownCpuMs(helper);
     const delayUp0 = runDelay(pid);
@@ -391,6 +392,7 @@ async function main(): Promise<void> {
     const clientDelayUp1 = runDelay(process.pid);
     const helperUp = (ownCpuMs(helper) - helperUp0) / PODS;
     const lagUp = await eventLoopDelay(metricsPort);
+    const gcUp = describeGcPauses(await gcPauses(metricsPort), gcUp0, PODS);
     poller.setPhase('steady');
     floorPoller.setPhase('steady');
     const steady0 = loopActivity(pid);
@@ -403,6 +405,7 @@ async function main(): Promise<void> {
     poller.setPhase('down');
     floorPoller.setPhase('down');
     await eventLoopDelay(metricsPort);
+    const gcDown0 = await gcPauses(metricsPort);
     const helperDown0 = ownCpuMs(helper);
     const cpuDown0 = cpuOf(pid);
     const down = await wave(PODS, BATCH, async (i) => {
@@ -426,6 +429,7 @@ async function main(): Promise<void> {
     const logged = node.daemon.stderr().slice(logBefore);
     const logLines = logged.split('\n').filter(Boolean);
     const lagDown = await eventLoopDelay(metricsPort);
+    const gcDown = describeGcPauses(await gcPauses(metricsPort), gcDown0, PODS);
     await poller.stop();
     await floorPoller.stop();
     const samples = poller.samples;
@@ -457,6 +461,9 @@ async function main(): Promise<void> {
     const clientSlices = clientDelayUp1.slices - clientDelayUp0.slices;
     console.log(`waits for a core  up wave: the daemon's event loop ${fmt(waited / Math.max(1, slices))} ms per wake-up (${slices} wake-ups, ${fmt(waited / PODS)} ms per pod); the bench's main thread (it drives the pods) ${fmt(clientWaited / Math.max(1, clientSlices))} ms per wake-up (${clientSlices} wake-ups)`);
     console.log(`event-loop delay (how late a tick of the daemon's ${EVENT_LOOP_SAMPLE_MS} ms sampling timer was) up p50 ${fmt(lagUp.p50)} p99 ${fmt(lagUp.p99)} max ${fmt(lagUp.max)} ms; down p50 ${fmt(lagDown.p50)} p99 ${fmt(lagDown.p99)} max ${fmt(lagDown.max)} ms`);
+    // Pauses as the GC observer times them: wall time on the event loop's thread, which on a busy
+    // node includes waiting for the GC's helper threads to get a core, so not CPU.
+    console.log(`GC pauses (the daemon's, wall time) up: ${gcUp}; down: ${gcDown}`);
     for (const phase of ['up', 'steady', 'down']) {
       const xs = relist(phase);
       const fl = relist(phase, floorSamples);

@@ -149,6 +149,29 @@ export async function eventLoopDelay(port: number): Promise<{ p50: number; p99: 
   return { p50: value('p50'), p99: value('p99'), max: value('max') };
 }
 
+/** The daemon's GC pauses so far, by kind (minor = scavenge, major = mark-compact, ...): count and total ms. */
+export async function gcPauses(port: number): Promise<Map<string, { count: number; ms: number }>> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const out = new Map<string, { count: number; ms: number }>();
+  for (const m of text.matchAll(/^crisp_nodejs_gc_duration_seconds_(sum|count)\{kind="([^"]+)"\} (\S+)$/gm)) {
+    const entry = out.get(m[2]!) ?? out.set(m[2]!, { count: 0, ms: 0 }).get(m[2]!)!;
+    if (m[1] === 'sum') entry.ms = Number(m[3]) * 1000;
+    else entry.count = Number(m[3]);
+  }
+  return out;
+}
+
+/** Pauses between two readings, per pod: "minor 1.6 × 4.4 ms = 7.1 ms/pod, ..." (kinds with none left out). */
+export function describeGcPauses(after: Map<string, { count: number; ms: number }>, before: Map<string, { count: number; ms: number }>, pods: number): string {
+  const parts: string[] = [];
+  for (const [kind, a] of after) {
+    const count = a.count - (before.get(kind)?.count ?? 0);
+    const ms = a.ms - (before.get(kind)?.ms ?? 0);
+    if (count > 0) parts.push(`${kind} ${count} (${fmt(ms / count)} ms each, ${fmt(ms / pods)} ms/pod)`);
+  }
+  return parts.join(', ') || 'none';
+}
+
 const READS = ['ListPodSandbox', 'ListContainers', 'PodSandboxStatus', 'ContainerStatus', 'ListContainerStats', 'ListPodSandboxStats'];
 const WRITES = ['RunPodSandbox', 'CreateContainer', 'StartContainer', 'StopContainer', 'RemoveContainer', 'StopPodSandbox', 'RemovePodSandbox'];
 
