@@ -166,30 +166,29 @@ export class StreamDriver<K extends StreamKind> {
     let at: (bigint | undefined)[] | undefined;
     // The first step's time, needed only if a redoable step can join it.
     let doneAt = redoable ? nowNs() : 0n;
+    // What was joined so far; the store need not fold it again if the stream has not moved meanwhile.
+    const joined = () => ({ events: out, folded: { from: live.snapshot, to: snapshot }, ...(at && { at }) });
     // A few at most: a step's facts move the state on, so the same step is not planned again.
-    for (let joined = 0; joined < 4; joined++) {
+    for (let steps = 0; steps < 4; steps++) {
       const step = this.plan(id, stateOf(this.kind, snapshot));
       if (!step || !(step.pure || (redoable && step.redoable))) break;
       crashPoint(`${this.kind}:${step.name}:before`);
       let more: EventsByKind[K][];
-      if (step.pure) {
+      try {
         more = await step.run(this.controller.signal);
-      } else {
-        try {
-          more = await step.run(this.controller.signal);
-        } catch (err) {
-          // Without a failure to record, the facts so far are committed and the step runs again
-          // on its own, where its error is logged and retried.
-          if (!step.failed) break;
-          this.logger.warn({ [this.kind]: id, step: step.name, error: messageOf(err) }, 'step failed');
-          more = step.failed(err);
-          redoable = false;
-        }
+      } catch (err) {
+        if (step.pure) throw err;
+        // Without a failure to record, the facts so far are committed and the step runs again
+        // on its own, where its error is logged and retried.
+        if (!step.failed) break;
+        this.logger.warn({ [this.kind]: id, step: step.name, error: messageOf(err) }, 'step failed');
+        more = step.failed(err);
+        redoable = false;
       }
       crashPoint(`${this.kind}:${step.name}:after`);
       let after = snapshot;
       for (const fact of more) {
-        if (!accepts(after, fact as DomainEvent)) return { events: out, folded: { from: live.snapshot, to: snapshot }, ...(at && { at }) };
+        if (!accepts(after, fact as DomainEvent)) return joined();
         after = next(this.kind, after, fact as DomainEvent);
       }
       if (more.length === 0) break;
@@ -202,8 +201,7 @@ export class StreamDriver<K extends StreamKind> {
       snapshot = after;
       out.push(...more);
     }
-    // The store need not fold these again if the stream has not moved meanwhile.
-    return { events: out, folded: { from: live.snapshot, to: snapshot }, ...(at && { at }) };
+    return joined();
   }
 
   private async loop(id: string, drive: Drive): Promise<void> {

@@ -179,7 +179,8 @@ export class EventStore {
         const current = staged.get(req.streamId) ?? this.currentFor(req);
         let { snapshot, version } = current;
         const folded = req.folded?.from === snapshot ? req.folded.to : undefined;
-        for (const [index, event] of req.events.entries()) {
+        for (let index = 0; index < req.events.length; index++) {
+          const event = req.events[index]!;
           if (folded === undefined) {
             if (!accepts(snapshot, event)) {
               throw failedPrecondition(

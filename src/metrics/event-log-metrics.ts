@@ -50,7 +50,7 @@ export class EventLogMetrics {
   private readonly commit: Histogram;
   private readonly lastTs = new Map<string, bigint>();
   private readonly openOps = new Map<string, { type: DomainEventType; ts: bigint }>();
-  private lastCommitTs = -1n;
+  private lastAppendStart = -1n;
   private subscription?: Subscription;
 
   constructor(registry: Registry) {
@@ -84,8 +84,8 @@ export class EventLogMetrics {
     const type = e.event.type;
     // Every event of one append shares its start: time the append once.
     const appendStart = e.appendStartNs ?? e.ts;
-    if (appendStart !== this.lastCommitTs) {
-      this.lastCommitTs = appendStart;
+    if (appendStart !== this.lastAppendStart) {
+      this.lastAppendStart = appendStart;
       if (store) this.commit.observe(Math.max(0, seconds(appendStart, nowNs())));
     }
     const previous = this.lastTs.get(e.streamId);
