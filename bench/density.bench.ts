@@ -29,7 +29,7 @@ import { makeBundle, makeBusyboxRootfs, makeTempDir } from '../test/helpers/bund
 import { startTestNode, type TestNode } from '../test/helpers/node-env.js';
 import { call } from '../test/helpers/cri-client.js';
 import { RUNC, createByHand, percentile, waitForFile } from './lib/floor.js';
-import { benchDaemon, describeGcPauses, describeLatencies, eventLoopDelay, fmt, gcPauses, kubeletContainer, kubeletPod, rpcHistograms } from './lib/kubelet.js';
+import { benchDaemon, daemonRuntime, describeGcPauses, describeLatencies, fmt, kubeletContainer, kubeletPod, rpcHistograms } from './lib/kubelet.js';
 import { EVENT_LOOP_SAMPLE_MS } from '../src/metrics/crisp-metrics.js';
 import { startOtlpReceiver } from '../test/helpers/otlp-receiver.js';
 import type { PollerSample } from './lib/poller.js';
@@ -366,8 +366,7 @@ async function main(): Promise<void> {
     poller.setPhase('up');
     floorPoller.setPhase('up');
     const logBefore = node.daemon.stderr().length;
-    await eventLoopDelay(metricsPort); // restarts the daemon's delay monitor
-    const gcUp0 = await gcPauses(metricsPort);
+    const { gc: gcUp0 } = await daemonRuntime(metricsPort); // also restarts the daemon's delay monitor
     const helper = helperPid(pid);
     const helperUp0 = ownCpuMs(helper);
     const delayUp0 = runDelay(pid);
@@ -391,8 +390,8 @@ async function main(): Promise<void> {
     const delayUp1 = runDelay(pid);
     const clientDelayUp1 = runDelay(process.pid);
     const helperUp = (ownCpuMs(helper) - helperUp0) / PODS;
-    const lagUp = await eventLoopDelay(metricsPort);
-    const gcUp = describeGcPauses(await gcPauses(metricsPort), gcUp0, PODS);
+    const { lag: lagUp, gc: gcUpEnd } = await daemonRuntime(metricsPort);
+    const gcUp = describeGcPauses(gcUpEnd, gcUp0, PODS);
     poller.setPhase('steady');
     floorPoller.setPhase('steady');
     const steady0 = loopActivity(pid);
@@ -404,8 +403,7 @@ async function main(): Promise<void> {
     const conmons = conmonRssMiB(exitsMarker);
     poller.setPhase('down');
     floorPoller.setPhase('down');
-    await eventLoopDelay(metricsPort);
-    const gcDown0 = await gcPauses(metricsPort);
+    const { gc: gcDown0 } = await daemonRuntime(metricsPort);
     const helperDown0 = ownCpuMs(helper);
     const cpuDown0 = cpuOf(pid);
     const down = await wave(PODS, BATCH, async (i) => {
@@ -428,8 +426,8 @@ async function main(): Promise<void> {
     // write the event loop hands to the log's thread.
     const logged = node.daemon.stderr().slice(logBefore);
     const logLines = logged.split('\n').filter(Boolean);
-    const lagDown = await eventLoopDelay(metricsPort);
-    const gcDown = describeGcPauses(await gcPauses(metricsPort), gcDown0, PODS);
+    const { lag: lagDown, gc: gcDownEnd } = await daemonRuntime(metricsPort);
+    const gcDown = describeGcPauses(gcDownEnd, gcDown0, PODS);
     await poller.stop();
     await floorPoller.stop();
     const samples = poller.samples;

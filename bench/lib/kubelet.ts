@@ -136,33 +136,31 @@ export async function rpcHistograms(port: number): Promise<Map<string, RpcHistog
   return out;
 }
 
+type GcTotals = Map<string, { count: number; ms: number }>;
+
 /**
- * The daemon's event-loop delay since the previous reading (prom-client's monitor restarts at
- * each scrape): p50, p99 and max in ms. A stall here is time every RPC waited before its
- * handler ran, which the RPC histogram does not see. The monitor records the interval between
- * the ticks of its timer, so the timer's period is taken off: what is left is how late a tick was.
+ * One scrape of the daemon's runtime figures, for a wave boundary:
+ * - `lag`: the event-loop delay since the previous scrape (prom-client's monitor restarts at each
+ *   one), p50, p99 and max in ms. A stall here is time every RPC waited before its handler ran,
+ *   which the RPC histogram does not see. The monitor records the interval between the ticks of
+ *   its timer, so the timer's period is taken off: what is left is how late a tick was.
+ * - `gc`: its GC pauses so far by kind (minor = scavenge, major = mark-compact, ...), count and ms.
  */
-export async function eventLoopDelay(port: number): Promise<{ p50: number; p99: number; max: number }> {
+export async function daemonRuntime(port: number): Promise<{ lag: { p50: number; p99: number; max: number }; gc: GcTotals }> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const value = (name: string) =>
     Number(new RegExp(`^crisp_nodejs_eventloop_lag_${name}_seconds (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) * 1000 - EVENT_LOOP_SAMPLE_MS;
-  return { p50: value('p50'), p99: value('p99'), max: value('max') };
-}
-
-/** The daemon's GC pauses so far, by kind (minor = scavenge, major = mark-compact, ...): count and total ms. */
-export async function gcPauses(port: number): Promise<Map<string, { count: number; ms: number }>> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const out = new Map<string, { count: number; ms: number }>();
+  const gc: GcTotals = new Map();
   for (const m of text.matchAll(/^crisp_nodejs_gc_duration_seconds_(sum|count)\{kind="([^"]+)"\} (\S+)$/gm)) {
-    const entry = out.get(m[2]!) ?? out.set(m[2]!, { count: 0, ms: 0 }).get(m[2]!)!;
+    const entry = gc.get(m[2]!) ?? gc.set(m[2]!, { count: 0, ms: 0 }).get(m[2]!)!;
     if (m[1] === 'sum') entry.ms = Number(m[3]) * 1000;
     else entry.count = Number(m[3]);
   }
-  return out;
+  return { lag: { p50: value('p50'), p99: value('p99'), max: value('max') }, gc };
 }
 
-/** Pauses between two readings, per pod: "minor 1.6 × 4.4 ms = 7.1 ms/pod, ..." (kinds with none left out). */
-export function describeGcPauses(after: Map<string, { count: number; ms: number }>, before: Map<string, { count: number; ms: number }>, pods: number): string {
+/** GC pauses between two readings: "minor 69 (9.3 ms each, 6.4 ms/pod), ..."; kinds with none are left out. */
+export function describeGcPauses(after: GcTotals, before: GcTotals, pods: number): string {
   const parts: string[] = [];
   for (const [kind, a] of after) {
     const count = a.count - (before.get(kind)?.count ?? 0);
