@@ -32,6 +32,7 @@ import { CrispMetrics } from './metrics/crisp-metrics.js';
 import { startMetricsServer, type MetricsServer } from './metrics/server.js';
 import { parseConmonCgroup } from './actors/monitor/conmon-cgroup.js';
 import { sdNotify } from './host/sd-notify.js';
+import { onTmpfs } from './host/mountinfo.js';
 import { handlerSpecs, RuntimeHandlers } from './actors/monitor/runtime-handlers.js';
 import { WritableLayerCache } from './actors/storage/writable-layer-cache.js';
 
@@ -78,6 +79,10 @@ export async function runDaemon(config: CrispConfig, logger: Logger): Promise<Da
   const started = process.hrtime.bigint();
   mkdirSync(config.root, { recursive: true, mode: 0o700 });
   mkdirSync(config.runroot, { recursive: true, mode: 0o755 });
+  // The runroot is meant to be a tmpfs, as /run is on a node. Elsewhere every pod's runtime files
+  // (namespace pins, hostname/hosts/resolv.conf, container records) cost disk inodes, and on an
+  // ext4 without a journal each new inode first scans past those deleted in the last minutes.
+  if (!onTmpfs(config.runroot)) logger.info({ runroot: config.runroot }, 'the runroot is not on a tmpfs: each pod\'s runtime files cost disk inodes');
   const readiness = new Readiness();
   // The helper that runs every host command, started now rather than by the first pod.
   spawnHelper();

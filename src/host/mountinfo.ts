@@ -109,6 +109,11 @@ export function mountedHere(path: string): boolean {
   }
 }
 
+/** Whether `path` lies on a tmpfs (mounted there or above it). */
+export function onTmpfs(path: string): boolean {
+  return statfsSync(path).type === FS_MAGIC.tmpfs;
+}
+
 /** The filesystem kind mounted at `path` (of those crisp mounts), or undefined for none or another. */
 export function ownMountAt(path: string): keyof typeof FS_MAGIC | undefined {
   if (!mountedHere(path)) return undefined;
