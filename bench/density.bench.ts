@@ -27,6 +27,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { makeBundle, makeBusyboxRootfs, makeTempDir } from '../test/helpers/bundle.js';
 import { startTestNode, type TestNode } from '../test/helpers/node-env.js';
+import { mountTmpfs, unmountAllUnder } from '../test/helpers/mounts.js';
 import { call } from '../test/helpers/cri-client.js';
 import { RUNC, createByHand, percentile, waitForFile } from './lib/floor.js';
 import { benchDaemon, daemonRuntime, describeGcPauses, describeLatencies, fmt, kubeletContainer, kubeletPod, rpcHistograms } from './lib/kubelet.js';
@@ -170,10 +171,16 @@ interface FloorNet {
   plugins: Record<string, unknown>[];
 }
 
+/**
+ * Kept where crisp keeps the same things: what a pod runs on (namespace pins, conmon's files,
+ * runc's state, exit files) on a tmpfs as crisp's runroot is, its bundle on the disk as crisp's
+ * container dirs are.
+ */
 class Floor {
   private readonly results = new Map<string, unknown>();
   constructor(
     private readonly work: string,
+    private readonly run: string,
     private readonly rootfs: string,
     private readonly net: FloorNet,
     private readonly cgroupParent: string,
@@ -187,7 +194,11 @@ class Floor {
   }
 
   private podDir(id: string) {
-    return join(this.work, 'pods', id);
+    return join(this.run, 'pods', id);
+  }
+
+  private bundleDir(id: string) {
+    return join(this.work, 'bundles', id);
   }
 
   async up(id: string): Promise<void> {
@@ -203,7 +214,7 @@ class Floor {
       result = JSON.parse(await exec(join(PLUGIN_DIR, p['type'] as string), [], this.cniEnv('ADD', id, ns[0]!), JSON.stringify(conf)));
     }
     this.results.set(id, result);
-    const bundle = join(dir, 'bundle');
+    const bundle = this.bundleDir(id);
     await makeBundle({
       dir: bundle, rootfs: this.rootfs, args: ['sleep', '100000'], cgroupsPath: `${this.cgroupParent}/${id}`,
       edit: (spec) => {
@@ -215,7 +226,7 @@ class Floor {
     });
     const run = join(dir, 'run');
     await mkdir(run, { recursive: true });
-    await createByHand({ id, bundle, runcRoot: this.runcRoot, exits: this.exits, attachDir: join(this.work, 'attach'), dir: run });
+    await createByHand({ id, bundle, runcRoot: this.runcRoot, exits: this.exits, attachDir: join(this.run, 'attach'), dir: run });
     await exec(RUNC, ['--root', this.runcRoot, 'start', id]);
   }
 
@@ -232,25 +243,26 @@ class Floor {
     }
     await exec('umount', ['net', 'ipc', 'uts'].map((k) => join(dir, k)));
     await rm(dir, { recursive: true, force: true });
+    await rm(this.bundleDir(id), { recursive: true, force: true });
     await rm(join(this.exits, id), { force: true });
-    await rm(join(this.work, 'attach', id), { recursive: true, force: true });
+    await rm(join(this.run, 'attach', id), { recursive: true, force: true });
   }
 
   get runcRoot() {
-    return join(this.work, 'runc');
+    return join(this.run, 'runc');
   }
   get exits() {
-    return join(this.work, 'exits');
+    return join(this.run, 'exits');
   }
   async prepare() {
-    for (const d of [this.exits, join(this.work, 'attach'), join(this.work, 'pods')]) await mkdir(d, { recursive: true });
+    for (const d of [this.exits, join(this.run, 'attach'), join(this.run, 'pods'), join(this.work, 'bundles')]) await mkdir(d, { recursive: true });
   }
 }
 
-async function runFloor(node: TestNode, work: string) {
+async function runFloor(node: TestNode, work: string, run: string) {
   const rootfs = await makeBusyboxRootfs(work);
   const net = JSON.parse(readFileSync(join(node.daemon.dir, 'cni', '10-test.conflist'), 'utf8')) as FloorNet;
-  const floor = new Floor(work, rootfs, net, `${node.cgroupParent}/floor`);
+  const floor = new Floor(work, run, rootfs, net, `${node.cgroupParent}/floor`);
   await floor.prepare();
   const ids = Array.from({ length: PODS }, (_, i) => `floor-${node.tag}-${i}`);
   const up = await wave(PODS, BATCH, async (i) => {
@@ -263,7 +275,7 @@ async function runFloor(node: TestNode, work: string) {
     await floor.down(ids[i]!);
     return performance.now() - t0;
   });
-  await rm(join(work, 'runc'), { recursive: true, force: true });
+  await rm(floor.runcRoot, { recursive: true, force: true });
   return { up, down };
 }
 
@@ -324,12 +336,12 @@ async function startRelistFloor(node: TestNode, work: string, count: number): Pr
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the density benchmark runs pods: run it as root');
   const profileDir = process.env['CRISP_DENSITY_CPU_PROF'];
-  const { metricsPort, daemonArgs, nodeArgs: daemonNodeArgs } = await benchDaemon();
+  const { metricsPort, daemonArgs, nodeArgs: daemonNodeArgs, nodeOptions } = await benchDaemon();
   // CRISP_DENSITY_TRACING=1: tracing on at 100% sampling, to a receiver in this process, to
   // weigh what it costs the daemon.
   const receiver = process.env['CRISP_DENSITY_TRACING'] === '1' ? await startOtlpReceiver() : undefined;
   if (receiver) daemonArgs.push('--enable-tracing=true', '--tracing-endpoint', receiver.url);
-  const node = await startTestNode(daemonArgs);
+  const node = await startTestNode(daemonArgs, nodeOptions);
   const nodeArgs = [
     ...daemonNodeArgs,
     ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
@@ -343,7 +355,10 @@ async function main(): Promise<void> {
   let floorPoller: Relists | undefined;
   let relistFloor: { socket: string; stop(): void } | undefined;
   try {
-    const floor = await runFloor(node, work);
+    // The floor's runroot: a tmpfs, as the node's (benchDaemon's node options).
+    const floorRun = join(work, 'run');
+    await mountTmpfs(floorRun);
+    const floor = await runFloor(node, work, floorRun);
 
     const rt = node.daemon.clients.runtime;
     const pid = node.daemon.process.pid!;
@@ -493,6 +508,7 @@ async function main(): Promise<void> {
     await floorPoller?.stop();
     relistFloor?.stop();
     await node.cleanup();
+    await unmountAllUnder(work);
     await rm(work, { recursive: true, force: true });
     if (receiver) {
       console.log(`tracing: ${receiver.spans.length} spans received`);

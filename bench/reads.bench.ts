@@ -46,8 +46,8 @@ async function perCall(pid: number, rt: Runtime, method: 'ListPodSandbox' | 'Lis
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the benchmark runs pods: run it as root');
-  const { daemonArgs, nodeArgs } = await benchDaemon();
-  const node = await startTestNode(daemonArgs);
+  const { daemonArgs, nodeArgs, nodeOptions } = await benchDaemon();
+  const node = await startTestNode(daemonArgs, nodeOptions);
   const work = await makeTempDir('bench-reads');
   let floor: ChildProcess | undefined;
   try {

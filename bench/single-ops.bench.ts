@@ -11,6 +11,7 @@ import { directCycle, percentile } from './lib/floor.js';
 import { benchDaemon, describeLatencies, fmt, kubeletContainer, kubeletPod, rpcHistograms, warmClientCodecs } from './lib/kubelet.js';
 import { makeBundle, makeBusyboxRootfs, makeTempDir } from '../test/helpers/bundle.js';
 import { startTestNode } from '../test/helpers/node-env.js';
+import { mountTmpfs, unmountAllUnder } from '../test/helpers/mounts.js';
 import { call } from '../test/helpers/cri-client.js';
 
 const ITERATIONS = Number(process.argv[2] ?? process.env['BENCH_ITERATIONS'] ?? 30);
@@ -24,10 +25,13 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the benchmark runs pods: run it as root');
-  const { metricsPort, daemonArgs, nodeArgs } = await benchDaemon();
-  const node = await startTestNode(daemonArgs);
+  const { metricsPort, daemonArgs, nodeArgs, nodeOptions } = await benchDaemon();
+  const node = await startTestNode(daemonArgs, nodeOptions);
   const work = await makeTempDir('bench-single');
+  // conmon's and runc's files for the floor on a tmpfs, as the node's runroot is.
+  const floorRun = join(work, 'run');
   try {
+    await mountTmpfs(floorRun);
     const rt = () => node.daemon.clients.runtime;
     // A fresh daemon on a node where no pod has run: the image is pulled, and the CNI bridge
     // plugin creates its bridge (and masquerade rules) during this first ADD.
@@ -62,7 +66,7 @@ async function main(): Promise<void> {
       const { container_id: ctr } = await call(rt(), rt().CreateContainer, { pod_sandbox_id: pod, sandbox_config: config, config: kubeletContainer(node, i) }, 60_000);
       await call(rt(), rt().StartContainer, { container_id: ctr }, 60_000);
       createStart.push(performance.now() - t0);
-      floor.push((await directCycle(work, bundle, `single-floor-${i}`)).createStartMs);
+      floor.push((await directCycle(floorRun, bundle, `single-floor-${i}`)).createStartMs);
       stopCtr.push((await timed(() => call(rt(), rt().StopContainer, { container_id: ctr, timeout: 0 }, 60_000)))[1]);
       removeCtr.push((await timed(() => call(rt(), rt().RemoveContainer, { container_id: ctr }, 60_000)))[1]);
       stopPod.push((await timed(() => call(rt(), rt().StopPodSandbox, { pod_sandbox_id: pod }, 60_000)))[1]);
@@ -102,6 +106,7 @@ async function main(): Promise<void> {
     for (const line of describeLatencies(await rpcHistograms(metricsPort), before, ['ListPodSandbox', 'ListContainers', 'PodSandboxStatus', 'ContainerStatus'])) console.log(line);
   } finally {
     await node.cleanup();
+    await unmountAllUnder(work);
     await rm(work, { recursive: true, force: true });
   }
 }

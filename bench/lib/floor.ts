@@ -74,16 +74,19 @@ export async function createByHand(o: HandCreate): Promise<void> {
   if (msg.data <= 0) throw new Error(`create by hand failed: ${msg.message}`);
 }
 
-/** conmon + runc by hand: the least work a conmon-based runtime can do per container. */
-export async function directCycle(work: string, bundle: string, id: string): Promise<Sample> {
-  const root = join(work, 'direct-runc');
-  const exits = join(work, 'direct-exits');
-  const dir = join(work, 'direct-run', id);
+/**
+ * conmon + runc by hand: the least work a conmon-based runtime can do per container. `runDir` holds
+ * what a runtime keeps under its runroot: runc's state, conmon's files, the exit files.
+ */
+export async function directCycle(runDir: string, bundle: string, id: string): Promise<Sample> {
+  const root = join(runDir, 'direct-runc');
+  const exits = join(runDir, 'direct-exits');
+  const dir = join(runDir, 'direct-run', id);
   await mkdir(dir, { recursive: true });
   await mkdir(exits, { recursive: true });
-  await mkdir(join(work, 'direct-attach'), { recursive: true });
+  await mkdir(join(runDir, 'direct-attach'), { recursive: true });
   const t0 = performance.now();
-  await createByHand({ id, bundle, runcRoot: root, exits, attachDir: join(work, 'direct-attach'), dir });
+  await createByHand({ id, bundle, runcRoot: root, exits, attachDir: join(runDir, 'direct-attach'), dir });
   await run(RUNC, ['--root', root, 'start', id]);
   const t1 = performance.now();
   const exited = waitForFile(exits, id);
@@ -92,7 +95,7 @@ export async function directCycle(work: string, bundle: string, id: string): Pro
   await run(RUNC, ['--root', root, 'delete', '--force', id]);
   await rm(dir, { recursive: true, force: true });
   await rm(join(exits, id), { force: true });
-  await rm(join(work, 'direct-attach', id), { force: true });
+  await rm(join(runDir, 'direct-attach', id), { force: true });
   return { createStartMs: t1 - t0, cycleMs: performance.now() - t0 };
 }
 

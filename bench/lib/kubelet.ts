@@ -5,7 +5,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import type { TestNode } from '../../test/helpers/node-env.js';
+import type { TestNode, TestNodeOptions } from '../../test/helpers/node-env.js';
 import type { PodSandboxConfig } from '../../src/cri/proto/gen/runtime/v1/PodSandboxConfig.js';
 import type { ContainerConfig } from '../../src/cri/proto/gen/runtime/v1/ContainerConfig.js';
 import { PACKAGE_ROOT } from '../../src/paths.js';
@@ -89,9 +89,10 @@ export function kubeletContainer(node: TestNode, i: number): ContainerConfig {
 /**
  * The daemon a node runs is the compiled one (`npm start`), not the sources through tsx: builds
  * it and points the test daemon helper at it, with metrics on a loopback port of its own (the
- * server-side RPC latencies come from its histogram). Returns the daemon's arguments.
+ * server-side RPC latencies come from its histogram). Returns the daemon's arguments, and the
+ * test node's options: its runroot on a tmpfs, as /run is on a node.
  */
-export async function benchDaemon(): Promise<{ metricsPort: number; daemonArgs: string[]; nodeArgs: string[] }> {
+export async function benchDaemon(): Promise<{ metricsPort: number; daemonArgs: string[]; nodeArgs: string[]; nodeOptions: TestNodeOptions }> {
   const build = spawnSync('npm', ['run', '-s', 'build'], { cwd: PACKAGE_ROOT, stdio: 'inherit' });
   if (build.status !== 0) throw new Error('npm run build failed');
   process.env['CRISP_TEST_DAEMON_ENTRY'] = join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -101,6 +102,7 @@ export async function benchDaemon(): Promise<{ metricsPort: number; daemonArgs: 
     daemonArgs: ['--log-level', process.env['CRISP_BENCH_LOG_LEVEL'] ?? 'info', '--enable-metrics=true', '--metrics-address', `127.0.0.1:${metricsPort}`],
     // the node flags `npm start` runs the daemon with
     nodeArgs: readFileSync(join(PACKAGE_ROOT, 'scripts', 'daemon-node-flags'), 'utf8').split(/\s+/).filter(Boolean),
+    nodeOptions: { runrootTmpfs: true },
   };
 }
 

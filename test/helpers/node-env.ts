@@ -2,7 +2,7 @@
 // test's own (bridge crt<tag>, a 10.199.x.0/24 subnet), a daemon on test-only dirs, and a
 // cleanup that removes whatever a failed run left (containers, mounts, bridge, cgroups).
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
@@ -10,6 +10,7 @@ import { startRegistry, type TestRegistry } from './registry.js';
 import { pushFixtures } from './oci-images.js';
 import { startDaemon, testDirs, type DaemonOptions, type TestDaemon } from './daemon.js';
 import { call } from './cri-client.js';
+import { mountTmpfs, unmountAllUnder } from './mounts.js';
 import type { PodSandboxConfig } from '../../src/cri/proto/gen/runtime/v1/PodSandboxConfig.js';
 
 const run = promisify(execFile);
@@ -42,6 +43,8 @@ export interface TestNodeOptions {
   prepare?(registry: TestRegistry): Promise<string[] | void>;
   /** Options for the first daemon (restartDaemon takes its own). */
   daemon?: DaemonOptions;
+  /** The runroot on a tmpfs of its own, as /run is on a node (the benches model one). */
+  runrootTmpfs?: boolean;
 }
 
 const subnetsInUse = new Set<string>();
@@ -96,8 +99,7 @@ export async function startTestNode(extraArgs: string[] = [], options: TestNodeO
       const { stdout } = await run(runtime, ['--root', root, 'list', '-q']).catch(() => ({ stdout: '' }));
       for (const id of stdout.split('\n').filter(Boolean)) await run(runtime, ['--root', root, 'delete', '--force', id]).catch(() => undefined);
     }
-    const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(dirs.dir));
-    for (const m of mounts.sort().reverse()) await run('umount', ['-l', m]).catch(() => undefined);
+    await unmountAllUnder(dirs.dir);
     await run('ip', ['link', 'del', bridge]).catch(() => undefined);
     rmSync(join('/var/lib/cni/networks', `test${tag}`), { recursive: true, force: true });
     // '' stands for a cgroup v2 unified root; under v1 each hierarchy is a directory of its own
@@ -118,6 +120,7 @@ export async function startTestNode(extraArgs: string[] = [], options: TestNodeO
       cniVersion: '1.0.0', name: `test${tag}`,
       plugins: [{ type: 'bridge', bridge, isGateway: true, ipMasq: false, ipam: { type: 'host-local', subnet } }],
     }));
+    if (options.runrootTmpfs) await mountTmpfs(dirs.runroot);
     const firstArgs = [...extraArgs, ...((await options.prepare?.(registry)) ?? [])];
     const baseArgs = ['--registries-conf', join(dirs.dir, 'registries.conf'), '--cni-config-dir', join(dirs.dir, 'cni')];
     daemon = await startDaemon([...baseArgs, ...firstArgs], dirs, options.daemon);
