@@ -7,6 +7,8 @@ import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { startDaemon, CRISP_BIN, testDirs } from '../helpers/daemon.js';
 import { call } from '../helpers/cri-client.js';
+import { mountTmpfs, unmountAllUnder } from '../helpers/mounts.js';
+import { onTmpfs } from '../../src/host/mountinfo.js';
 
 const run = promisify(execFile);
 
@@ -106,4 +108,22 @@ test('a bad configuration value stops start-up with the key and file named', asy
   assert.equal(err.code, 1);
   assert.match(err.stderr, new RegExp(`${file}: crisp\\.api\\.stream_port = "ten" is invalid`));
   assert.ok(!existsSync(dirs.socket));
+});
+
+test('the daemon says at start-up when its runroot is not on a tmpfs, and is quiet when it is', async (t) => {
+  const said = (d: { stderr(): string }) => d.stderr().includes('the runroot is not on a tmpfs');
+  // Wherever the host's temporary directory is: the line follows what the runroot sits on.
+  const plain = await startDaemon();
+  t.after(() => plain.cleanup());
+  assert.equal(said(plain), !onTmpfs(plain.dir), plain.stderr());
+
+  const dirs = testDirs();
+  await mountTmpfs(dirs.runroot);
+  const onRam = await startDaemon([], dirs);
+  t.after(async () => {
+    await onRam.stop('SIGKILL');
+    await unmountAllUnder(dirs.dir);
+    await onRam.cleanup();
+  });
+  assert.equal(said(onRam), false, onRam.stderr());
 });
