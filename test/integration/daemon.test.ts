@@ -5,7 +5,7 @@ import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
-import { startDaemon, CRISP_BIN, testDirs } from '../helpers/daemon.js';
+import { startDaemon, CRISP_BIN, testDirs, type TestDaemon } from '../helpers/daemon.js';
 import { call } from '../helpers/cri-client.js';
 import { mountTmpfs, unmountAllUnder } from '../helpers/mounts.js';
 import { onTmpfs } from '../../src/host/mountinfo.js';
@@ -118,12 +118,15 @@ test('the daemon says at start-up when its runroot is not on a tmpfs, and is qui
   assert.equal(said(plain), !onTmpfs(plain.dir), plain.stderr());
 
   const dirs = testDirs();
-  await mountTmpfs(dirs.runroot);
-  const onRam = await startDaemon([], dirs);
+  let onRam: TestDaemon | undefined;
+  // Registered before the mount, so a daemon that fails to start leaves no tmpfs behind.
   t.after(async () => {
-    await onRam.stop('SIGKILL');
+    await onRam?.stop('SIGKILL');
     await unmountAllUnder(dirs.dir);
-    await onRam.cleanup();
+    if (onRam) await onRam.cleanup();
+    else rmSync(dirs.dir, { recursive: true, force: true });
   });
+  await mountTmpfs(dirs.runroot);
+  onRam = await startDaemon([], dirs);
   assert.equal(said(onRam), false, onRam.stderr());
 });
