@@ -154,7 +154,8 @@ export async function daemonRuntime(port: number): Promise<{ lag: { p50: number;
     Number(new RegExp(`^crisp_nodejs_eventloop_lag_${name}_seconds (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) * 1000 - EVENT_LOOP_SAMPLE_MS;
   const gc: GcTotals = new Map();
   for (const m of text.matchAll(/^crisp_nodejs_gc_duration_seconds_(sum|count)\{kind="([^"]+)"\} (\S+)$/gm)) {
-    const entry = gc.get(m[2]!) ?? gc.set(m[2]!, { count: 0, ms: 0 }).get(m[2]!)!;
+    let entry = gc.get(m[2]!);
+    if (!entry) gc.set(m[2]!, (entry = { count: 0, ms: 0 }));
     if (m[1] === 'sum') entry.ms = Number(m[3]) * 1000;
     else entry.count = Number(m[3]);
   }

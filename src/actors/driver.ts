@@ -11,7 +11,7 @@
 import { filter, type Subscription } from '../rx.js';
 import type { EventStore, Folded } from '../events/store.js';
 import type { DomainEvent, EventsByKind, StreamKind } from '../machines/events.js';
-import { accepts, next, stateOf, type EntityState } from '../machines/index.js';
+import { accepts, next, stateOf, type EntityState, type Snapshot } from '../machines/index.js';
 import { isCrispError, messageOf } from '../errors.js';
 import type { Logger } from '../log.js';
 import { crashPoint } from '../crash-points.js';
@@ -156,11 +156,9 @@ export class StreamDriver<K extends StreamKind> {
   ): Promise<{ events: EventsByKind[K][]; folded?: Folded; at?: (bigint | undefined)[] }> {
     const live = this.store.stream(id);
     if (!live) return { events: facts };
-    let snapshot = live.snapshot;
-    for (const fact of facts) {
-      if (!accepts(snapshot, fact as DomainEvent)) return { events: facts }; // the append will say why
-      snapshot = next(this.kind, snapshot, fact as DomainEvent);
-    }
+    const first = this.fold(live.snapshot, facts);
+    if (!first) return { events: facts }; // the append will say why
+    let snapshot = first;
     const out = [...facts];
     // When each fact happened, once a redoable step has joined: a held-back fact keeps its own time.
     let at: (bigint | undefined)[] | undefined;
@@ -186,11 +184,8 @@ export class StreamDriver<K extends StreamKind> {
         redoable = false;
       }
       crashPoint(`${this.kind}:${step.name}:after`);
-      let after = snapshot;
-      for (const fact of more) {
-        if (!accepts(after, fact as DomainEvent)) return joined();
-        after = next(this.kind, after, fact as DomainEvent);
-      }
+      const after = this.fold(snapshot, more);
+      if (!after) return joined();
       if (more.length === 0) break;
       // A pure step concludes at once: its facts take the time of the facts before them.
       if (!step.pure) {
@@ -202,6 +197,16 @@ export class StreamDriver<K extends StreamKind> {
       out.push(...more);
     }
     return joined();
+  }
+
+  /** The state after `facts`, or undefined when the machine refuses one of them. */
+  private fold(from: Snapshot, facts: EventsByKind[K][]): Snapshot | undefined {
+    let snapshot = from;
+    for (const fact of facts) {
+      if (!accepts(snapshot, fact as DomainEvent)) return undefined;
+      snapshot = next(this.kind, snapshot, fact as DomainEvent);
+    }
+    return snapshot;
   }
 
   private async loop(id: string, drive: Drive): Promise<void> {
