@@ -241,7 +241,8 @@ test('a damaged index page is reported by quick_check, and every event survives 
   const states = liveStates(store);
   const original = eventRows(store.db);
   store.close();
-  const [victim] = pagesOf(path, 'events_by_kind', 'leaf');
+  // The index behind UNIQUE (stream_id, version): the events table's one index.
+  const [victim] = pagesOf(path, 'sqlite_autoindex_events_1', 'leaf');
   assert.ok(victim !== undefined);
   // Cell pointers that point outside the page: a structural fault, not a read error.
   overwrite(path, (victim - 1) * PAGE + 8, Buffer.from([0xff, 0xf0, 0x00, 0x10]));
