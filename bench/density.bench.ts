@@ -1,6 +1,8 @@
 // Many pods at once, as kubelet starts them: N pods of one busybox container each, B at a time
 // (RunPodSandbox → CreateContainer → StartContainer per pod, with the namespace options, cgroup
-// parent, DNS config, labels and annotations kubelet sends), while a PLEG-like poller relists
+// parent, DNS config, labels and annotations kubelet sends; the client makes what kubelet makes on
+// the node first: the log directories, and the termination-message file it mounts into the
+// container), while a PLEG-like poller relists
 // every second (ListPodSandbox + ListContainers) and asks for stats every 10 s; then
 // StopContainer → RemoveContainer → StopPodSandbox → RemovePodSandbox for all, B at a time.
 //
@@ -30,7 +32,9 @@ import { startTestNode, type TestNode } from '../test/helpers/node-env.js';
 import { mountTmpfs, unmountAllUnder } from '../test/helpers/mounts.js';
 import { call } from '../test/helpers/cri-client.js';
 import { RUNC, createByHand, percentile, waitForFile } from './lib/floor.js';
-import { benchDaemon, daemonRuntime, describeGcPauses, describeLatencies, fmt, kubeletContainer, kubeletPod, rpcHistograms } from './lib/kubelet.js';
+import {
+  benchDaemon, daemonRuntime, describeGcPauses, describeLatencies, fmt, kubeletContainer, kubeletPod, kubeletPreparesContainer, kubeletPreparesPod, rpcHistograms,
+} from './lib/kubelet.js';
 import { EVENT_LOOP_SAMPLE_MS } from '../src/metrics/crisp-metrics.js';
 import { startOtlpReceiver } from '../test/helpers/otlp-receiver.js';
 import type { PollerSample } from './lib/poller.js';
@@ -390,12 +394,13 @@ async function main(): Promise<void> {
     const up = await wave(PODS, BATCH, async (i) => {
       const t0 = performance.now();
       const config = kubeletPod(node, i);
+      kubeletPreparesPod(config);
       const { pod_sandbox_id: podId } = await call(rt, rt.RunPodSandbox, { config, runtime_handler: '' }, 120_000);
       pods[i] = podId;
       const { container_id } = await call(rt, rt.CreateContainer, {
         pod_sandbox_id: podId,
         sandbox_config: config,
-        config: kubeletContainer(node, i),
+        config: kubeletPreparesContainer(node, config, kubeletContainer(node, i)),
       }, 120_000);
       containers[i] = container_id;
       await call(rt, rt.StartContainer, { container_id }, 120_000);

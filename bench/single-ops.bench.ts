@@ -8,7 +8,9 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { directCycle, percentile } from './lib/floor.js';
-import { benchDaemon, describeLatencies, fmt, kubeletContainer, kubeletPod, rpcHistograms, warmClientCodecs } from './lib/kubelet.js';
+import {
+  benchDaemon, describeLatencies, fmt, kubeletContainer, kubeletPod, kubeletPreparesContainer, kubeletPreparesPod, rpcHistograms, warmClientCodecs,
+} from './lib/kubelet.js';
 import { makeBundle, makeBusyboxRootfs, makeTempDir } from '../test/helpers/bundle.js';
 import { startTestNode } from '../test/helpers/node-env.js';
 import { mountTmpfs, unmountAllUnder } from '../test/helpers/mounts.js';
@@ -60,10 +62,12 @@ async function main(): Promise<void> {
     await mkdir(join(work, 'logs'), { recursive: true });
     for (let i = 0; i < ITERATIONS; i++) {
       const config = kubeletPod(node, i);
+      kubeletPreparesPod(config);
       const [{ pod_sandbox_id: pod }, runMs] = await timed(() => call(rt(), rt().RunPodSandbox, { config }, 60_000));
       run.push(runMs);
+      const ctrConfig = kubeletPreparesContainer(node, config, kubeletContainer(node, i));
       const t0 = performance.now();
-      const { container_id: ctr } = await call(rt(), rt().CreateContainer, { pod_sandbox_id: pod, sandbox_config: config, config: kubeletContainer(node, i) }, 60_000);
+      const { container_id: ctr } = await call(rt(), rt().CreateContainer, { pod_sandbox_id: pod, sandbox_config: config, config: ctrConfig }, 60_000);
       await call(rt(), rt().StartContainer, { container_id: ctr }, 60_000);
       createStart.push(performance.now() - t0);
       floor.push((await directCycle(floorRun, bundle, `single-floor-${i}`)).createStartMs);
@@ -85,8 +89,10 @@ async function main(): Promise<void> {
     // Reads with PRESENT pods of one running container each.
     for (let i = 0; i < PRESENT; i++) {
       const config = kubeletPod(node, 1000 + i);
+      kubeletPreparesPod(config);
       const { pod_sandbox_id: pod } = await call(rt(), rt().RunPodSandbox, { config }, 60_000);
-      const { container_id: ctr } = await call(rt(), rt().CreateContainer, { pod_sandbox_id: pod, sandbox_config: config, config: kubeletContainer(node, 1000 + i) }, 60_000);
+      const ctrConfig = kubeletPreparesContainer(node, config, kubeletContainer(node, 1000 + i));
+      const { container_id: ctr } = await call(rt(), rt().CreateContainer, { pod_sandbox_id: pod, sandbox_config: config, config: ctrConfig }, 60_000);
       await call(rt(), rt().StartContainer, { container_id: ctr }, 60_000);
     }
     const before = await rpcHistograms(metricsPort);

@@ -2,9 +2,10 @@
 // view of its RPC latencies (its metrics histogram).
 import { spawnSync } from 'node:child_process';
 import type * as grpc from '@grpc/grpc-js';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { TestNode, TestNodeOptions } from '../../test/helpers/node-env.js';
 import type { PodSandboxConfig } from '../../src/cri/proto/gen/runtime/v1/PodSandboxConfig.js';
 import type { ContainerConfig } from '../../src/cri/proto/gen/runtime/v1/ContainerConfig.js';
@@ -70,7 +71,7 @@ export function kubeletPod(node: TestNode, i: number): PodSandboxConfig {
   } as PodSandboxConfig;
 }
 
-/** Its one container, as kubelet creates it. */
+/** Its one container, as kubelet asks for it (kubeletPreparesContainer adds what kubelet makes on the node). */
 export function kubeletContainer(node: TestNode, i: number): ContainerConfig {
   return {
     metadata: { name: 'app', attempt: 0 },
@@ -84,6 +85,30 @@ export function kubeletContainer(node: TestNode, i: number): ContainerConfig {
       security_context: { namespace_options: { network: 'POD', pid: 'CONTAINER', ipc: 'POD' } },
     },
   };
+}
+
+/**
+ * What kubelet makes on the node before RunPodSandbox (kuberuntime's createPodSandbox): the pod's
+ * log directory. The runtime only writes into it.
+ */
+export function kubeletPreparesPod(pod: PodSandboxConfig): void {
+  mkdirSync(pod.log_directory!, { recursive: true, mode: 0o755 });
+}
+
+/**
+ * What kubelet makes on the node before CreateContainer (kuberuntime's generateContainerConfig
+ * and makeMounts): the container's log directory, and an empty termination-message file in the
+ * pod's own kubelet directory, bind-mounted at the container's terminationMessagePath. Returns
+ * the container's config with that mount; given it, the runtime makes no file of its own.
+ */
+export function kubeletPreparesContainer(node: TestNode, pod: PodSandboxConfig, container: ContainerConfig): ContainerConfig {
+  mkdirSync(join(pod.log_directory!, dirname(container.log_path!)), { recursive: true, mode: 0o755 });
+  const dir = join(dirname(node.logDir), 'kubelet-pods', pod.metadata!.uid!, 'containers', container.metadata!.name!);
+  mkdirSync(dir, { recursive: true, mode: 0o750 });
+  const file = join(dir, randomBytes(4).toString('hex'));
+  writeFileSync(file, '', { mode: 0o644 });
+  const path = container.annotations?.['io.kubernetes.container.terminationMessagePath'] ?? '/dev/termination-log';
+  return { ...container, mounts: [...(container.mounts ?? []), { container_path: path, host_path: file }] };
 }
 
 /**
