@@ -176,14 +176,12 @@ interface FloorNet {
 }
 
 /**
- * Kept where crisp keeps the same things: what a pod runs on (namespace pins, conmon's files,
- * runc's state, exit files) on a tmpfs as crisp's runroot is, its bundle on the disk as crisp's
- * container dirs are.
+ * Kept where crisp keeps the same things: what a pod runs on (namespace pins, its bundle,
+ * conmon's files, runc's state, exit files) on a tmpfs, as crisp's runroot is.
  */
 class Floor {
   private readonly results = new Map<string, unknown>();
   constructor(
-    private readonly work: string,
     private readonly run: string,
     private readonly rootfs: string,
     private readonly net: FloorNet,
@@ -202,7 +200,7 @@ class Floor {
   }
 
   private bundleDir(id: string) {
-    return join(this.work, 'bundles', id);
+    return join(this.run, 'bundles', id);
   }
 
   async up(id: string): Promise<void> {
@@ -259,14 +257,14 @@ class Floor {
     return join(this.run, 'exits');
   }
   async prepare() {
-    for (const d of [this.exits, join(this.run, 'attach'), join(this.run, 'pods'), join(this.work, 'bundles')]) await mkdir(d, { recursive: true });
+    for (const d of [this.exits, join(this.run, 'attach'), join(this.run, 'pods'), join(this.run, 'bundles')]) await mkdir(d, { recursive: true });
   }
 }
 
 async function runFloor(node: TestNode, work: string, run: string) {
   const rootfs = await makeBusyboxRootfs(work);
   const net = JSON.parse(readFileSync(join(node.daemon.dir, 'cni', '10-test.conflist'), 'utf8')) as FloorNet;
-  const floor = new Floor(work, run, rootfs, net, `${node.cgroupParent}/floor`);
+  const floor = new Floor(run, rootfs, net, `${node.cgroupParent}/floor`);
   await floor.prepare();
   const ids = Array.from({ length: PODS }, (_, i) => `floor-${node.tag}-${i}`);
   const up = await wave(PODS, BATCH, async (i) => {

@@ -58,7 +58,7 @@ async function main(): Promise<void> {
     const stopPod: number[] = [];
     const removePod: number[] = [];
     const rootfs = await makeBusyboxRootfs(work);
-    const bundle = await makeBundle({ dir: join(work, 'bundle'), rootfs, args: ['sleep', '1000'], cgroupsPath: `${node.cgroupParent}/floor` });
+    const bundle = await makeBundle({ dir: join(floorRun, 'bundle'), rootfs, args: ['sleep', '1000'], cgroupsPath: `${node.cgroupParent}/floor` });
     await mkdir(join(work, 'logs'), { recursive: true });
     for (let i = 0; i < ITERATIONS; i++) {
       const config = kubeletPod(node, i);

@@ -19,7 +19,7 @@ import { hexId } from '../helpers/events.js';
 import { EventStore } from '../../src/events/store.js';
 import { RUNTIME_STREAM_ID } from '../../src/machines/runtime.js';
 import { ContainerRuntime } from '../../src/actors/monitor/container-runtime.js';
-import { containerLayout, runtimeDirs } from '../../src/actors/monitor/container-layout.js';
+import { containerBundle, containerDirBundle, containerLayout, runtimeDirs } from '../../src/actors/monitor/container-layout.js';
 import { isConmonFor } from '../../src/actors/monitor/conmon.js';
 import { resolveExecutable } from '../../src/actors/monitor/executables.js';
 import { cgroupDirs, cgroupExists, detectCgroupLayout, removeCgroupTree, resolveCgroupPaths } from '../../src/actors/monitor/cgroups.js';
@@ -114,9 +114,13 @@ test('start-up releases and records CNI attachments, runtime containers, conmons
   assert.ok(existsSync(join(leaseDir, podIp)), 'host-local leased the pod IP');
 
   const rootfs = await makeBusyboxRootfs(dirs.dir);
-  const makeContainer = async (id: string, under = root) => {
-    const dir = containerLayout(under, id).dir;
-    const bundle = await makeBundle({ dir: join(dir, 'bundle'), rootfs, args: ['sleep', '3600'], cgroupsPath: `${cgroupParent}/crisp-${id}` });
+  // Its bundle where crisp makes it (in the runroot), or where crisp made it before (in the
+  // container dir, `legacy`).
+  const makeContainer = async (id: string, o: { root?: string; runroot?: string; legacy?: boolean } = {}) => {
+    const dir = containerLayout(o.root ?? root, id).dir;
+    const bundleDir = o.legacy ? containerDirBundle(o.root ?? root, id) : containerBundle(o.runroot ?? runroot, id);
+    await mkdir(dir, { recursive: true });
+    const bundle = await makeBundle({ dir: bundleDir, rootfs, args: ['sleep', '3600'], cgroupsPath: `${cgroupParent}/crisp-${id}` });
     return { dir, bundle, cgroup: resolveCgroupPaths(layout, `${cgroupParent}/crisp-${id}`) };
   };
   const containers = new Map<string, Awaited<ReturnType<typeof makeContainer>>>();
@@ -136,13 +140,13 @@ test('start-up releases and records CNI attachments, runtime containers, conmons
   assert.equal((await runtime.state(runcOnly))?.status, 'running');
   assert.deepEqual(await runtime.list(), [withRecord]);
 
-  const foreign = await makeContainer(otherDaemons, join(dirs.dir, 'other-daemon-root'));
+  const foreign = await makeContainer(otherDaemons, { root: join(dirs.dir, 'other-daemon-root'), runroot: join(dirs.dir, 'other-daemon-run') });
   const foreignConmon = (await otherRuntime.create({ id: otherDaemons, bundle: foreign.bundle, logPath: join(foreign.dir, 'container.log') })).conmonPid;
   conmonPids.push([foreignConmon, otherDaemons]);
   await otherRuntime.start(otherDaemons);
 
   // A container process whose runc state is gone, in the cgroup its bundle names.
-  const orphan = await makeContainer(cgroupOnly);
+  const orphan = await makeContainer(cgroupOnly, { legacy: true });
   containers.set(cgroupOnly, orphan);
   const sleeper = spawn('sleep', ['3600'], { detached: true, stdio: 'ignore' });
   sleeper.unref();
@@ -214,6 +218,11 @@ test('start-up releases and records CNI attachments, runtime containers, conmons
     has('container-dir', containerLayout(root, id).dir);
     assert.ok(!existsSync(containerLayout(root, id).dir));
   }
+  for (const id of [withRecord, recordLost, runcOnly]) {
+    has('container-bundle', containerBundle(runroot, id));
+    assert.ok(!existsSync(containerBundle(runroot, id)));
+  }
+  assert.ok(existsSync(foreign.bundle), 'another daemon\'s bundle stays');
   has('mount', strayMount);
   assert.ok(!(await isMountPoint(strayMount)));
   assert.deepEqual((await readMounts()).filter((m) => m.mountPoint.startsWith(`${dirs.dir}/`)), [], 'no mount is left under the test dirs');

@@ -13,7 +13,7 @@ import type { ContainerRuntime } from '../monitor/container-runtime.js';
 
 /** The part of the daemon's context containers use. */
 interface ContainerActorContext {
-  config: Pick<CrispConfig, 'root' | 'recoveryItemTimeoutMs'>;
+  config: Pick<CrispConfig, 'root' | 'runroot' | 'recoveryItemTimeoutMs'>;
   store: EventStore;
   logger: Logger;
   blobs: BlobStore;

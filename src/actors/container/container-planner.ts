@@ -19,7 +19,7 @@ import { resolveImage } from '../image-pull/image-index.js';
 import { generateSpec, loadLocalhostSeccompProfile, podResourcesOf, prepareMounts, readUserDatabase, releasePreparedMounts, resolveUserFrom, writeSpecFile } from '../spec/index.js';
 import type { OciImageConfig, PodResources } from '../spec/index.js';
 import type { UserDatabase } from '../spec/user.js';
-import { containerLayout } from '../monitor/container-layout.js';
+import { containerBundle, containerLayout } from '../monitor/container-layout.js';
 import { exitFacts } from './container-exits.js';
 import { ensureHostPropagation } from '../monitor/host-propagation.js';
 import { signalName, signalNameOfCri } from '../monitor/signals.js';
@@ -176,9 +176,10 @@ async function writeSpec(deps: ContainerPlanDeps, id: string, c: ContainerContex
     );
     for (const warning of warnings) deps.ctx.logger.warn({ container: id }, warning);
     for (const p of hostPropagation) await ensureHostPropagation(p.hostPath, p.need);
-    await writeSpecFile(layout.bundle, spec);
+    const bundle = containerBundle(deps.ctx.config.runroot, id);
+    await writeSpecFile(bundle, spec);
     const { uid, gid, additionalGids = [gid] } = spec.process.user;
-    return [{ type: 'ContainerSpecWritten', bundle: layout.bundle, user: { uid, gid, additionalGids }, stopSignal }];
+    return [{ type: 'ContainerSpecWritten', bundle, user: { uid, gid, additionalGids }, stopSignal }];
   } catch (err) {
     // Host directories made for missing mount sources belong to this attempt: a failed create
     // must not leave them behind (a created container keeps them, as kubelet's hostPath does).
@@ -288,6 +289,8 @@ function releaseStep(deps: ContainerPlanDeps, id: string, c: ContainerContext): 
         await unmountImageVolumes(layout.imageVolumes);
         await unmountOwn(layout.rootfs);
         await rm(layout.dir, { recursive: true, force: true });
+        // (A bundle made before bundles moved to the runroot was inside the container dir.)
+        await rm(containerBundle(deps.ctx.config.runroot, id), { recursive: true, force: true });
         return [{ type: 'ContainerRootfsUnmounted' }, { type: 'ContainerRemoved' }];
       },
     };

@@ -1,6 +1,8 @@
-// Where a container's files live. Persistent ones (the overlay's upper and work dirs, the
-// bundle, the termination log) under <root>/containers/<id>; what conmon and runc keep under
-// the runroot, which a reboot clears along with the processes it describes.
+// Where a container's files live. What must outlast a reboot (the overlay's upper and work
+// dirs, the termination log) under <root>/containers/<id>. What matters only while the
+// container can run under the runroot, which a reboot clears along with the processes: its
+// OCI bundle (config.json, and the ctl and winsz fifos conmon makes beside it) under
+// <runroot>/bundles/<id>, as CRI-O and containerd keep theirs, and conmon's and runc's files.
 import { join } from 'node:path';
 
 export interface ContainerLayout {
@@ -8,7 +10,6 @@ export interface ContainerLayout {
   upper: string;
   work: string;
   rootfs: string;
-  bundle: string;
   terminationLog: string;
   /** Used when the pod names no log directory. */
   defaultLog: string;
@@ -16,19 +17,42 @@ export interface ContainerLayout {
   imageVolumes: string;
 }
 
-/** Where a runtime container's overlay (upper, work, merged rootfs) and OCI bundle live in its dir. */
+/** An overlay's upper, work and merged rootfs dirs, in `dir`. */
+function overlayLayout(dir: string) {
+  return { dir, upper: join(dir, 'upper'), work: join(dir, 'work'), rootfs: join(dir, 'rootfs') };
+}
+
+/** An infra container's overlay and OCI bundle, all in its dir (under the runroot). */
 export function bundleLayout(dir: string) {
-  return { dir, upper: join(dir, 'upper'), work: join(dir, 'work'), rootfs: join(dir, 'rootfs'), bundle: join(dir, 'bundle') };
+  return { ...overlayLayout(dir), bundle: join(dir, 'bundle') };
 }
 
 export function containerLayout(root: string, id: string): ContainerLayout {
   const dir = join(root, 'containers', id);
   return {
-    ...bundleLayout(dir),
+    ...overlayLayout(dir),
     terminationLog: join(dir, 'termination-log'),
     defaultLog: join(dir, 'container.log'),
     imageVolumes: join(dir, 'image-volumes'),
   };
+}
+
+/** The dir that holds every runtime container's OCI bundle. */
+export function bundlesDir(runroot: string): string {
+  return join(runroot, 'bundles');
+}
+
+/** A runtime container's OCI bundle. */
+export function containerBundle(runroot: string, id: string): string {
+  return join(bundlesDir(runroot), id);
+}
+
+/**
+ * Where crisp kept a container's bundle until it moved to the runroot: inside the container
+ * dir. A container created then still names it in its log; the leak sweep still reads it.
+ */
+export function containerDirBundle(root: string, id: string): string {
+  return join(containerLayout(root, id).dir, 'bundle');
 }
 
 export interface RuntimeDirs {

@@ -21,7 +21,7 @@ import type { CniRunner } from '../network/cni.js';
 import { infraLayout } from '../sandbox/infra.js';
 import { sandboxDir } from '../sandbox/sandbox-streams.js';
 import type { ContainerRuntime } from '../monitor/container-runtime.js';
-import { containerLayout, runtimeDirs } from '../monitor/container-layout.js';
+import { bundlesDir, containerBundle, containerDirBundle, containerLayout, runtimeDirs } from '../monitor/container-layout.js';
 import { isConmonFor } from '../monitor/conmon.js';
 import { detectCgroupLayout, type CgroupLayout } from '../monitor/cgroups.js';
 import { messageOf } from '../../errors.js';
@@ -46,7 +46,7 @@ export interface LeakSweepOptions {
 }
 
 /** What `what` values the sweep records (image service records `layer` and `blob` of its own). */
-type LeakKind = 'cni-attachment' | 'runtime-container' | 'conmon' | 'cgroup' | 'container-dir' | 'sandbox-dir' | 'mount';
+type LeakKind = 'cni-attachment' | 'runtime-container' | 'conmon' | 'cgroup' | 'container-dir' | 'container-bundle' | 'sandbox-dir' | 'mount';
 
 export interface LeakSweepResult {
   /** Leaks released and recorded. */
@@ -145,8 +145,8 @@ async function sweepAttachments(cni: CniRunner, owners: LiveOwners, r: Reclaimer
 
 /**
  * The cgroups this daemon's records attribute to containers no stream owns: create journals,
- * the bundles of the conmons found, of container dirs and of infra dirs. Read before any of
- * those records is released.
+ * and the bundles of the conmons found, in the runroot's bundles dir, in container dirs (where
+ * older crisp kept them) and in infra dirs. Read before any of those records is released.
  */
 async function attributedCgroups(o: LeakSweepOptions, sources: { id: string; record?: boolean; bundle?: string }[]): Promise<Map<string, string>> {
   const found = new Map<string, string>();
@@ -199,12 +199,14 @@ export async function sweepLeaks(o: LeakSweepOptions): Promise<LeakSweepResult> 
   }
   const runcOnly = runtimeOnly.map((r) => r.id);
   const containerDirs = (await entries(join(o.root, 'containers'))).filter((id) => !owners.containers.has(id));
+  const bundles = (await entries(bundlesDir(o.runroot))).filter((id) => !owners.containers.has(id));
   const sandboxDirs = (await entries(join(o.runroot, 'sandboxes'))).filter((id) => !owners.sandboxes.has(id));
   lap('listing');
   const cgroups = await attributedCgroups(o, [
     ...[...records, ...runcOnly].map((id) => ({ id, record: true })),
     ...conmons.flatMap((c) => (c.bundle ? [{ id: c.id, bundle: c.bundle }] : [])),
-    ...containerDirs.map((id) => ({ id, bundle: containerLayout(o.root, id).bundle })),
+    ...bundles.map((id) => ({ id, bundle: containerBundle(o.runroot, id) })),
+    ...containerDirs.map((id) => ({ id, bundle: containerDirBundle(o.root, id) })),
     ...sandboxDirs.map((id) => ({ id, bundle: infraLayout(o.runroot, id).bundle })),
   ]);
 
@@ -245,6 +247,10 @@ export async function sweepLeaks(o: LeakSweepOptions): Promise<LeakSweepResult> 
   for (const id of containerDirs) {
     const dir = containerLayout(o.root, id).dir;
     await r.reclaim('container-dir', dir, () => releaseDir(dir));
+  }
+  for (const id of bundles) {
+    const dir = containerBundle(o.runroot, id);
+    await r.reclaim('container-bundle', dir, () => releaseDir(dir));
   }
   for (const id of sandboxDirs) {
     const dir = sandboxDir(o.runroot, id);
