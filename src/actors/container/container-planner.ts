@@ -289,7 +289,7 @@ function releaseStep(deps: ContainerPlanDeps, id: string, c: ContainerContext): 
         await unmountImageVolumes(layout.imageVolumes);
         await unmountOwn(layout.rootfs);
         await rm(layout.dir, { recursive: true, force: true });
-        // (A bundle made before bundles moved to the runroot was inside the container dir.)
+        // The bundle, in the runroot (one made before bundles moved there went with the dir).
         await rm(containerBundle(deps.ctx.config.runroot, id), { recursive: true, force: true });
         return [{ type: 'ContainerRootfsUnmounted' }, { type: 'ContainerRemoved' }];
       },
