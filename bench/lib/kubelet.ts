@@ -103,7 +103,7 @@ export function kubeletPreparesPod(pod: PodSandboxConfig): void {
  */
 export function kubeletPreparesContainer(node: TestNode, pod: PodSandboxConfig, container: ContainerConfig): ContainerConfig {
   mkdirSync(join(pod.log_directory!, dirname(container.log_path!)), { recursive: true, mode: 0o755 });
-  const dir = join(dirname(node.logDir), 'kubelet-pods', pod.metadata!.uid!, 'containers', container.metadata!.name!);
+  const dir = join(node.daemon.dir, 'kubelet-pods', pod.metadata!.uid!, 'containers', container.metadata!.name!);
   mkdirSync(dir, { recursive: true, mode: 0o750 });
   const file = join(dir, randomBytes(4).toString('hex'));
   writeFileSync(file, '', { mode: 0o644 });

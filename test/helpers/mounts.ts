@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { mountsAt } from '../../src/host/mountinfo.js';
+import { mountsAt, readMounts } from '../../src/host/mountinfo.js';
 
 const run = promisify(execFile);
 
@@ -23,7 +23,6 @@ export async function mountTmpfs(dir: string): Promise<void> {
 /** Detaches every mount at or below `dir`, the deepest first; what is already gone is skipped. */
 export async function unmountAllUnder(dir: string): Promise<void> {
   const prefix = dir.endsWith('/') ? dir : `${dir}/`;
-  const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '')
-    .filter((m) => m === dir || m.startsWith(prefix));
+  const mounts = (await readMounts()).map((m) => m.mountPoint).filter((m) => m === dir || m.startsWith(prefix));
   for (const m of mounts.sort().reverse()) await run('umount', ['-l', m]).catch(() => undefined);
 }

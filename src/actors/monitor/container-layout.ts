@@ -17,14 +17,9 @@ export interface ContainerLayout {
   imageVolumes: string;
 }
 
-/** An overlay's upper, work and merged rootfs dirs, in `dir`. */
-function overlayLayout(dir: string) {
+/** An overlay's upper, work and merged rootfs dirs, in `dir` (a container's, or an infra container's). */
+export function overlayLayout(dir: string) {
   return { dir, upper: join(dir, 'upper'), work: join(dir, 'work'), rootfs: join(dir, 'rootfs') };
-}
-
-/** An infra container's overlay and OCI bundle, all in its dir (under the runroot). */
-export function bundleLayout(dir: string) {
-  return { ...overlayLayout(dir), bundle: join(dir, 'bundle') };
 }
 
 export function containerLayout(root: string, id: string): ContainerLayout {

@@ -24,7 +24,7 @@ import { resolveImage } from '../image-pull/image-index.js';
 import { generateInfraSpec, podResourcesOf, writeSpecFile, type HostFacts } from '../spec/index.js';
 import type { ContainerRuntime } from '../monitor/container-runtime.js';
 import type { ExitInfo } from '../monitor/types.js';
-import { bundleLayout, runtimeDirs } from '../monitor/container-layout.js';
+import { overlayLayout, runtimeDirs } from '../monitor/container-layout.js';
 import { waitForFile, WaitAborted } from '../../host/files.js';
 import { sandboxDir, sandboxState } from './sandbox-streams.js';
 import { appendIfAccepted } from '../../events/append-if-accepted.js';
@@ -57,12 +57,13 @@ export interface InfraLayout {
 }
 
 /**
- * Under the pod's runroot directory: the infra process does not survive a reboot, and neither
- * need its rootfs and bundle. The sandbox's last step sweeps the directory.
+ * Under the pod's runroot directory, its overlay, bundle and log together: the infra process
+ * does not survive a reboot, and neither need its rootfs and bundle. The sandbox's last step
+ * sweeps the directory.
  */
 export function infraLayout(runroot: string, sandboxId: string): InfraLayout {
   const dir = join(sandboxDir(runroot, sandboxId), 'infra');
-  return { ...bundleLayout(dir), log: join(dir, 'infra.log') };
+  return { ...overlayLayout(dir), bundle: join(dir, 'bundle'), log: join(dir, 'infra.log') };
 }
 
 function imageRefOf(deps: InfraDeps, nameOrId: string): ImageRef | undefined {
