@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, rmdirSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -40,6 +40,26 @@ export interface DaemonOptions {
    * start it in its service's cgroup. A shell joins them, then execs the daemon (same pid).
    */
   cgroupDirs?: string[];
+}
+
+/**
+ * crisp's default cgroup parent (/crisp) in each hierarchy where this test process found none.
+ * Pods run without a cgroup_parent make it, and crisp keeps a shared parent by design; a test
+ * that made it removes it again (releaseDefaultCgroupParent).
+ */
+const defaultParentsAbsent = (existsSync('/sys/fs/cgroup/cgroup.controllers') ? [''] : readdirSync('/sys/fs/cgroup'))
+  .map((hierarchy) => join('/sys/fs/cgroup', hierarchy, 'crisp'))
+  .filter((dir) => !existsSync(dir));
+
+/** Removes the /crisp parents this process made, where empty: a crisp running beside the tests keeps what it uses. */
+export function releaseDefaultCgroupParent(): void {
+  for (const dir of defaultParentsAbsent) {
+    try {
+      rmdirSync(dir);
+    } catch {
+      // still in use (another daemon of this run, or a crisp beside it), or never made
+    }
+  }
 }
 
 export async function startDaemon(extraArgs: string[] = [], dirs = testDirs(), options: DaemonOptions = {}): Promise<TestDaemon> {
@@ -96,6 +116,7 @@ export async function startDaemon(extraArgs: string[] = [], dirs = testDirs(), o
       clients.close();
       await stop('SIGKILL');
       rmSync(dirs.dir, { recursive: true, force: true });
+      releaseDefaultCgroupParent();
     },
   };
 }

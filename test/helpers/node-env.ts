@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { startRegistry, type TestRegistry } from './registry.js';
 import { pushFixtures } from './oci-images.js';
-import { startDaemon, testDirs, type DaemonOptions, type TestDaemon } from './daemon.js';
+import { releaseDefaultCgroupParent, startDaemon, testDirs, type DaemonOptions, type TestDaemon } from './daemon.js';
 import { call } from './cri-client.js';
 import { mountTmpfs, unmountAllUnder } from './mounts.js';
 import type { PodSandboxConfig } from '../../src/cri/proto/gen/runtime/v1/PodSandboxConfig.js';
@@ -108,6 +108,7 @@ export async function startTestNode(extraArgs: string[] = [], options: TestNodeO
       // crisp's default cgroup of pods run without a cgroup_parent
       for (const id of pods) removeCgroupTree(join('/sys/fs/cgroup', hierarchy, 'crisp', id));
     }
+    releaseDefaultCgroupParent();
     rmSync(dirs.dir, { recursive: true, force: true });
     subnetsInUse.delete(subnet);
   };

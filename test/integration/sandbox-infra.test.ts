@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, readlinkSync, rmdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -29,12 +29,7 @@ const rt = () => node.daemon.clients.runtime;
 
 const pauseLike = pauseLikeImage;
 
-// crisp's default cgroup parent (/crisp), where it was absent before this file ran: the pods
-// without a cgroup_parent make it, and crisp leaves a shared parent in place by design.
-let defaultParentsMade: string[] = [];
-
 before(async () => {
-  defaultParentsMade = cgroupRoots().map((r) => join(r, 'crisp')).filter((d) => !existsSync(d));
   node = await startTestNode([], {
     async prepare(registry) {
       await pushImage(registry.url, 'crisp-test/pause', '3.9', pauseLike(PAUSE_ARGS));
@@ -49,29 +44,18 @@ before(async () => {
 
 after(async () => {
   await node?.cleanup();
-  for (const dir of defaultParentsMade) {
-    try {
-      rmdirSync(dir); // only when empty: a crisp running beside the tests may use it meanwhile
-    } catch {
-      // in use, or not made after all
-    }
-  }
 });
 
 function mountsUnder(path: string): string[] {
   return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(path));
 }
 
-/** Every cgroup hierarchy's root: the unified one, or each v1 (and hybrid) hierarchy's. */
-function cgroupRoots(): string[] {
-  return existsSync('/sys/fs/cgroup/cgroup.controllers')
-    ? ['/sys/fs/cgroup']
-    : readdirSync('/sys/fs/cgroup').map((h) => join('/sys/fs/cgroup', h));
-}
-
 /** crisp's default pod cgroup (no cgroup_parent given) in every hierarchy that has it. */
 function podCgroupDirs(id: string): string[] {
-  return cgroupRoots().map((r) => join(r, 'crisp', id)).filter((d) => existsSync(d));
+  const roots = existsSync('/sys/fs/cgroup/cgroup.controllers')
+    ? ['/sys/fs/cgroup']
+    : readdirSync('/sys/fs/cgroup').map((h) => join('/sys/fs/cgroup', h));
+  return roots.map((r) => join(r, 'crisp', id)).filter((d) => existsSync(d));
 }
 
 function alive(pid: number): boolean {
