@@ -3,11 +3,12 @@
 // at scrape time from the live state (containers and pods by state, the log's size).
 import { statSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { EventStore } from '../events/store.js';
 import type { RpcObserver } from '../cri/wrap.js';
 import { stateOf } from '../machines/index.js';
 import { EventLogMetrics } from './event-log-metrics.js';
+import { PositionalCounter, PositionalHistogram } from './positional-metrics.js';
 
 function fileSize(path: string): number {
   try {
@@ -27,9 +28,9 @@ export const EVENT_LOOP_SAMPLE_MS = 100;
 
 export class CrispMetrics {
   readonly registry = new Registry();
-  private readonly rpcDuration: Histogram<'rpc'>;
-  private readonly rpcTotal: Counter<'rpc' | 'code'>;
-  private readonly rpcErrors: Counter<'rpc' | 'code'>;
+  private readonly rpcDuration: PositionalHistogram<'rpc'>;
+  private readonly rpcTotal: PositionalCounter<'rpc' | 'code'>;
+  private readonly rpcErrors: PositionalCounter<'rpc' | 'code'>;
   private readonly log = new EventLogMetrics(this.registry);
 
   constructor(private readonly store: EventStore, o: { processMetrics?: boolean } = {}) {
@@ -37,12 +38,13 @@ export class CrispMetrics {
       collectDefaultMetrics({ register: this.registry, prefix: 'crisp_', eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
     }
     const registers = [this.registry];
-    this.rpcDuration = new Histogram({
+    const registry = this.registry;
+    this.rpcDuration = new PositionalHistogram({
       name: 'crisp_rpc_duration_seconds', help: 'Latency of CRI RPCs (streams: until the stream ended).', labelNames: ['rpc'],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], registers,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], registry,
     });
-    this.rpcTotal = new Counter({ name: 'crisp_rpc_requests_total', help: 'CRI RPCs answered, by gRPC status code.', labelNames: ['rpc', 'code'], registers });
-    this.rpcErrors = new Counter({ name: 'crisp_rpc_errors_total', help: 'CRI RPCs that failed, by gRPC status code.', labelNames: ['rpc', 'code'], registers });
+    this.rpcTotal = new PositionalCounter({ name: 'crisp_rpc_requests_total', help: 'CRI RPCs answered, by gRPC status code.', labelNames: ['rpc', 'code'], registry });
+    this.rpcErrors = new PositionalCounter({ name: 'crisp_rpc_errors_total', help: 'CRI RPCs that failed, by gRPC status code.', labelNames: ['rpc', 'code'], registry });
     const liveByState = (kind: 'container' | 'sandbox' | 'image') => {
       const counts = new Map<string, number>();
       for (const [, live] of store.liveStreams(kind)) {
@@ -80,9 +82,9 @@ export class CrispMetrics {
   /** The RPC wrapper's hook (src/cri/wrap.ts). */
   readonly observeRpc: RpcObserver = (rpc, code, seconds) => {
     const codeName = grpc.status[code] ?? String(code);
-    this.rpcDuration.observe({ rpc }, seconds);
-    this.rpcTotal.inc({ rpc, code: codeName });
-    if (code !== grpc.status.OK) this.rpcErrors.inc({ rpc, code: codeName });
+    this.rpcDuration.observe(seconds, rpc);
+    this.rpcTotal.inc(1, rpc, codeName);
+    if (code !== grpc.status.OK) this.rpcErrors.inc(1, rpc, codeName);
   };
 
   start(): void {

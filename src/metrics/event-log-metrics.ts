@@ -2,7 +2,8 @@
 // so the time a step took is the gap between its fact and the one before it in the same
 // stream (DESIGN.md: "the log is also the latency trace"). Nothing is timed inside actors.
 import type { Subscription } from '../rx.js';
-import { Counter, Histogram, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { PositionalCounter, PositionalHistogram } from './positional-metrics.js';
 import type { EventStore, StoredEvent } from '../events/store.js';
 import type { DomainEventType } from '../machines/events.js';
 import { nowNs } from '../events/clock.js';
@@ -43,30 +44,30 @@ const SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 const seconds = (fromNs: bigint, toNs: bigint) => Number(toNs - fromNs) / 1e9;
 
 export class EventLogMetrics {
-  private readonly stage: Histogram<'kind' | 'stage'>;
-  private readonly operation: Histogram<'operation' | 'outcome'>;
-  private readonly pullBytes: Counter;
-  private readonly pullLayers: Counter<'reused'>;
-  private readonly commit: Histogram;
+  private readonly stage: PositionalHistogram<'kind' | 'stage'>;
+  private readonly operation: PositionalHistogram<'operation' | 'outcome'>;
+  private readonly pullBytes: PositionalCounter;
+  private readonly pullLayers: PositionalCounter<'reused'>;
+  private readonly commit: PositionalHistogram;
   private readonly lastTs = new Map<string, bigint>();
   private readonly openOps = new Map<string, { type: DomainEventType; ts: bigint }>();
   private lastAppendStart = -1n;
   private subscription?: Subscription;
 
   constructor(registry: Registry) {
-    this.stage = new Histogram({
+    this.stage = new PositionalHistogram({
       name: 'crisp_stage_duration_seconds', help: 'Duration of each step of a sandbox, container or pull operation, from the event log.',
-      labelNames: ['kind', 'stage'], buckets: SECONDS, registers: [registry],
+      labelNames: ['kind', 'stage'], buckets: SECONDS, registry,
     });
-    this.operation = new Histogram({
+    this.operation = new PositionalHistogram({
       name: 'crisp_operation_duration_seconds', help: 'Time from an operation\'s request fact to the fact that ends it, from the event log.',
-      labelNames: ['operation', 'outcome'], buckets: SECONDS, registers: [registry],
+      labelNames: ['operation', 'outcome'], buckets: SECONDS, registry,
     });
-    this.pullBytes = new Counter({ name: 'crisp_image_pull_bytes_total', help: 'Layer bytes downloaded by image pulls (reused layers not counted).', registers: [registry] });
-    this.pullLayers = new Counter({ name: 'crisp_image_pull_layers_total', help: 'Layers stored by image pulls, by whether the layer was already present.', labelNames: ['reused'], registers: [registry] });
-    this.commit = new Histogram({
+    this.pullBytes = new PositionalCounter({ name: 'crisp_image_pull_bytes_total', help: 'Layer bytes downloaded by image pulls (reused layers not counted).', labelNames: [], registry });
+    this.pullLayers = new PositionalCounter({ name: 'crisp_image_pull_layers_total', help: 'Layers stored by image pulls, by whether the layer was already present.', labelNames: ['reused'], registry });
+    this.commit = new PositionalHistogram({
       name: 'crisp_event_log_append_duration_seconds', help: 'From the start of an append to its subscribers being told of it (transaction and live state).',
-      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25], registers: [registry],
+      labelNames: [], buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25], registry,
     });
   }
 
@@ -90,16 +91,16 @@ export class EventLogMetrics {
     }
     const previous = this.lastTs.get(e.streamId);
     const stage = STAGES[type];
-    if (stage && previous !== undefined) this.stage.observe({ kind: e.kind, stage }, seconds(previous, e.ts));
+    if (stage && previous !== undefined) this.stage.observe(seconds(previous, e.ts), e.kind, stage);
     if (OPERATIONS[type]) this.openOps.set(e.streamId, { type, ts: e.ts });
     const open = this.openOps.get(e.streamId);
     const outcome = open && OPERATIONS[open.type]!.ends[type];
     if (open && outcome) {
-      this.operation.observe({ operation: OPERATIONS[open.type]!.name, outcome }, seconds(open.ts, e.ts));
+      this.operation.observe(seconds(open.ts, e.ts), OPERATIONS[open.type]!.name, outcome);
       this.openOps.delete(e.streamId);
     }
     if (e.event.type === 'ImageLayerStored') {
-      this.pullLayers.inc({ reused: String(e.event.reused) });
+      this.pullLayers.inc(1, String(e.event.reused));
       if (!e.event.reused) this.pullBytes.inc(e.event.size);
     }
     if (store && !store.stream(e.streamId)) {
