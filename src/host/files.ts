@@ -42,8 +42,7 @@ export async function writeJsonFileAtomic(path: string, value: unknown): Promise
 
 export async function exists(path: string): Promise<boolean> {
   try {
-    statSync(path);
-    return true;
+    return statSync(path, { throwIfNoEntry: false }) !== undefined;
   } catch (err) {
     if (errCode(err) === 'ENOENT' || errCode(err) === 'ENOTDIR') return false;
     throw err;

@@ -102,7 +102,9 @@ export const FS_MAGIC = { overlay: 0x794c7630, tmpfs: 0x01021994, nsfs: 0x6e7366
 /** Whether a filesystem other than the parent directory's is mounted at `path`. */
 export function mountedHere(path: string): boolean {
   try {
-    return statSync(path).dev !== statSync(dirname(resolve(path))).dev;
+    // An absent path is the common answer (a pod without an infra rootfs): no error is made for it.
+    const here = statSync(path, { throwIfNoEntry: false });
+    return here !== undefined && here.dev !== statSync(dirname(resolve(path))).dev;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return false;
     throw err;

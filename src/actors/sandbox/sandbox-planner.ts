@@ -14,7 +14,6 @@
 import { hostname as nodeHostname } from 'node:os';
 import { join, posix } from 'node:path';
 import { existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import type { Planner, Step } from '../driver.js';
 import type { EntityState } from '../../machines/index.js';
 import type { SandboxEvent } from '../../machines/events.js';
@@ -26,6 +25,7 @@ import { POD_NAMESPACE_KINDS, bandwidthOf, portMappingsOf } from '../../machines
 import { mountPodShm, removePodFiles, unmountPodShm, writePodFiles } from './pod-files.js';
 import { applySysctls } from './sysctls.js';
 import { unmountOwn } from '../../host/mounts.js';
+import { removePath } from '../../host/files.js';
 import {
   effectiveHostname, isHostIpc, isHostNetwork, needsInfraContainer, podNamespaceKinds,
 } from '../../machines/sandbox-config.js';
@@ -247,7 +247,8 @@ export function createSandboxPlanner(options: SandboxPlannerOptions): Planner<'s
         await cni.del({ containerId: id, netnsGone: !(await isPinned(join(nsDir(dir), 'net'), 'net')) });
       }
       await unmountOwn(infraLayout(options.runroot, id).rootfs, shmDir(dir), ...POD_NAMESPACE_KINDS.map((k) => join(nsDir(dir), k)));
-      await rm(dir, { recursive: true, force: true });
+      // a few files on the runroot's tmpfs: removed in place, not through the thread pool
+      await removePath(dir);
       await removeDefaultPodCgroup(id, state);
       return [{ type: 'SandboxRemoved' }];
     },
