@@ -6,7 +6,12 @@
 // the synchronous calls: measured on Node 20, fs/promises costs 300-500 µs of CPU per small
 // file (a thread-pool round trip for each of open, stat, read and close) where the sync call
 // costs 12-50 µs and returns sooner too. The functions stay async for their callers.
-import { readFileSync, renameSync, rmSync, statSync, unlinkSync, watch, writeFileSync } from 'node:fs';
+//
+// Many of the files asked about are absent in the common case (an exit file before the exit, a
+// temp file that was renamed). Node reports that by throwing, and the error, made with its
+// stack, costs more than the system call: those paths are asked without one (existsSync,
+// throwIfNoEntry) before they are read or removed.
+import { existsSync, lstatSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, watch, writeFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { open, readdir } from 'node:fs/promises';
@@ -16,6 +21,7 @@ export function errCode(err: unknown): string | undefined {
 }
 
 export async function readJsonFile<T>(path: string): Promise<T | null> {
+  if (!existsSync(path)) return null;
   try {
     return JSON.parse(readFileSync(path, 'utf8')) as T;
   } catch (err) {
@@ -51,6 +57,17 @@ export async function exists(path: string): Promise<boolean> {
 
 /** Removes a file or a small directory of the runroot (a container's records, sockets). */
 export async function removePath(path: string): Promise<void> {
+  removeIfPresent(path);
+}
+
+/** removePath, synchronously: a file, a symlink (not what it points to) or a small directory. */
+export function removeIfPresent(path: string): void {
+  try {
+    if (lstatSync(path, { throwIfNoEntry: false }) === undefined) return;
+  } catch (err) {
+    if (errCode(err) === 'ENOTDIR') return;
+    throw err;
+  }
   rmSync(path, { recursive: true, force: true });
 }
 

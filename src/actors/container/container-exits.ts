@@ -1,5 +1,5 @@
 // Turning the monitor's view of an exit into the fact the log records.
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import type { ExitFacts } from '../../machines/events.js';
 import type { ExitInfo } from '../monitor/types.js';
 
@@ -9,6 +9,7 @@ const TERMINATION_MESSAGE_MAX = 4096;
 // At most 4 KiB of a local file: read synchronously, as small files are everywhere in crisp.
 function readHead(path: string, max: number): string {
   let fd: number;
+  if (!existsSync(path)) return '';
   try {
     fd = openSync(path, 'r');
   } catch {

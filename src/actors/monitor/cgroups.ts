@@ -2,7 +2,7 @@
 // find where a container's cgroupfs `cgroupsPath` lives on this host, read its files, and
 // remove it once empty. Supports v1 (including the hybrid layout, where the v2 tree is
 // mounted beside the v1 controllers but holds none of them) and pure v2.
-import { readFileSync, readdirSync, rmdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmdirSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -165,9 +165,12 @@ export async function removeCgroupTree(paths: CgroupPaths, o: { busyRetries?: nu
  * Removes a cgroup and the cgroups below it. A cgroup directory lists dozens of control files,
  * yet rmdir succeeds on it as long as it has no child cgroup and no process: so rmdir comes
  * first (one syscall, the common case of a leaf), and the directory is read only when that
- * fails because of children, which are removed first.
+ * fails because of children, which are removed first. A container's cgroup is usually gone
+ * already (runc delete removes it) in every hierarchy: that is asked without a failing rmdir,
+ * whose error (made with its stack) cost more than the question.
  */
 async function removeDirTree(dir: string, busyRetries: number): Promise<void> {
+  if (!existsSync(dir)) return;
   for (let attempt = 0; ; attempt++) {
     try {
       rmdirSync(dir);

@@ -118,6 +118,7 @@ export class ContainerFiles {
 }
 
 function readPid(path: string): number | null {
+  if (!existsSync(path)) return null;
   try {
     const pid = Number.parseInt(readFileSync(path, 'utf8').trim(), 10);
     return Number.isInteger(pid) && pid > 0 ? pid : null;

@@ -327,6 +327,7 @@ export class ContainerRuntime {
     validateId(id);
     let text: string;
     let finishedAt: bigint;
+    if (!existsSync(this.files.exitFile(id))) return null; // still running, the common answer
     try {
       text = readFileSync(this.files.exitFile(id), 'utf8');
       finishedAt = statSync(this.files.exitFile(id), { bigint: true }).mtimeNs;

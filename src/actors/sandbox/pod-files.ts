@@ -1,12 +1,13 @@
 // The files a pod's containers get bind-mounted as /etc/hostname, /etc/hosts and
 // /etc/resolv.conf, and the pod's own /dev/shm.
 
-import { copyFileSync, mkdirSync, renameSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, renameSync, rmdirSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { internal, invalidArgument, messageOf } from '../../errors.js';
 import { mount } from '../../host/syscalls.js';
 import { unmountOwn } from '../../host/mounts.js';
+import { removeIfPresent } from '../../host/files.js';
 import { ownMountAt } from '../../host/mountinfo.js';
 import { renderResolvConf, validateHostname, type DnsConfig } from '../../machines/pod-rules.js';
 
@@ -93,8 +94,8 @@ export async function writePodFiles(options: PodFilesOptions): Promise<PodFiles>
 /** Removes the files writePodFiles made. Idempotent. */
 export async function removePodFiles(dir: string): Promise<void> {
   for (const name of ['hostname', 'hosts', 'resolv.conf']) {
-    rmSync(join(dir, name), { force: true });
-    rmSync(join(dir, `${name}.tmp`), { force: true });
+    removeIfPresent(join(dir, name));
+    removeIfPresent(join(dir, `${name}.tmp`));
   }
 }
 

@@ -6,7 +6,7 @@
 // link can be made and removed idempotently without shared bookkeeping.
 
 import { createHash } from 'node:crypto';
-import { mkdirSync, readlinkSync, symlinkSync } from 'node:fs';
+import { lstatSync, mkdirSync, readlinkSync, symlinkSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { failedPrecondition, internal, invalidArgument, messageOf } from '../../errors.js';
@@ -38,6 +38,12 @@ function shortLinkName(dir: string): string {
 async function ensureShortLink(linkDir: string, dir: string): Promise<string> {
   const name = shortLinkName(dir);
   const link = join(linkDir, name);
+  // every container after the first on a layer finds its link made: asked without an EEXIST
+  if (lstatSync(link, { throwIfNoEntry: false })?.isSymbolicLink()) {
+    const existing = readlinkSync(link);
+    if (existing !== dir) throw failedPrecondition(`short link ${link} points to ${existing}, not ${dir}`);
+    return name;
+  }
   try {
     symlinkSync(dir, link);
   } catch (err) {
