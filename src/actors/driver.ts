@@ -277,14 +277,14 @@ export function waitForState<K extends StreamKind>(
   signal?: AbortSignal,
 ): Promise<EntityState<K> | null> {
   return new Promise((resolve, reject) => {
-    let subscription: Subscription | undefined;
+    let stop: (() => void) | undefined;
     const finish = (value: EntityState<K> | null) => {
-      subscription?.unsubscribe();
+      stop?.();
       signal?.removeEventListener('abort', onAbort);
       resolve(value);
     };
     const onAbort = () => {
-      subscription?.unsubscribe();
+      stop?.();
       reject(signal!.reason instanceof Error ? signal!.reason : new Error('aborted'));
     };
     const check = () => {
@@ -296,6 +296,6 @@ export function waitForState<K extends StreamKind>(
     };
     if (check()) return;
     signal?.addEventListener('abort', onAbort, { once: true });
-    subscription = store.committed$.pipe(filter((e) => e.streamId === id)).subscribe(() => void check());
+    stop = store.onStream(id, () => void check());
   });
 }

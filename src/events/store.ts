@@ -66,6 +66,17 @@ interface EventRow {
   ts: bigint;
 }
 
+/** As committed$ treats its subscribers: one that throws is reported, and the others still hear. */
+function tell(listener: (e: StoredEvent) => void, e: StoredEvent): void {
+  try {
+    listener(e);
+  } catch (err) {
+    setTimeout(() => {
+      throw err;
+    });
+  }
+}
+
 export function rowToEvent(row: EventRow): StoredEvent {
   return {
     seq: Number(row.seq),
@@ -94,6 +105,12 @@ export class EventStore {
   private readonly liveByKind = new Map<StreamKind, Map<string, LiveStream>>();
   private readonly pending: StoredEvent[] = [];
   private emitting = false;
+  /**
+   * Listeners of one stream each (see onStream). Every RPC waits on its own stream, ten or more at
+   * once while pods start: a subscription of committed$ filtered by id would run each of them,
+   * through rxjs's subscriber chain, for every event of every stream.
+   */
+  private readonly streamListeners = new Map<string, Set<(e: StoredEvent) => void>>();
   private readonly insertEvent;
   private readonly upsertStream;
   private readonly streamVersionOf;
@@ -162,6 +179,20 @@ export class EventStore {
   /** The live state of a stream, or undefined when it never existed or has ended. */
   stream(streamId: string): LiveStream | undefined {
     return this.live.get(streamId);
+  }
+
+  /**
+   * Calls `listener` with each event of `streamId` committed from now on, after committed$'s
+   * subscribers have seen it; the function returned stops it.
+   */
+  onStream(streamId: string, listener: (e: StoredEvent) => void): () => void {
+    let listeners = this.streamListeners.get(streamId);
+    if (!listeners) this.streamListeners.set(streamId, (listeners = new Set()));
+    listeners.add(listener);
+    return () => {
+      listeners.delete(listener);
+      if (listeners.size === 0 && this.streamListeners.get(streamId) === listeners) this.streamListeners.delete(streamId);
+    };
   }
 
   liveStreams(kind?: StreamKind): [string, LiveStream][] {
@@ -239,7 +270,11 @@ export class EventStore {
     if (this.emitting) return;
     this.emitting = true;
     try {
-      for (let e = this.pending.shift(); e; e = this.pending.shift()) this.committed.next(e);
+      for (let e = this.pending.shift(); e; e = this.pending.shift()) {
+        this.committed.next(e);
+        const listeners = this.streamListeners.get(e.streamId);
+        if (listeners) for (const listener of listeners) tell(listener, e);
+      }
     } finally {
       this.emitting = false;
     }

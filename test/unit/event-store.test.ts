@@ -51,6 +51,34 @@ test('appends carry versions, update the live state and reach subscribers only a
   assert.equal(statSync(path).mode & 0o777, 0o600);
 });
 
+test("a stream's listeners hear its events only, after committed$ and with the state kept, until stopped", (t) => {
+  const store = EventStore.open(tempDb(t));
+  t.after(() => store.close());
+  const [a, b] = [hexId(), hexId()];
+  const order: string[] = [];
+  store.committed$.subscribe((e) => order.push(`committed ${e.event.type}`));
+  const heard: [string, string][] = [];
+  const stop = store.onStream(a, (e) => {
+    order.push(`listener ${e.event.type}`);
+    heard.push([e.event.type, String(stateOf('sandbox', store.stream(a)!.snapshot).value)]);
+  });
+  // a listener that stops itself while it is told, beside one that keeps listening
+  let once = 0;
+  const stopOnce = store.onStream(a, () => {
+    once++;
+    stopOnce();
+  });
+  store.append({ kind: 'sandbox', streamId: b, expectedVersion: 0, events: [sandboxRun()] });
+  store.append({ kind: 'sandbox', streamId: a, expectedVersion: 0, events: [sandboxRun()] });
+  store.append({ kind: 'sandbox', streamId: a, expectedVersion: 1, events: [{ type: 'SandboxNamespacesPinned', paths: { net: '/n' } }, { type: 'SandboxReady' }] });
+  assert.deepEqual(heard, [['SandboxRunRequested', 'creating'], ['SandboxNamespacesPinned', 'ready'], ['SandboxReady', 'ready']]);
+  assert.equal(once, 1);
+  assert.deepEqual(order.slice(1, 3), ['committed SandboxRunRequested', 'listener SandboxRunRequested']);
+  stop();
+  store.append({ kind: 'sandbox', streamId: a, expectedVersion: 3, events: [{ type: 'SandboxStopRequested' }] });
+  assert.equal(heard.length, 3);
+});
+
 test('a stale expected version is a conflict and changes nothing', (t) => {
   const store = EventStore.open(tempDb(t));
   t.after(() => store.close());
