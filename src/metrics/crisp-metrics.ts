@@ -28,17 +28,17 @@ export const EVENT_LOOP_SAMPLE_MS = 100;
 
 export class CrispMetrics {
   readonly registry = new Registry();
-  private readonly rpcDuration: PositionalHistogram<'rpc'>;
-  private readonly rpcTotal: PositionalCounter<'rpc' | 'code'>;
-  private readonly rpcErrors: PositionalCounter<'rpc' | 'code'>;
+  private readonly rpcDuration: PositionalHistogram<readonly ['rpc']>;
+  private readonly rpcTotal: PositionalCounter<readonly ['rpc', 'code']>;
+  private readonly rpcErrors: PositionalCounter<readonly ['rpc', 'code']>;
   private readonly log = new EventLogMetrics(this.registry);
 
   constructor(private readonly store: EventStore, o: { processMetrics?: boolean } = {}) {
     if (o.processMetrics ?? true) {
       collectDefaultMetrics({ register: this.registry, prefix: 'crisp_', eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
     }
-    const registers = [this.registry];
     const registry = this.registry;
+    const registers = [registry];
     this.rpcDuration = new PositionalHistogram({
       name: 'crisp_rpc_duration_seconds', help: 'Latency of CRI RPCs (streams: until the stream ended).', labelNames: ['rpc'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], registry,

@@ -44,10 +44,10 @@ const SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 const seconds = (fromNs: bigint, toNs: bigint) => Number(toNs - fromNs) / 1e9;
 
 export class EventLogMetrics {
-  private readonly stage: PositionalHistogram<'kind' | 'stage'>;
-  private readonly operation: PositionalHistogram<'operation' | 'outcome'>;
+  private readonly stage: PositionalHistogram<readonly ['kind', 'stage']>;
+  private readonly operation: PositionalHistogram<readonly ['operation', 'outcome']>;
   private readonly pullBytes: PositionalCounter;
-  private readonly pullLayers: PositionalCounter<'reused'>;
+  private readonly pullLayers: PositionalCounter<readonly ['reused']>;
   private readonly commit: PositionalHistogram;
   private readonly lastTs = new Map<string, bigint>();
   private readonly openOps = new Map<string, { type: DomainEventType; ts: bigint }>();

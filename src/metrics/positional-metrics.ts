@@ -17,28 +17,31 @@ interface Exposition {
   values: { metricName?: string; labels: Record<string, string | number>; value: number }[];
 }
 
-interface Series<L extends string> {
-  labels: Record<L, string>;
+/** One value per label name, in the same order: a wrong count does not compile. */
+type ValuesOf<N extends readonly string[]> = { readonly [I in keyof N]: string };
+
+interface Series<N extends readonly string[]> {
+  labels: Record<N[number], string>;
   /** Observations per bucket, not cumulative; the last slot counts those above every bound. */
   counts: number[];
   sum: number;
 }
 
-interface Options<L extends string> {
+interface Options<N extends readonly string[]> {
   name: string;
   help: string;
-  labelNames: readonly L[];
+  labelNames: N;
   registry: Registry;
 }
 
 // The parts of prom-client's metric interface that its Registry calls.
-abstract class PositionalMetric<L extends string> {
+abstract class PositionalMetric<N extends readonly string[]> {
   readonly name: string;
   readonly help: string;
   readonly aggregator = 'sum' as const;
-  protected readonly labelNames: readonly L[];
+  protected readonly labelNames: N;
 
-  constructor(o: Options<L>) {
+  constructor(o: Options<N>) {
     this.name = o.name;
     this.help = o.help;
     this.labelNames = o.labelNames;
@@ -46,9 +49,9 @@ abstract class PositionalMetric<L extends string> {
     o.registry.registerMetric(this as never);
   }
 
-  protected labelsOf(values: readonly string[]): Record<L, string> {
-    const labels = {} as Record<L, string>;
-    this.labelNames.forEach((name, i) => (labels[name] = values[i]!));
+  protected labelsOf(values: readonly string[]): Record<N[number], string> {
+    const labels = {} as Record<N[number], string>;
+    this.labelNames.forEach((name: N[number], i) => (labels[name] = values[i]!));
     return labels;
   }
 
@@ -56,19 +59,19 @@ abstract class PositionalMetric<L extends string> {
   abstract reset(): void;
 }
 
-export class PositionalHistogram<L extends string = never> extends PositionalMetric<L> {
+export class PositionalHistogram<const N extends readonly string[] = readonly []> extends PositionalMetric<N> {
   readonly type = 'histogram' as const;
-  private readonly series = new Map<string, Series<L>>();
+  private readonly series = new Map<string, Series<N>>();
   private readonly bounds: readonly number[];
 
-  constructor(o: Options<L> & { buckets: readonly number[] }) {
+  constructor(o: Options<N> & { buckets: readonly number[] }) {
     super(o);
     this.bounds = [...o.buckets].sort((a, b) => a - b);
     // An unlabelled metric is exposed from the start, at zero, as prom-client's are.
     if (o.labelNames.length === 0) this.seriesOf([]);
   }
 
-  private seriesOf(labelValues: readonly string[]): Series<L> {
+  private seriesOf(labelValues: readonly string[]): Series<N> {
     const key = labelValues.join('\n');
     let s = this.series.get(key);
     if (!s) this.series.set(key, (s = { labels: this.labelsOf(labelValues), counts: new Array<number>(this.bounds.length + 1).fill(0), sum: 0 }));
@@ -76,7 +79,7 @@ export class PositionalHistogram<L extends string = never> extends PositionalMet
   }
 
   /** Records `value` in the series of `labelValues`, given in labelNames' order. */
-  observe(value: number, ...labelValues: string[]): void {
+  observe(value: number, ...labelValues: ValuesOf<N>): void {
     const s = this.seriesOf(labelValues);
     let i = 0;
     while (i < this.bounds.length && value > this.bounds[i]!) i++;
@@ -106,17 +109,21 @@ export class PositionalHistogram<L extends string = never> extends PositionalMet
   }
 }
 
-export class PositionalCounter<L extends string = never> extends PositionalMetric<L> {
+export class PositionalCounter<const N extends readonly string[] = readonly []> extends PositionalMetric<N> {
   readonly type = 'counter' as const;
-  private readonly series = new Map<string, { labels: Record<L, string>; value: number }>();
+  private readonly series = new Map<string, { labels: Record<N[number], string>; value: number }>();
 
-  constructor(o: Options<L>) {
+  constructor(o: Options<N>) {
     super(o);
-    if (o.labelNames.length === 0) this.inc(0);
+    if (o.labelNames.length === 0) this.add(0, []);
   }
 
   /** Adds `by` to the series of `labelValues`, given in labelNames' order. */
-  inc(by: number, ...labelValues: string[]): void {
+  inc(by: number, ...labelValues: ValuesOf<N>): void {
+    this.add(by, labelValues);
+  }
+
+  private add(by: number, labelValues: readonly string[]): void {
     const key = labelValues.join('\n');
     const s = this.series.get(key);
     if (s) s.value += by;
@@ -130,6 +137,6 @@ export class PositionalCounter<L extends string = never> extends PositionalMetri
 
   reset(): void {
     this.series.clear();
-    if (this.labelNames.length === 0) this.inc(0);
+    if (this.labelNames.length === 0) this.add(0, []);
   }
 }

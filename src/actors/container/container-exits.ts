@@ -8,8 +8,8 @@ const TERMINATION_MESSAGE_MAX = 4096;
 
 // At most 4 KiB of a local file: read synchronously, as small files are everywhere in crisp.
 function readHead(path: string, max: number): string {
-  let fd: number;
   if (!existsSync(path)) return '';
+  let fd: number;
   try {
     fd = openSync(path, 'r');
   } catch {
