@@ -50,7 +50,7 @@ export async function exists(path: string): Promise<boolean> {
   try {
     return statSync(path, { throwIfNoEntry: false }) !== undefined;
   } catch (err) {
-    if (errCode(err) === 'ENOENT' || errCode(err) === 'ENOTDIR') return false;
+    if (errCode(err) === 'ENOTDIR') return false;
     throw err;
   }
 }

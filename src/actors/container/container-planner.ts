@@ -15,6 +15,7 @@ import { nowNs } from '../../events/clock.js';
 import { failedPrecondition, invalidArgument, messageOf, recordedKind } from '../../errors.js';
 import { mountOverlay } from '../storage/overlay.js';
 import { unmountOwn } from '../../host/mounts.js';
+import { removePath } from '../../host/files.js';
 import { resolveImage } from '../image-pull/image-index.js';
 import { generateSpec, loadLocalhostSeccompProfile, podResourcesOf, prepareMounts, readUserDatabase, releasePreparedMounts, resolveUserFrom, writeSpecFile } from '../spec/index.js';
 import type { OciImageConfig, PodResources } from '../spec/index.js';
@@ -289,8 +290,9 @@ function releaseStep(deps: ContainerPlanDeps, id: string, c: ContainerContext): 
         await unmountImageVolumes(layout.imageVolumes);
         await unmountOwn(layout.rootfs);
         await rm(layout.dir, { recursive: true, force: true });
-        // The bundle, in the runroot (one made before bundles moved there went with the dir).
-        await rm(containerBundle(deps.ctx.config.runroot, id), { recursive: true, force: true });
+        // The bundle, a few files on the runroot's tmpfs, removed in place (one made before
+        // bundles moved there went with the dir).
+        await removePath(containerBundle(deps.ctx.config.runroot, id));
         return [{ type: 'ContainerRootfsUnmounted' }, { type: 'ContainerRemoved' }];
       },
     };

@@ -6,7 +6,6 @@
 //
 // Each function here is one idempotent step of the sandbox planner: it may run again after a
 // crash and then finds (or releases) what the earlier run made.
-import { rm } from 'node:fs/promises';
 import { hostname as nodeHostname } from 'node:os';
 import { join } from 'node:path';
 import { filter, type Subscription } from '../../rx.js';
@@ -25,7 +24,7 @@ import { generateInfraSpec, podResourcesOf, writeSpecFile, type HostFacts } from
 import type { ContainerRuntime } from '../monitor/container-runtime.js';
 import type { ExitInfo } from '../monitor/types.js';
 import { overlayLayout, runtimeDirs } from '../monitor/container-layout.js';
-import { waitForFile, WaitAborted } from '../../host/files.js';
+import { removePath, waitForFile, WaitAborted } from '../../host/files.js';
 import { sandboxDir, sandboxState } from './sandbox-streams.js';
 import { appendIfAccepted } from '../../events/append-if-accepted.js';
 
@@ -96,7 +95,7 @@ export async function mountInfraRootfs(deps: InfraDeps, id: string, imageRef: Im
   try {
     await mountWritableRootfs(deps.layers, image.context.layers, layout);
   } catch (err) {
-    await rm(layout.dir, { recursive: true, force: true });
+    await removePath(layout.dir);
     throw err;
   }
   return layout.rootfs;
@@ -173,7 +172,7 @@ export async function unmountInfraRootfs(deps: InfraDeps, id: string): Promise<v
   await deps.runtime().delete(id);
   const layout = infraLayout(deps.runroot, id);
   await unmountOwn(layout.rootfs);
-  await rm(layout.dir, { recursive: true, force: true });
+  await removePath(layout.dir);
 }
 
 /**
