@@ -4,10 +4,11 @@
 // @grpc/proto-loader, whose package definition also turns every message into a descriptor
 // object (for reflection): ~2.8 MB of the daemon's RSS and ~30 ms of its start-up that only a
 // reflection call needs. That call, and the tests' clients, get proto-loader's full package
-// from fullPackageDefinition(), made on first use. The wire behaviour is the same: the same
-// parse option and the same conversion options proto-loader is given (and gen:proto's types
-// describe).
-import * as protoLoader from '@grpc/proto-loader';
+// from fullPackageDefinition(), made on first use (proto-loader itself is loaded then too). The
+// wire behaviour is the same: the same parse option and the same conversion options proto-loader
+// is given (and gen:proto's types describe).
+import { createRequire } from 'node:module';
+import type * as protoLoader from '@grpc/proto-loader';
 import type * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { PROTO_PATH } from '../paths.js';
@@ -144,6 +145,6 @@ let full: protoLoader.PackageDefinition | undefined;
 
 /** proto-loader's package definition of the CRI proto, descriptors included; made on first use. */
 export function fullPackageDefinition(): protoLoader.PackageDefinition {
-  full ??= protoLoader.loadSync(PROTO_PATH, { ...PARSE, ...CONVERSION });
+  full ??= (createRequire(import.meta.url)('@grpc/proto-loader') as typeof protoLoader).loadSync(PROTO_PATH, { ...PARSE, ...CONVERSION });
   return full;
 }

@@ -2,12 +2,12 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs
 import { connect, createServer, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { HealthImplementation } from 'grpc-health-check';
 import { fullPackageDefinition, imageServiceDefinition, messageTypesOf, prepareCodecs, runtimeServiceDefinition } from './proto.js';
 import { serverStream, unary, type StreamHandler, type UnaryHandler, type WrapDeps } from './wrap.js';
 import { CrispError, unimplemented } from '../errors.js';
 import { openConnection } from './connection-opening.js';
 import { addLazyReflection } from './reflection.js';
+import { HealthService } from './health.js';
 import { encodeListsOnce } from './list-encoding.js';
 
 type AnyHandler = UnaryHandler<any, any> | StreamHandler<any, any>;
@@ -21,7 +21,7 @@ export interface CriServerOptions extends WrapDeps {
 
 export interface CriServer {
   server: grpc.Server;
-  health: HealthImplementation;
+  health: HealthService;
   /** Stops accepting, lets calls in flight finish for up to `graceMs`, then cuts the rest. */
   shutdown(graceMs: number): Promise<void>;
 }
@@ -77,7 +77,7 @@ export async function startCriServer(options: CriServerOptions): Promise<CriServ
   server.addService(runtimeService, implement(runtimeService, options.runtime, deps));
   server.addService(imageService, implement(imageService, options.image, deps));
 
-  const health = new HealthImplementation(Object.fromEntries(['', ...SERVICE_NAMES].map((s) => [s, 'NOT_SERVING' as const])));
+  const health = new HealthService(Object.fromEntries(['', ...SERVICE_NAMES].map((s) => [s, 'NOT_SERVING' as const])));
   health.addToServer(server);
   options.readiness.onChange((ready) => {
     for (const s of ['', ...SERVICE_NAMES]) health.setStatus(s, ready ? 'SERVING' : 'NOT_SERVING');

@@ -8,12 +8,12 @@ import * as protoLoader from '@grpc/proto-loader';
 import { startVersionServer } from '../helpers/cri-server.js';
 
 const require = createRequire(import.meta.url);
-const protoPath = join(dirname(require.resolve('@grpc/reflection/package.json')), 'build/proto/grpc/reflection/v1/reflection.proto');
+const protoPath = (version: string) => join(dirname(require.resolve('@grpc/reflection/package.json')), `build/proto/grpc/reflection/${version}/reflection.proto`);
 
-test('reflection lists the CRI services and describes a symbol', async (t) => {
+for (const version of ['v1', 'v1alpha']) test(`reflection (${version}) lists the CRI services and describes a symbol`, async (t) => {
   const socketPath = await startVersionServer(t);
-  const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath, { keepCase: true })) as any;
-  const client = new pkg.grpc.reflection.v1.ServerReflection(`unix://${socketPath}`, grpc.credentials.createInsecure());
+  const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath(version), { keepCase: true })) as any;
+  const client = new pkg.grpc.reflection[version].ServerReflection(`unix://${socketPath}`, grpc.credentials.createInsecure());
   t.after(() => client.close());
   const ask = (request: Record<string, unknown>) => new Promise<any>((resolve, reject) => {
     const stream = client.ServerReflectionInfo();
