@@ -1,16 +1,10 @@
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
 import { configFromFlags, configFlagsHelp, CONFIG_OPTIONS } from './options.js';
-import { logPath, printEvents } from './events.js';
-import { replay } from './replay.js';
-import { sendTrace, trace } from './trace.js';
 import { renderConfig } from '../config/load.js';
 import { DEFAULTS } from '../config/schema.js';
 import { createLogger } from '../log.js';
 import { CRISP_VERSION, runDaemon } from '../daemon.js';
-import { EventStore } from '../events/store.js';
-import { openWriter } from '../events/database.js';
-import { describeSalvage, salvageLog } from '../events/salvage.js';
 import { messageOf } from '../errors.js';
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
@@ -119,6 +113,7 @@ export async function main(argv: string[]): Promise<number> {
         options: { ...READ_OPTIONS, stream: { type: 'string' }, kind: { type: 'string' }, since: { type: 'string' }, follow: { type: 'boolean', short: 'f' }, json: { type: 'boolean' } },
         strict: true,
       });
+      const { logPath, printEvents } = await import('./events.js');
       const controller = new AbortController();
       process.once('SIGINT', () => controller.abort());
       await printEvents({
@@ -134,6 +129,7 @@ export async function main(argv: string[]): Promise<number> {
       });
       if (positionals.length !== 1) throw new Error("replay takes one stream id or prefix; see 'crisp replay --help'");
       if (values.seq !== undefined && !/^\d+$/.test(values.seq)) throw new Error(`--seq ${JSON.stringify(values.seq)}: expected a sequence number`);
+      const [{ logPath }, { replay }] = await Promise.all([import('./events.js'), import('./replay.js')]);
       replay({ db: logPath(values, () => rootFrom(values)), idOrPrefix: positionals[0]!, at: values.at, seq: values.seq === undefined ? undefined : Number(values.seq), out });
       return 0;
     }
@@ -143,6 +139,7 @@ export async function main(argv: string[]): Promise<number> {
       });
       if (positionals.length !== 1) throw new Error("trace takes one stream id or prefix; see 'crisp trace --help'");
       const format = values.format ?? 'text';
+      const [{ logPath }, { sendTrace, trace }] = await Promise.all([import('./events.js'), import('./trace.js')]);
       if (format === 'otlp') {
         const { config } = configFromFlags({ config: values.config });
         const sent = await sendTrace({ db: logPath(values, () => rootFrom(values)), idOrPrefix: positionals[0]!, endpoint: values.endpoint ?? config.tracingEndpoint });
@@ -166,6 +163,9 @@ export async function main(argv: string[]): Promise<number> {
             : 'crisp keeps no query tables since schema 3: its state is the event log, replayed at every start, so there is nothing to rebuild. To salvage a damaged log: crisp salvage --from KEPT-COPY',
         );
       }
+      const [{ EventStore }, { openWriter }, { describeSalvage, salvageLog }] = await Promise.all([
+        import('../events/store.js'), import('../events/database.js'), import('../events/salvage.js'),
+      ]);
       const report = salvageLog({
         from: values.from,
         to: join(rootFrom(values), 'state.db'),
