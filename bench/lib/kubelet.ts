@@ -167,7 +167,7 @@ type GcTotals = Map<string, { count: number; ms: number }>;
 
 /**
  * One scrape of the daemon's runtime figures, for a wave boundary:
- * - `lag`: the event-loop delay since the previous scrape (prom-client's monitor restarts at each
+ * - `lag`: the event-loop delay since the previous scrape (the daemon's monitor restarts at each
  *   one), p50, p99 and max in ms. A stall here is time every RPC waited before its handler ran,
  *   which the RPC histogram does not see. The monitor records the interval between the ticks of
  *   its timer, so the timer's period is taken off: what is left is how late a tick was.

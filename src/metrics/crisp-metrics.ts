@@ -3,12 +3,13 @@
 // at scrape time from the live state (containers and pods by state, the log's size).
 import { statSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { EventStore } from '../events/store.js';
 import type { RpcObserver } from '../cri/wrap.js';
 import { stateOf } from '../machines/index.js';
 import { EventLogMetrics } from './event-log-metrics.js';
+import { MetricsRegistry } from './exposition.js';
 import { PositionalCounter, PositionalHistogram } from './positional-metrics.js';
+import { registerProcessMetrics } from './process-metrics.js';
 
 function fileSize(path: string): number {
   try {
@@ -27,18 +28,18 @@ function fileSize(path: string): number {
 export const EVENT_LOOP_SAMPLE_MS = 100;
 
 export class CrispMetrics {
-  readonly registry = new Registry();
+  readonly registry = new MetricsRegistry();
   private readonly rpcDuration: PositionalHistogram<readonly ['rpc']>;
   private readonly rpcTotal: PositionalCounter<readonly ['rpc', 'code']>;
   private readonly rpcErrors: PositionalCounter<readonly ['rpc', 'code']>;
   private readonly log = new EventLogMetrics(this.registry);
+  private readonly stopProcessMetrics?: () => void;
 
   constructor(private readonly store: EventStore, o: { processMetrics?: boolean } = {}) {
     if (o.processMetrics ?? true) {
-      collectDefaultMetrics({ register: this.registry, prefix: 'crisp_', eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
+      this.stopProcessMetrics = registerProcessMetrics(this.registry, { prefix: 'crisp_', eventLoopSampleMs: EVENT_LOOP_SAMPLE_MS });
     }
     const registry = this.registry;
-    const registers = [registry];
     this.rpcDuration = new PositionalHistogram({
       name: 'crisp_rpc_duration_seconds', help: 'Latency of CRI RPCs (streams: until the stream ended).', labelNames: ['rpc'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], registry,
@@ -54,28 +55,18 @@ export class CrispMetrics {
       return counts;
     };
     const stateGauge = (name: string, help: string, kind: 'container' | 'sandbox' | 'image') =>
-      new Gauge({
-        name, help, labelNames: ['state'], registers,
-        collect() {
-          this.reset();
-          for (const [state, n] of liveByState(kind)) this.set({ state }, n);
-        },
-      });
+      registry.register({ name, help, type: 'gauge', samples: () => [...liveByState(kind)].map(([state, value]) => ({ labels: { state }, value })) });
     stateGauge('crisp_containers', 'Containers by state of their machine.', 'container');
     stateGauge('crisp_pod_sandboxes', 'Pod sandboxes by state of their machine.', 'sandbox');
     stateGauge('crisp_images', 'Images by state of their machine.', 'image');
     const lastSeq = store.db.prepare('SELECT coalesce(max(seq), 0) AS n FROM events');
-    new Gauge({
-      name: 'crisp_event_log_events', help: 'Events in the log (the sequence number of the last one).', registers,
-      collect() {
-        this.set(Number((lastSeq.get() as { n: number | bigint }).n));
-      },
+    registry.register({
+      name: 'crisp_event_log_events', help: 'Events in the log (the sequence number of the last one).', type: 'gauge',
+      samples: () => [{ value: Number((lastSeq.get() as { n: number | bigint }).n) }],
     });
-    new Gauge({
-      name: 'crisp_event_log_size_bytes', help: 'Size of the event log database, write-ahead log included.', registers,
-      collect() {
-        this.set(fileSize(store.path) + fileSize(`${store.path}-wal`));
-      },
+    registry.register({
+      name: 'crisp_event_log_size_bytes', help: 'Size of the event log database, write-ahead log included.', type: 'gauge',
+      samples: () => [{ value: fileSize(store.path) + fileSize(`${store.path}-wal`) }],
     });
   }
 
@@ -93,5 +84,6 @@ export class CrispMetrics {
 
   stop(): void {
     this.log.detach();
+    this.stopProcessMetrics?.();
   }
 }

@@ -2,7 +2,7 @@
 // so the time a step took is the gap between its fact and the one before it in the same
 // stream (DESIGN.md: "the log is also the latency trace"). Nothing is timed inside actors.
 import type { Subscription } from '../rx.js';
-import type { Registry } from 'prom-client';
+import type { MetricsRegistry } from './exposition.js';
 import { PositionalCounter, PositionalHistogram } from './positional-metrics.js';
 import type { EventStore, StoredEvent } from '../events/store.js';
 import type { DomainEventType } from '../machines/events.js';
@@ -54,7 +54,7 @@ export class EventLogMetrics {
   private lastAppendStart = -1n;
   private subscription?: Subscription;
 
-  constructor(registry: Registry) {
+  constructor(registry: MetricsRegistry) {
     this.stage = new PositionalHistogram({
       name: 'crisp_stage_duration_seconds', help: 'Duration of each step of a sandbox, container or pull operation, from the event log.',
       labelNames: ['kind', 'stage'], buckets: SECONDS, registry,

@@ -4,18 +4,9 @@
 // and copies the labels per series; in the daemon, where this code runs a few times per pod
 // step and so stays in V8's baseline tier, that made a tenth of crisp's own share of a pod
 // start's CPU. These keep one count per bucket in an array, found by one Map lookup on the
-// joined label values, and build prom-client's values only when /metrics is read. They
-// register in a prom-client Registry like its own metrics, so exposition is unchanged.
-import type { Registry } from 'prom-client';
-
-/** What prom-client's Registry reads of a metric when /metrics is asked for. */
-interface Exposition {
-  name: string;
-  help: string;
-  type: 'histogram' | 'counter';
-  aggregator: 'sum';
-  values: { metricName?: string; labels: Record<string, string | number>; value: number }[];
-}
+// joined label values, and make their lines only when /metrics is read. The unit test checks
+// their exposition against prom-client's for the same observations.
+import type { MetricFamily, MetricsRegistry, Sample } from './exposition.js';
 
 /** One value per label name, in the same order: a wrong count does not compile. */
 type ValuesOf<N extends readonly string[]> = { readonly [I in keyof N]: string };
@@ -31,22 +22,20 @@ interface Options<N extends readonly string[]> {
   name: string;
   help: string;
   labelNames: N;
-  registry: Registry;
+  registry: MetricsRegistry;
 }
 
-// The parts of prom-client's metric interface that its Registry calls.
-abstract class PositionalMetric<N extends readonly string[]> {
+abstract class PositionalMetric<N extends readonly string[]> implements MetricFamily {
   readonly name: string;
   readonly help: string;
-  readonly aggregator = 'sum' as const;
+  abstract readonly type: 'histogram' | 'counter';
   protected readonly labelNames: N;
 
   constructor(o: Options<N>) {
     this.name = o.name;
     this.help = o.help;
     this.labelNames = o.labelNames;
-    // prom-client types a metric as its own classes; its Registry only calls get() and reset()
-    o.registry.registerMetric(this as never);
+    o.registry.register(this);
   }
 
   protected labelsOf(values: readonly string[]): Record<N[number], string> {
@@ -55,8 +44,7 @@ abstract class PositionalMetric<N extends readonly string[]> {
     return labels;
   }
 
-  abstract get(): Promise<Exposition>;
-  abstract reset(): void;
+  abstract samples(): Iterable<Sample>;
 }
 
 export class PositionalHistogram<const N extends readonly string[] = readonly []> extends PositionalMetric<N> {
@@ -67,7 +55,7 @@ export class PositionalHistogram<const N extends readonly string[] = readonly []
   constructor(o: Options<N> & { buckets: readonly number[] }) {
     super(o);
     this.bounds = [...o.buckets].sort((a, b) => a - b);
-    // An unlabelled metric is exposed from the start, at zero, as prom-client's are.
+    // An unlabelled metric is exposed from the start, at zero.
     if (o.labelNames.length === 0) this.seriesOf([]);
   }
 
@@ -87,25 +75,21 @@ export class PositionalHistogram<const N extends readonly string[] = readonly []
     s.sum += value;
   }
 
-  async get(): Promise<Exposition> {
-    const values: Exposition['values'] = [];
+  samples(): Sample[] {
+    const out: Sample[] = [];
+    const bucket = `${this.name}_bucket`;
     for (const s of this.series.values()) {
       let cumulative = 0;
       this.bounds.forEach((le, i) => {
         cumulative += s.counts[i]!;
-        values.push({ metricName: `${this.name}_bucket`, labels: { ...s.labels, le }, value: cumulative });
+        out.push({ name: bucket, labels: { ...s.labels, le }, value: cumulative });
       });
       cumulative += s.counts[this.bounds.length]!;
-      values.push({ metricName: `${this.name}_bucket`, labels: { ...s.labels, le: '+Inf' }, value: cumulative });
-      values.push({ metricName: `${this.name}_sum`, labels: s.labels, value: s.sum });
-      values.push({ metricName: `${this.name}_count`, labels: s.labels, value: cumulative });
+      out.push({ name: bucket, labels: { ...s.labels, le: '+Inf' }, value: cumulative });
+      out.push({ name: `${this.name}_sum`, labels: s.labels, value: s.sum });
+      out.push({ name: `${this.name}_count`, labels: s.labels, value: cumulative });
     }
-    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
-  }
-
-  reset(): void {
-    this.series.clear();
-    if (this.labelNames.length === 0) this.seriesOf([]);
+    return out;
   }
 }
 
@@ -130,13 +114,7 @@ export class PositionalCounter<const N extends readonly string[] = readonly []> 
     else this.series.set(key, { labels: this.labelsOf(labelValues), value: by });
   }
 
-  async get(): Promise<Exposition> {
-    const values = [...this.series.values()].map((s) => ({ labels: s.labels, value: s.value }));
-    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
-  }
-
-  reset(): void {
-    this.series.clear();
-    if (this.labelNames.length === 0) this.add(0, []);
+  samples(): Sample[] {
+    return [...this.series.values()].map((s) => ({ labels: s.labels, value: s.value }));
   }
 }

@@ -1,7 +1,7 @@
 // GET /metrics over plain HTTP, for Prometheus. Bound to the configured host:port only.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Registry } from 'prom-client';
+import type { MetricsRegistry } from './exposition.js';
 import { invalidArgument, messageOf } from '../errors.js';
 import type { Logger } from '../log.js';
 
@@ -19,7 +19,7 @@ export function parseListenAddress(address: string, field = 'metrics_address'): 
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }
 
-export async function startMetricsServer(address: string, registry: Registry, logger: Logger): Promise<MetricsServer> {
+export async function startMetricsServer(address: string, registry: MetricsRegistry, logger: Logger): Promise<MetricsServer> {
   const { host, port } = parseListenAddress(address);
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '').split('?')[0];
@@ -31,13 +31,15 @@ export async function startMetricsServer(address: string, registry: Registry, lo
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
       return;
     }
-    registry.metrics().then(
-      (body) => res.writeHead(200, { 'content-type': registry.contentType }).end(req.method === 'HEAD' ? undefined : body),
-      (err: unknown) => {
-        logger.error({ err }, 'collecting metrics failed');
-        res.writeHead(500, { 'content-type': 'text/plain' }).end(`collecting metrics failed: ${messageOf(err)}\n`);
-      },
-    );
+    let body: string;
+    try {
+      body = registry.metrics();
+    } catch (err) {
+      logger.error({ err }, 'collecting metrics failed');
+      res.writeHead(500, { 'content-type': 'text/plain' }).end(`collecting metrics failed: ${messageOf(err)}\n`);
+      return;
+    }
+    res.writeHead(200, { 'content-type': registry.contentType }).end(req.method === 'HEAD' ? undefined : body);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

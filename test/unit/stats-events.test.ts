@@ -7,7 +7,7 @@ import { EventStore } from '../../src/events/store.js';
 import { ContainerEventHub } from '../../src/actors/stats/container-events.js';
 import { EventLogMetrics } from '../../src/metrics/event-log-metrics.js';
 import { CrispMetrics, EVENT_LOOP_SAMPLE_MS } from '../../src/metrics/crisp-metrics.js';
-import { Registry } from 'prom-client';
+import { MetricsRegistry, type Sample } from '../../src/metrics/exposition.js';
 import * as grpc from '@grpc/grpc-js';
 import { containerCreate, containerLife, hexId, sandboxRun } from '../helpers/events.js';
 import type { ContainerEvent } from '../../src/machines/events.js';
@@ -39,8 +39,6 @@ function openHub(t: { after(fn: () => void): void }): { store: EventStore; hub: 
   t.after(() => hub.stop());
   return { store, hub };
 }
-// histogram values name their series (_count, _sum, _bucket); prom-client's type leaves it out
-type Named = { metricName?: string; labels: Record<string, string | number>; value: number };
 
 test('container events: a full life in order, with the pod status and the pod\'s container statuses, to two subscribers', async (t) => {
   const { store, hub } = openHub(t);
@@ -100,9 +98,9 @@ test('container events: next() returns undefined when the client goes away', asy
 });
 
 /** A store with event-log metrics attached, and the registry they are in. */
-function withLogMetrics(t: { after(fn: () => void): void }): { store: EventStore; registry: Registry } {
+function withLogMetrics(t: { after(fn: () => void): void }): { store: EventStore; registry: MetricsRegistry } {
   const store = openStore(t);
-  const registry = new Registry();
+  const registry = new MetricsRegistry();
   const m = new EventLogMetrics(registry);
   m.attach(store);
   t.after(() => m.detach());
@@ -116,13 +114,13 @@ test('event-log metrics: stage and operation durations come from the facts\' tim
   await new Promise((r) => setTimeout(r, 20));
   store.append({ kind: 'sandbox', streamId: pod, expectedVersion: 1, events: [{ type: 'SandboxNamespacesPinned', paths: { net: '/x' } }] });
   store.append({ kind: 'sandbox', streamId: pod, expectedVersion: 2, events: [{ type: 'SandboxReady' }] });
-  const stage = (await registry.getSingleMetric('crisp_stage_duration_seconds')!.get()).values as Named[];
-  const pinCount = stage.find((v) => v.metricName === 'crisp_stage_duration_seconds_count' && v.labels['stage'] === 'namespace_pin');
-  const pinSum = stage.find((v) => v.metricName === 'crisp_stage_duration_seconds_sum' && v.labels['stage'] === 'namespace_pin');
+  const stage = [...registry.family('crisp_stage_duration_seconds')!.samples()];
+  const pinCount = stage.find((v) => v.name === 'crisp_stage_duration_seconds_count' && v.labels?.['stage'] === 'namespace_pin');
+  const pinSum = stage.find((v) => v.name === 'crisp_stage_duration_seconds_sum' && v.labels?.['stage'] === 'namespace_pin');
   assert.equal(pinCount?.value, 1);
   assert.ok(pinSum!.value >= 0.015 && pinSum!.value < 5, `namespace_pin took ${pinSum!.value} s`);
-  const ops = (await registry.getSingleMetric('crisp_operation_duration_seconds')!.get()).values as Named[];
-  assert.equal(ops.find((v) => v.metricName === 'crisp_operation_duration_seconds_count' && v.labels['operation'] === 'sandbox_run' && v.labels['outcome'] === 'ok')?.value, 1);
+  const ops = [...registry.family('crisp_operation_duration_seconds')!.samples()];
+  assert.equal(ops.find((v) => v.name === 'crisp_operation_duration_seconds_count' && v.labels?.['operation'] === 'sandbox_run' && v.labels?.['outcome'] === 'ok')?.value, 1);
 });
 
 test('event-log metrics: facts recorded in one append with their own times keep their steps apart, and the append is timed once', async (t) => {
@@ -135,12 +133,12 @@ test('event-log metrics: facts recorded in one append with their own times keep 
     kind: 'sandbox', streamId: pod, expectedVersion: 1, at: [pinnedAt, pinnedAt + 50_000_000n],
     events: [{ type: 'SandboxNamespacesPinned', paths: { net: '/x' } }, { type: 'SandboxNetworkAttached', ips: ['10.0.0.2'], network: 'net' }],
   });
-  const values = async (name: string) => (await registry.getSingleMetric(name)!.get()).values as Named[];
-  const sum = (vs: Named[], stage: string) => vs.find((v) => v.metricName === 'crisp_stage_duration_seconds_sum' && v.labels['stage'] === stage)?.value;
-  const stage = await values('crisp_stage_duration_seconds');
+  const values = (name: string) => [...registry.family(name)!.samples()];
+  const sum = (vs: Sample[], stage: string) => vs.find((v) => v.name === 'crisp_stage_duration_seconds_sum' && v.labels?.['stage'] === stage)?.value;
+  const stage = values('crisp_stage_duration_seconds');
   assert.ok(Math.abs(sum(stage, 'namespace_pin')! - 0.03) < 1e-6, `namespace_pin ${sum(stage, 'namespace_pin')}`);
   assert.ok(Math.abs(sum(stage, 'cni_add')! - 0.05) < 1e-6, `cni_add ${sum(stage, 'cni_add')}`);
-  const commits = (await values('crisp_event_log_append_duration_seconds')).find((v) => v.metricName === 'crisp_event_log_append_duration_seconds_count');
+  const commits = (values('crisp_event_log_append_duration_seconds')).find((v) => v.name === 'crisp_event_log_append_duration_seconds_count');
   assert.equal(commits?.value, 2, 'two appends, each timed once');
   assert.deepEqual(store.readStream(pod).map((e) => e.ts), [requested!.ts, pinnedAt, pinnedAt + 50_000_000n]);
 });
@@ -154,7 +152,7 @@ test('crisp metrics: RPC observations, state gauges and the log size appear in t
   store.append({ kind: 'sandbox', streamId: pod, expectedVersion: 0, events: [sandboxRun('p'), { type: 'SandboxReady' }] });
   metrics.observeRpc('RunPodSandbox', grpc.status.OK, 0.2);
   metrics.observeRpc('RunPodSandbox', grpc.status.INVALID_ARGUMENT, 0.001);
-  const text = await metrics.registry.metrics();
+  const text = metrics.registry.metrics();
   assert.match(text, /^crisp_rpc_duration_seconds_count\{rpc="RunPodSandbox"\} 2$/m);
   assert.match(text, /^crisp_rpc_errors_total\{rpc="RunPodSandbox",code="INVALID_ARGUMENT"\} 1$/m);
   assert.match(text, /^crisp_pod_sandboxes\{state="ready"\} 1$/m);
@@ -165,9 +163,9 @@ test('crisp metrics: RPC observations, state gauges and the log size appear in t
 test('crisp metrics: the process figures are there and the event-loop delay is sampled every 100 ms, not 10', async (t) => {
   const store = openStore(t);
   const metrics = new CrispMetrics(store);
-  await metrics.registry.metrics(); // a scrape resets the delay histogram
+  metrics.registry.metrics(); // a scrape resets the delay histogram
   await new Promise((resolve) => setTimeout(resolve, 450));
-  const text = await metrics.registry.metrics();
+  const text = metrics.registry.metrics();
   assert.match(text, /^crisp_process_cpu_seconds_total [\d.e-]+$/m);
   const value = (name: string) => Number(new RegExp(`^crisp_nodejs_eventloop_lag_${name}_seconds (\\S+)$`, 'm').exec(text)?.[1]);
   // The histogram holds the intervals between the timer's ticks: at a 10 ms period the
