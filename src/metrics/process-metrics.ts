@@ -95,19 +95,17 @@ export function registerProcessMetrics(registry: MetricsRegistry, o: { prefix: s
   const delay = monitorEventLoopDelay({ resolution: o.eventLoopSampleMs });
   delay.enable();
   let lastLag = 0;
-  const lagFigures = (): Record<string, number> => {
+  let figures: Record<string, number> = {};
+  // This family is registered before the seven below and so is read first at each scrape: it
+  // takes the histogram's figures for them and starts it afresh.
+  family('nodejs_eventloop_lag_seconds', 'Lag of event loop in seconds.', 'gauge', () => {
     const s = (ns: number) => (delay.count > 0 ? ns / 1e9 : 0);
-    const figures = {
+    figures = {
       min: s(delay.min), max: s(delay.max), mean: s(delay.mean), stddev: s(delay.stddev),
       p50: s(delay.percentile(50)), p90: s(delay.percentile(90)), p99: s(delay.percentile(99)),
     };
-    return figures;
-  };
-  let figures: Record<string, number> = {};
-  family('nodejs_eventloop_lag_seconds', 'Lag of event loop in seconds.', 'gauge', () => {
-    // Read first of the lag figures: take them now and start the histogram afresh.
-    figures = lagFigures();
     delay.reset();
+    // how late an immediate runs, measured now and shown at the next scrape
     const asked = process.hrtime.bigint();
     setImmediate(() => (lastLag = Number(process.hrtime.bigint() - asked) / 1e9));
     return one(lastLag);
