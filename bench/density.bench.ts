@@ -490,7 +490,9 @@ async function main(): Promise<void> {
     console.log(`steady state    ${PODS + 1} pods running, only the poller calling: daemon CPU ${fmt(steadyCpu.total)} ms per s ` +
       `(event-loop thread ${fmt((steady1.cpuMs - steady0.cpuMs) / STEADY_SECONDS)}), ` +
       `${fmt((steady1.wakeUps - steady0.wakeUps) / STEADY_SECONDS)} event-loop wake-ups per s`);
-    console.log(`daemon RSS      fresh ${fmt(rssFresh)} MiB, with ${PODS + 1} pods ${fmt(rssLoaded)} MiB, peak ${fmt(rssPeak)} MiB`);
+    const mb = (mib: number) => fmt((mib * 1024 * 1024) / 1e6);
+    console.log(`daemon RSS      fresh ${fmt(rssFresh)} MiB, with ${PODS + 1} pods ${fmt(rssLoaded)} MiB, peak ${fmt(rssPeak)} MiB ` +
+      `(in MB: ${mb(rssFresh)}, ${mb(rssLoaded)}, ${mb(rssPeak)})`);
     console.log(`daemon log      ${logLines.length} lines over both waves, ${fmt(logLines.length / PODS)} per pod, ${fmt(Buffer.byteLength(logged) / 1024)} KiB`);
     if (process.env['CRISP_DENSITY_LOG_SUMMARY']) {
       const byMsg = new Map<string, number>();
