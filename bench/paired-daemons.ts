@@ -11,7 +11,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { benchDaemon, kubeletContainer, kubeletPod, kubeletPreparesContainer, kubeletPreparesPod } from './lib/kubelet.js';
+import { benchDaemon, kubeletStartsPod } from './lib/kubelet.js';
 import { startTestNode, type TestNode } from '../test/helpers/node-env.js';
 import { call } from '../test/helpers/cri-client.js';
 
@@ -28,17 +28,8 @@ function daemonCpuNs(pid: number): number {
   return ns;
 }
 
-async function podsUp(node: TestNode, first: number): Promise<{ pod: string; ctr: string }[]> {
-  const rt = node.daemon.clients.runtime;
-  return Promise.all(Array.from({ length: PER_ROUND }, async (_, k) => {
-    const config = kubeletPod(node, first + k);
-    kubeletPreparesPod(config);
-    const { pod_sandbox_id: pod } = await call(rt, rt.RunPodSandbox, { config }, 60_000);
-    const ctrConfig = kubeletPreparesContainer(node, config, kubeletContainer(node, first + k));
-    const { container_id: ctr } = await call(rt, rt.CreateContainer, { pod_sandbox_id: pod, sandbox_config: config, config: ctrConfig }, 60_000);
-    await call(rt, rt.StartContainer, { container_id: ctr }, 60_000);
-    return { pod, ctr };
-  }));
+function podsUp(node: TestNode, first: number): Promise<{ pod: string; ctr: string }[]> {
+  return Promise.all(Array.from({ length: PER_ROUND }, (_, k) => kubeletStartsPod(node, first + k)));
 }
 
 async function podsDown(node: TestNode, pods: { pod: string; ctr: string }[]): Promise<void> {

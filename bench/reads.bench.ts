@@ -10,7 +10,7 @@ import type { ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { benchDaemon, fmt, kubeletContainer, kubeletPod, kubeletPreparesContainer, kubeletPreparesPod } from './lib/kubelet.js';
+import { benchDaemon, fmt, kubeletStartsPod } from './lib/kubelet.js';
 import { percentile } from './lib/floor.js';
 import { startTestNode } from '../test/helpers/node-env.js';
 import { call, criClients } from '../test/helpers/cri-client.js';
@@ -54,14 +54,7 @@ async function main(): Promise<void> {
     await node.restartDaemon(daemonArgs, { nodeArgs });
     const rt = node.daemon.clients.runtime;
     for (let b = 0; b < PODS; b += 10) {
-      await Promise.all(Array.from({ length: Math.min(10, PODS - b) }, async (_, k) => {
-        const config = kubeletPod(node, 1000 + b + k);
-        kubeletPreparesPod(config);
-        const { pod_sandbox_id: pod } = await call(rt, rt.RunPodSandbox, { config }, 60_000);
-        const ctrConfig = kubeletPreparesContainer(node, config, kubeletContainer(node, 1000 + b + k));
-        const { container_id: ctr } = await call(rt, rt.CreateContainer, { pod_sandbox_id: pod, sandbox_config: config, config: ctrConfig }, 60_000);
-        await call(rt, rt.StartContainer, { container_id: ctr }, 60_000);
-      }));
+      await Promise.all(Array.from({ length: Math.min(10, PODS - b) }, (_, k) => kubeletStartsPod(node, 1000 + b + k)));
     }
     const pid = node.daemon.process.pid!;
     const responses = { ListPodSandbox: await call(rt, rt.ListPodSandbox, {}), ListContainers: await call(rt, rt.ListContainers, {}) };

@@ -9,7 +9,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { directCycle, percentile } from './lib/floor.js';
 import {
-  benchDaemon, describeLatencies, fmt, kubeletContainer, kubeletPod, kubeletPreparesContainer, kubeletPreparesPod, rpcHistograms, warmClientCodecs,
+  benchDaemon, describeLatencies, fmt, kubeletContainer, kubeletPod, kubeletPreparesContainer, kubeletPreparesPod, kubeletStartsPod, rpcHistograms, warmClientCodecs,
 } from './lib/kubelet.js';
 import { makeBundle, makeBusyboxRootfs, makeTempDir } from '../test/helpers/bundle.js';
 import { startTestNode } from '../test/helpers/node-env.js';
@@ -87,14 +87,7 @@ async function main(): Promise<void> {
     console.log('server side (the daemon\'s histogram) for the operations above:');
     for (const line of describeLatencies(await rpcHistograms(metricsPort))) console.log(line);
     // Reads with PRESENT pods of one running container each.
-    for (let i = 0; i < PRESENT; i++) {
-      const config = kubeletPod(node, 1000 + i);
-      kubeletPreparesPod(config);
-      const { pod_sandbox_id: pod } = await call(rt(), rt().RunPodSandbox, { config }, 60_000);
-      const ctrConfig = kubeletPreparesContainer(node, config, kubeletContainer(node, 1000 + i));
-      const { container_id: ctr } = await call(rt(), rt().CreateContainer, { pod_sandbox_id: pod, sandbox_config: config, config: ctrConfig }, 60_000);
-      await call(rt(), rt().StartContainer, { container_id: ctr }, 60_000);
-    }
+    for (let i = 0; i < PRESENT; i++) await kubeletStartsPod(node, 1000 + i);
     const before = await rpcHistograms(metricsPort);
     const pods = (await call(rt(), rt().ListPodSandbox, {})).items;
     const ctrs = (await call(rt(), rt().ListContainers, {})).containers;

@@ -12,6 +12,7 @@ import type { ContainerConfig } from '../../src/cri/proto/gen/runtime/v1/Contain
 import { PACKAGE_ROOT } from '../../src/paths.js';
 import { fullPackageDefinition } from '../../src/cri/proto.js';
 import { EVENT_LOOP_SAMPLE_MS } from '../../src/metrics/crisp-metrics.js';
+import { call } from '../../test/helpers/cri-client.js';
 
 export const fmt = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '-');
 
@@ -109,6 +110,21 @@ export function kubeletPreparesContainer(node: TestNode, pod: PodSandboxConfig, 
   writeFileSync(file, '', { mode: 0o644 });
   const path = container.annotations?.['io.kubernetes.container.terminationMessagePath'] ?? '/dev/termination-log';
   return { ...container, mounts: [...(container.mounts ?? []), { container_path: path, host_path: file }] };
+}
+
+/**
+ * Starts pod `i` with one container as kubelet does: what kubelet makes on the node first, then
+ * RunPodSandbox, CreateContainer and StartContainer.
+ */
+export async function kubeletStartsPod(node: TestNode, i: number, timeoutMs = 60_000): Promise<{ pod: string; ctr: string }> {
+  const rt = node.daemon.clients.runtime;
+  const config = kubeletPod(node, i);
+  kubeletPreparesPod(config);
+  const { pod_sandbox_id: pod } = await call(rt, rt.RunPodSandbox, { config }, timeoutMs);
+  const ctrConfig = kubeletPreparesContainer(node, config, kubeletContainer(node, i));
+  const { container_id: ctr } = await call(rt, rt.CreateContainer, { pod_sandbox_id: pod, sandbox_config: config, config: ctrConfig }, timeoutMs);
+  await call(rt, rt.StartContainer, { container_id: ctr }, timeoutMs);
+  return { pod, ctr };
 }
 
 /**

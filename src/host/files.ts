@@ -11,7 +11,7 @@
 // temp file that was renamed). Node reports that by throwing, and the error, made with its
 // stack, costs more than the system call: those paths are asked without one (existsSync,
 // throwIfNoEntry) before they are read or removed.
-import { existsSync, lstatSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, watch, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, watch, writeFileSync, type Stats } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { open, readdir } from 'node:fs/promises';
@@ -46,13 +46,21 @@ export async function writeJsonFileAtomic(path: string, value: unknown): Promise
   }
 }
 
-export async function exists(path: string): Promise<boolean> {
+/**
+ * What is at `path` (a symlink itself with `link`), or undefined when nothing is: no entry, or a
+ * parent that is not a directory. Asked without the error Node makes for an absent path.
+ */
+export function statIfPresent(path: string, o: { link?: boolean } = {}): Stats | undefined {
   try {
-    return statSync(path, { throwIfNoEntry: false }) !== undefined;
+    return o.link ? lstatSync(path, { throwIfNoEntry: false }) : statSync(path, { throwIfNoEntry: false });
   } catch (err) {
-    if (errCode(err) === 'ENOTDIR') return false;
+    if (errCode(err) === 'ENOTDIR') return undefined;
     throw err;
   }
+}
+
+export async function exists(path: string): Promise<boolean> {
+  return statIfPresent(path) !== undefined;
 }
 
 /** Removes a file or a small directory of the runroot (a container's records, sockets). */
@@ -62,13 +70,7 @@ export async function removePath(path: string): Promise<void> {
 
 /** removePath, synchronously: a file, a symlink (not what it points to) or a small directory. */
 export function removeIfPresent(path: string): void {
-  try {
-    if (lstatSync(path, { throwIfNoEntry: false }) === undefined) return;
-  } catch (err) {
-    if (errCode(err) === 'ENOTDIR') return;
-    throw err;
-  }
-  rmSync(path, { recursive: true, force: true });
+  if (statIfPresent(path, { link: true })) rmSync(path, { recursive: true, force: true });
 }
 
 export class WaitAborted extends Error {}

@@ -2,8 +2,9 @@
 // looked up by path on the hot paths. With a hundred pods the table has hundreds of lines;
 // a pod's start and teardown look up a handful of paths, so a lookup finds the lines that name
 // a path with the engine's string search and parses only those, instead of every line.
-import { readFileSync, statSync, statfsSync } from 'node:fs';
+import { readFileSync, statfsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { statIfPresent } from './files.js';
 
 export interface MountEntry {
   mountPoint: string;
@@ -101,14 +102,11 @@ export const FS_MAGIC = { overlay: 0x794c7630, tmpfs: 0x01021994, nsfs: 0x6e7366
 
 /** Whether a filesystem other than the parent directory's is mounted at `path`. */
 export function mountedHere(path: string): boolean {
-  try {
-    // An absent path is the common answer (a pod without an infra rootfs): no error is made for it.
-    const here = statSync(path, { throwIfNoEntry: false });
-    return here !== undefined && here.dev !== statSync(dirname(resolve(path))).dev;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return false;
-    throw err;
-  }
+  // An absent path is the common answer (a pod without an infra rootfs): no error is made for it.
+  const here = statIfPresent(path);
+  if (!here) return false;
+  const parent = statIfPresent(dirname(resolve(path)));
+  return parent !== undefined && here.dev !== parent.dev;
 }
 
 /** Whether `path` lies on a tmpfs (mounted there or above it). */

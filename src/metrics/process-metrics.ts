@@ -36,6 +36,21 @@ function maxOpenFiles(): number | undefined {
   }
 }
 
+/**
+ * `read`, called at most once per scrape: a scrape reads every family in one synchronous pass, so
+ * a value kept until the next microtask serves all the families made from one source.
+ */
+function perScrape<T>(read: () => T): () => T {
+  let kept: { value: T } | undefined;
+  return () => {
+    if (!kept) {
+      kept = { value: read() };
+      queueMicrotask(() => (kept = undefined));
+    }
+    return kept.value;
+  };
+}
+
 /** How many of each kind `items` holds, by the name `kindOf` gives. */
 function countBy<T>(items: readonly T[], kindOf: (item: T) => string | undefined): Sample[] {
   const counts = new Map<string, number>();
@@ -68,18 +83,20 @@ export function registerProcessMetrics(registry: MetricsRegistry, o: { prefix: s
   const family = (name: string, help: string, type: MetricFamily['type'], samples: () => Iterable<Sample>) =>
     registry.register({ name: o.prefix + name, help, type, samples });
   const one = (value: number): Sample[] => [{ value }];
+  const cpu = perScrape(() => process.cpuUsage());
+  const status = perScrape(statusBytes);
+  const memory = perScrape(() => process.memoryUsage());
+  const heapSpaces = perScrape(getHeapSpaceStatistics);
+  const resources = perScrape(() => process.getActiveResourcesInfo());
 
-  family('process_cpu_user_seconds_total', 'Total user CPU time spent in seconds.', 'counter', () => one(process.cpuUsage().user / 1e6));
-  family('process_cpu_system_seconds_total', 'Total system CPU time spent in seconds.', 'counter', () => one(process.cpuUsage().system / 1e6));
-  family('process_cpu_seconds_total', 'Total user and system CPU time spent in seconds.', 'counter', () => {
-    const { user, system } = process.cpuUsage();
-    return one((user + system) / 1e6);
-  });
+  family('process_cpu_user_seconds_total', 'Total user CPU time spent in seconds.', 'counter', () => one(cpu().user / 1e6));
+  family('process_cpu_system_seconds_total', 'Total system CPU time spent in seconds.', 'counter', () => one(cpu().system / 1e6));
+  family('process_cpu_seconds_total', 'Total user and system CPU time spent in seconds.', 'counter', () => one((cpu().user + cpu().system) / 1e6));
   const started = Math.round(Date.now() / 1000 - process.uptime());
   family('process_start_time_seconds', 'Start time of the process since unix epoch in seconds.', 'gauge', () => one(started));
-  family('process_resident_memory_bytes', 'Resident memory size in bytes.', 'gauge', () => one(statusBytes().VmRSS));
-  family('process_virtual_memory_bytes', 'Virtual memory size in bytes.', 'gauge', () => one(statusBytes().VmSize));
-  family('process_heap_bytes', 'Process heap size in bytes.', 'gauge', () => one(statusBytes().VmData));
+  family('process_resident_memory_bytes', 'Resident memory size in bytes.', 'gauge', () => one(status().VmRSS));
+  family('process_virtual_memory_bytes', 'Virtual memory size in bytes.', 'gauge', () => one(status().VmSize));
+  family('process_heap_bytes', 'Process heap size in bytes.', 'gauge', () => one(status().VmData));
   family('process_open_fds', 'Number of open file descriptors.', 'gauge', () => {
     try {
       return one(readdirSync('/proc/self/fd').length - 1); // less the one readdir held open
@@ -121,24 +138,26 @@ export function registerProcessMetrics(registry: MetricsRegistry, o: { prefix: s
   }
 
   family('nodejs_active_resources', 'Number of active resources that are currently keeping the event loop alive, grouped by async resource type.', 'gauge',
-    () => countBy(process.getActiveResourcesInfo(), (type) => type));
-  family('nodejs_active_resources_total', 'Total number of active resources.', 'gauge', () => one(process.getActiveResourcesInfo().length));
+    () => countBy(resources(), (type) => type));
+  family('nodejs_active_resources_total', 'Total number of active resources.', 'gauge', () => one(resources().length));
   if (activeHandles) {
+    const handles = perScrape(activeHandles);
     family('nodejs_active_handles', 'Number of active libuv handles grouped by handle type. Every handle type is C++ class name.', 'gauge',
-      () => countBy(activeHandles(), constructorName));
-    family('nodejs_active_handles_total', 'Total number of active handles.', 'gauge', () => one(activeHandles().length));
+      () => countBy(handles(), constructorName));
+    family('nodejs_active_handles_total', 'Total number of active handles.', 'gauge', () => one(handles().length));
   }
   if (activeRequests) {
+    const requests = perScrape(activeRequests);
     family('nodejs_active_requests', 'Number of active libuv requests grouped by request type. Every request type is C++ class name.', 'gauge',
-      () => countBy(activeRequests(), constructorName));
-    family('nodejs_active_requests_total', 'Total number of active requests.', 'gauge', () => one(activeRequests().length));
+      () => countBy(requests(), constructorName));
+    family('nodejs_active_requests_total', 'Total number of active requests.', 'gauge', () => one(requests().length));
   }
 
-  family('nodejs_heap_size_total_bytes', 'Process heap size from Node.js in bytes.', 'gauge', () => one(process.memoryUsage().heapTotal));
-  family('nodejs_heap_size_used_bytes', 'Process heap size used from Node.js in bytes.', 'gauge', () => one(process.memoryUsage().heapUsed));
-  family('nodejs_external_memory_bytes', 'Node.js external memory size in bytes.', 'gauge', () => one(process.memoryUsage().external));
+  family('nodejs_heap_size_total_bytes', 'Process heap size from Node.js in bytes.', 'gauge', () => one(memory().heapTotal));
+  family('nodejs_heap_size_used_bytes', 'Process heap size used from Node.js in bytes.', 'gauge', () => one(memory().heapUsed));
+  family('nodejs_external_memory_bytes', 'Node.js external memory size in bytes.', 'gauge', () => one(memory().external));
   const spaces = (figure: 'space_size' | 'space_used_size' | 'space_available_size') => () =>
-    getHeapSpaceStatistics().map((s) => ({ labels: { space: s.space_name.replace(/_space$/, '') }, value: s[figure] }));
+    heapSpaces().map((s) => ({ labels: { space: s.space_name.replace(/_space$/, '') }, value: s[figure] }));
   family('nodejs_heap_space_size_total_bytes', 'Process heap space size total from Node.js in bytes.', 'gauge', spaces('space_size'));
   family('nodejs_heap_space_size_used_bytes', 'Process heap space size used from Node.js in bytes.', 'gauge', spaces('space_used_size'));
   family('nodejs_heap_space_size_available_bytes', 'Process heap space size available from Node.js in bytes.', 'gauge', spaces('space_available_size'));

@@ -327,10 +327,11 @@ export class ContainerRuntime {
     validateId(id);
     let text: string;
     let finishedAt: bigint;
-    if (!existsSync(this.files.exitFile(id))) return null; // still running, the common answer
+    const exitFile = this.files.exitFile(id);
+    if (!existsSync(exitFile)) return null; // still running, the common answer
     try {
-      text = readFileSync(this.files.exitFile(id), 'utf8');
-      finishedAt = statSync(this.files.exitFile(id), { bigint: true }).mtimeNs;
+      text = readFileSync(exitFile, 'utf8');
+      finishedAt = statSync(exitFile, { bigint: true }).mtimeNs;
     } catch (err) {
       if (errCode(err) === 'ENOENT') return null;
       throw err;

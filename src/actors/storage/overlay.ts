@@ -6,11 +6,11 @@
 // link can be made and removed idempotently without shared bookkeeping.
 
 import { createHash } from 'node:crypto';
-import { lstatSync, mkdirSync, readlinkSync, symlinkSync } from 'node:fs';
+import { mkdirSync, readlinkSync, symlinkSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { failedPrecondition, internal, invalidArgument, messageOf } from '../../errors.js';
-import { isMissing } from '../../host/files.js';
+import { isMissing, statIfPresent } from '../../host/files.js';
 import { mount } from '../../host/syscalls.js';
 import { ownMountAt } from '../../host/mountinfo.js';
 
@@ -38,23 +38,22 @@ function shortLinkName(dir: string): string {
 async function ensureShortLink(linkDir: string, dir: string): Promise<string> {
   const name = shortLinkName(dir);
   const link = join(linkDir, name);
-  // every container after the first on a layer finds its link made: asked without an EEXIST
-  if (lstatSync(link, { throwIfNoEntry: false })?.isSymbolicLink()) {
-    const existing = readlinkSync(link);
-    if (existing !== dir) throw failedPrecondition(`short link ${link} points to ${existing}, not ${dir}`);
-    return name;
-  }
-  try {
-    symlinkSync(dir, link);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      mkdirSync(linkDir, { recursive: true });
-      return ensureShortLink(linkDir, dir);
+  // Every container after the first on a layer finds its link made: that is asked, not learnt
+  // from an EEXIST. A link made meanwhile, or found, must point to `dir`.
+  if (!statIfPresent(link, { link: true })) {
+    try {
+      symlinkSync(dir, link);
+      return name;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        mkdirSync(linkDir, { recursive: true });
+        return ensureShortLink(linkDir, dir);
+      }
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    const existing = readlinkSync(link);
-    if (existing !== dir) throw failedPrecondition(`short link ${link} points to ${existing}, not ${dir}`);
   }
+  const existing = readlinkSync(link);
+  if (existing !== dir) throw failedPrecondition(`short link ${link} points to ${existing}, not ${dir}`);
   return name;
 }
 
