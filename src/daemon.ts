@@ -19,7 +19,7 @@ import { runtimeConfig } from './cri/runtime-config.js';
 import { updateRuntimeConfig } from './cri/update-runtime-config.js';
 import { RUNTIME_STREAM_ID } from './machines/runtime.js';
 import { PACKAGE_ROOT } from './paths.js';
-import { spawnHelper, stopSpawnHelper } from './host/spawn-helper.js';
+import { onSpawnHelperStart, spawnHelper, stopSpawnHelper } from './host/spawn-helper.js';
 import { Images } from './actors/image-pull/service.js';
 import { imageService } from './cri/image-service.js';
 import { sandboxService } from './cri/sandbox-service.js';
@@ -31,6 +31,8 @@ import { bootService, leakSweepService } from './cri/reconcile-service.js';
 import { CrispMetrics } from './metrics/crisp-metrics.js';
 import { startMetricsServer, type MetricsServer } from './metrics/server.js';
 import { parseConmonCgroup } from './actors/monitor/conmon-cgroup.js';
+import { parseCommandsCgroup, placeInCommandsCgroup, prepareCommandsCgroup } from './actors/monitor/commands-cgroup.js';
+import { parseCgroupLayout } from './actors/monitor/cgroups.js';
 import { sdNotify } from './host/sd-notify.js';
 import { onTmpfs } from './host/mountinfo.js';
 import { handlerSpecs, RuntimeHandlers } from './actors/monitor/runtime-handlers.js';
@@ -71,6 +73,34 @@ function merge(services: Service[], pick: (s: Service) => HandlerTable | undefin
 }
 
 /**
+ * Gives the commands crisp runs a cgroup of their own (see commands-cgroup.ts): each spawn helper,
+ * and so every command it starts, is moved there as it starts. A cgroupfs that refuses leaves
+ * them in the daemon's cgroup, as before, and says why.
+ */
+function placeCommands(config: CrispConfig, logger: Logger): void {
+  const setting = parseCommandsCgroup(config.commandsCgroup);
+  let placement;
+  try {
+    placement = prepareCommandsCgroup(setting, parseCgroupLayout(readFileSync('/proc/self/mountinfo', 'utf8')), readFileSync('/proc/self/cgroup', 'utf8'));
+  } catch (err) {
+    logger.warn({ err }, 'the commands crisp runs stay in its cgroup: their own could not be made');
+    return;
+  }
+  if (!('dir' in placement)) {
+    logger.debug({ why: placement.stays }, 'the commands crisp runs stay in its cgroup');
+    return;
+  }
+  logger.info({ cgroup: placement.dir }, 'the commands crisp runs get their CPU in a cgroup of their own');
+  onSpawnHelperStart((pid) => {
+    try {
+      placeInCommandsCgroup(placement, pid);
+    } catch (err) {
+      logger.warn({ err, pid, cgroup: placement.dir }, 'the spawn helper stays in the daemon\'s cgroup');
+    }
+  });
+}
+
+/**
  * Start-up order matters: the socket is bound early so clients get UNAVAILABLE rather than
  * "connection refused" while the log is replayed and reconciled, and only then does the
  * readiness gate open.
@@ -84,6 +114,7 @@ export async function runDaemon(config: CrispConfig, logger: Logger): Promise<Da
   // ext4 without a journal each new inode first scans past those deleted in the last minutes.
   if (!onTmpfs(config.runroot)) logger.info({ runroot: config.runroot }, 'the runroot is not on a tmpfs: each pod\'s runtime files cost disk inodes');
   const readiness = new Readiness();
+  placeCommands(config, logger);
   // The helper that runs every host command, started now rather than by the first pod.
   spawnHelper();
   const store = EventStore.open(join(config.root, 'state.db'));
@@ -203,6 +234,7 @@ export async function runDaemon(config: CrispConfig, logger: Logger): Promise<Da
         });
         store.close();
         stopSpawnHelper();
+        onSpawnHelperStart(undefined);
         logger.info('crisp stopped; containers keep running');
       })()),
   };

@@ -15,6 +15,7 @@ export interface CrispConfig {
   conmonPath: string;
   cgroupDriver: 'cgroupfs';
   conmonCgroup: string;
+  commandsCgroup: string;
   enableTracing: boolean;
   tracingEndpoint: string;
   tracingSamplingRatePerMillion: number;
@@ -80,6 +81,7 @@ export const DEFAULTS: CrispConfig = {
   conmonPath: 'conmon',
   cgroupDriver: 'cgroupfs',
   conmonCgroup: 'pod',
+  commandsCgroup: 'crisp-commands',
   enableTracing: false,
   tracingEndpoint: 'http://127.0.0.1:4318/v1/traces',
   tracingSamplingRatePerMillion: 1_000_000,
@@ -125,6 +127,8 @@ export const KEYS: KeySpec[] = [
     doc: 'The conmon binary that monitors each container: a path, or a name looked up on PATH.' },
   { prop: 'conmonCgroup', section: 'crisp.runtime', key: 'conmon_cgroup', type: 'string',
     doc: 'Where each conmon is moved so that a restart of the crisp service leaves containers running: "pod" (a cgroup of its own beside the pod\'s containers), "daemon" (stay in the daemon\'s cgroup), or an absolute cgroupfs path. Only hierarchies where the daemon sits below the root are touched.' },
+  { prop: 'commandsCgroup', section: 'crisp.runtime', key: 'commands_cgroup', type: 'string', flag: 'commands-cgroup',
+    doc: 'A cgroup made below the daemon\'s own in the cpu hierarchy for the commands crisp runs (runc, CNI plugins, conmon until it moves) and the helper that starts them, so that the daemon\'s event loop does not queue behind them for a core while pods start; "daemon" leaves them in the daemon\'s cgroup. Only where the daemon sits below the root (a service); on cgroup v2 the daemon moves itself into a crisp-daemon leaf beside it.' },
   { prop: 'cgroupDriver', section: 'crisp.runtime', key: 'cgroup_driver', type: 'cgroup-driver',
     doc: 'cgroup driver reported to kubelet; crisp manages cgroups with cgroupfs.' },
   { prop: 'pauseImage', section: 'crisp.image', key: 'pause_image', type: 'string', flag: 'pause-image',

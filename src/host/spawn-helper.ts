@@ -449,6 +449,15 @@ export interface HelperProgram {
 
 let program: HelperProgram | null | undefined;
 let current: Helper | undefined;
+let started: ((pid: number) => void) | undefined;
+
+/**
+ * Calls `listener` with the pid of each helper spawnHelper() starts (the first, and any that
+ * replaces one that died), before any command is sent to it: the daemon places it in a cgroup.
+ */
+export function onSpawnHelperStart(listener: ((pid: number) => void) | undefined): void {
+  started = listener;
+}
 
 function executable(path: string): boolean {
   try {
@@ -481,6 +490,7 @@ export function spawnHelper(): Helper | undefined {
   current = new Helper(program, () => {
     current = undefined;
   });
+  if (current.pid !== undefined) started?.(current.pid);
   return current;
 }
 

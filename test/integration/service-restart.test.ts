@@ -6,24 +6,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startTestNode } from '../helpers/node-env.js';
+import { makeServiceCgroup } from '../helpers/service-cgroup.js';
 import { call } from '../helpers/cri-client.js';
 import { CRISP_BIN } from '../helpers/daemon.js';
 
 const run = promisify(execFile);
-
-/** The hierarchies systemd tracks a service's processes in: name=systemd on v1, the unified tree. */
-function trackingHierarchies(): string[] {
-  const out: string[] = [];
-  if (existsSync('/sys/fs/cgroup/systemd/cgroup.procs')) out.push('/sys/fs/cgroup/systemd');
-  if (existsSync('/sys/fs/cgroup/unified/cgroup.procs')) out.push('/sys/fs/cgroup/unified');
-  else if (existsSync('/sys/fs/cgroup/cgroup.controllers')) out.push('/sys/fs/cgroup');
-  return out;
-}
 
 const pidsIn = (dir: string) => readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
 const comm = (pid: number) => {
@@ -36,16 +28,10 @@ const comm = (pid: number) => {
 const alive = (pid: number) => existsSync(`/proc/${pid}`);
 
 test('killing every process of the daemon\'s service cgroup leaves conmons and containers running, adopted on restart', async (t) => {
-  const service = `crisp-test-svc-${process.pid}`;
-  const dirs = trackingHierarchies().map((h) => join(h, service));
+  const cgroup = await makeServiceCgroup(`crisp-test-svc-${process.pid}`);
+  const dirs = cgroup.dirs;
   assert.ok(dirs.length > 0, 'a hierarchy that tracks services');
-  for (const d of dirs) mkdirSync(d);
-  t.after(async () => {
-    // Everything left in the service cgroup is ours (the daemon and what it started).
-    for (const d of dirs) for (const pid of existsSync(d) ? pidsIn(d) : []) process.kill(pid, 'SIGKILL');
-    await sleep(100);
-    for (const d of dirs) if (existsSync(d)) rmdirSync(d);
-  });
+  t.after(() => cgroup.remove());
   const node = await startTestNode([], { daemon: { cgroupDirs: dirs } });
   t.after(() => node.cleanup());
   const rt = () => node.daemon.clients.runtime;
