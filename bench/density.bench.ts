@@ -5,6 +5,8 @@
 // container), while a PLEG-like poller relists
 // every second (ListPodSandbox + ListContainers) and asks for stats every 10 s; then
 // StopContainer → RemoveContainer → StopPodSandbox → RemovePodSandbox for all, B at a time.
+// The daemon runs in a cgroup of its own, as crisp.service does under systemd (the bench's own
+// processes, its pollers among them, stay where the bench runs, as kubelet.service would).
 //
 // The floor, measured in the same run at the same parallelism with no daemon: the per-pod
 // system work by hand (pin namespaces with unshare, lo up, CNI ADD, conmon + runc create,
@@ -22,6 +24,7 @@
 //   CRISP_DENSITY_NODE_ARGS='…'  more options for the daemon's node
 //   CRISP_BENCH_LOG_LEVEL=warn  the daemon's log level (default info, as `npm start` runs it)
 //   CRISP_DENSITY_LOG_SUMMARY=1  also prints the daemon's most frequent log messages
+//   CRISP_DENSITY_DAEMON_CGROUP=bench  the daemon in the bench's cgroup rather than one of its own
 import { fork, spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdir, open, rm, writeFile } from 'node:fs/promises';
@@ -39,6 +42,7 @@ import { EVENT_LOOP_SAMPLE_MS } from '../src/metrics/crisp-metrics.js';
 import { startOtlpReceiver } from '../test/helpers/otlp-receiver.js';
 import type { PollerSample } from './lib/poller.js';
 import { startBareListServer } from './lib/bare-list.js';
+import { makeServiceCgroup } from '../test/helpers/service-cgroup.js';
 
 const PODS = Number(process.argv[2] ?? process.env['BENCH_PODS'] ?? 100);
 const BATCH = Number(process.argv[3] ?? process.env['BENCH_BATCH'] ?? 10);
@@ -343,7 +347,15 @@ async function main(): Promise<void> {
   // weigh what it costs the daemon.
   const receiver = process.env['CRISP_DENSITY_TRACING'] === '1' ? await startOtlpReceiver() : undefined;
   if (receiver) daemonArgs.push('--enable-tracing=true', '--tracing-endpoint', receiver.url);
-  const node = await startTestNode(daemonArgs, nodeOptions);
+  // The daemon as crisp.service runs it: in a cgroup of its own, the cpu hierarchy's included, so
+  // that it moves each conmon out and keeps the commands it runs in a child cgroup, as on a node.
+  // CRISP_DENSITY_DAEMON_CGROUP=bench leaves it in the bench's cgroup, as a daemon run by hand.
+  const service = process.env['CRISP_DENSITY_DAEMON_CGROUP'] === 'bench' ? undefined : await makeServiceCgroup(`crisp-bench-${process.pid}.service`, { cpu: true });
+  const cgroupDirs = service?.dirs ?? [];
+  const node = await startTestNode(daemonArgs, { ...nodeOptions, daemon: { cgroupDirs } }).catch(async (err: unknown) => {
+    await service?.remove();
+    throw err;
+  });
   const nodeArgs = [
     ...daemonNodeArgs,
     ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
@@ -351,7 +363,7 @@ async function main(): Promise<void> {
   ];
   // The daemon as npm start runs it (its node flags), and under the profiler when asked: the
   // profile is written when the daemon exits.
-  if (nodeArgs.length > 0) await node.restartDaemon(daemonArgs, { nodeArgs });
+  if (nodeArgs.length > 0) await node.restartDaemon(daemonArgs, { nodeArgs, cgroupDirs });
   const work = await makeTempDir('bench-density');
   let poller: Relists | undefined;
   let floorPoller: Relists | undefined;
@@ -513,6 +525,7 @@ async function main(): Promise<void> {
     await floorPoller?.stop();
     relistFloor?.stop();
     await node.cleanup();
+    await service?.remove();
     await unmountAllUnder(work);
     await rm(work, { recursive: true, force: true });
     if (receiver) {
