@@ -151,6 +151,8 @@ typedef struct {
   int mode;
   char *file, *cwd, **argv, **envp, *input;
   size_t inputlen;
+  uint32_t cgroupc;
+  char **cgroups; /* conmon: the cgroup directories it is moved into before it may run */
 } request_t;
 
 static int take_u32(const char **p, const char *end, uint32_t *v) {
@@ -177,8 +179,10 @@ static void free_request(request_t *r) {
   free(r->input);
   for (uint32_t i = 0; r->argv && r->argv[i]; i++) free(r->argv[i]);
   for (uint32_t i = 0; r->envp && r->envp[i]; i++) free(r->envp[i]);
+  for (uint32_t i = 0; r->cgroups && i < r->cgroupc; i++) free(r->cgroups[i]);
   free(r->argv);
   free(r->envp);
+  free(r->cgroups);
 }
 static int parse(const char *p, const char *end, request_t *r) {
   memset(r, 0, sizeof *r);
@@ -200,7 +204,45 @@ static int parse(const char *p, const char *end, request_t *r) {
       if (!(r->envp[i] = take_str(&p, end, NULL))) return -1;
   }
   if (!(r->input = take_str(&p, end, &r->inputlen))) return -1;
+  if (take_u32(&p, end, &r->cgroupc) || r->cgroupc > (size_t)(end - p) / 4) return -1;
+  r->cgroups = calloc(r->cgroupc + 1, sizeof(char *));
+  if (!r->cgroups) abort();
+  for (uint32_t i = 0; i < r->cgroupc; i++)
+    if (!(r->cgroups[i] = take_str(&p, end, NULL))) return -1;
   return 0;
+}
+
+/* mkdir -p: the deepest first, its parents only when it says they are missing. */
+static int make_dirs(char *path) {
+  if (mkdir(path, 0755) == 0 || errno == EEXIST) return 0;
+  char *slash = strrchr(path, '/');
+  if (errno != ENOENT || !slash || slash == path) return -1;
+  *slash = 0;
+  int made = make_dirs(path);
+  *slash = '/';
+  return made == 0 && (mkdir(path, 0755) == 0 || errno == EEXIST) ? 0 : -1;
+}
+
+/* Moves `pid` into cgroup directory `dir`, making the path when missing; -1 with errno set. */
+static int into_cgroup(const char *dir, pid_t pid) {
+  char path[4096];
+  size_t n = strlen(dir);
+  if (n + sizeof "/cgroup.procs" > sizeof path) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  memcpy(path, dir, n + 1);
+  if (make_dirs(path) != 0) return -1;
+  memcpy(path + n, "/cgroup.procs", sizeof "/cgroup.procs");
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char text[32];
+  int len = snprintf(text, sizeof text, "%d", (int)pid);
+  int ok = write(fd, text, (size_t)len) == len;
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  return ok ? 0 : -1;
 }
 
 /* mount(2) and umount2(2), here: they return at once. */
@@ -400,15 +442,24 @@ static void start(request_t *r) {
   }
   j->pid = pid;
   if (r->mode == CONMON) {
-    // the best score this process may give (without CAP_SYS_RESOURCE the kernel refuses -1000)
-    char oom[64];
-    snprintf(oom, sizeof oom, "/proc/%d/oom_score_adj", pid);
-    int fd = open(oom, O_WRONLY | O_CLOEXEC);
-    if (fd >= 0) {
-      if (write(fd, "-1000", 5) < 0) { /* refused: conmon keeps the score it inherited */ }
-      close(fd);
+    // into its cgroups before it may run; if it cannot be, it never runs (the answer says why)
+    for (uint32_t i = 0; i < r->cgroupc && !j->why[0]; i++) {
+      if (into_cgroup(r->cgroups[i], pid) != 0) {
+        snprintf(j->why, sizeof j->why, "moving conmon into %s: %s", r->cgroups[i], strerror(errno));
+        kill(pid, SIGKILL);
+      }
     }
-    if (write(go[1], "", 1) < 0) { /* conmon already gone: its exit says so */ }
+    if (!j->why[0]) {
+      // the best score this process may give (without CAP_SYS_RESOURCE the kernel refuses -1000)
+      char oom[64];
+      snprintf(oom, sizeof oom, "/proc/%d/oom_score_adj", pid);
+      int fd = open(oom, O_WRONLY | O_CLOEXEC);
+      if (fd >= 0) {
+        if (write(fd, "-1000", 5) < 0) { /* refused: conmon keeps the score it inherited */ }
+        close(fd);
+      }
+      if (write(go[1], "", 1) < 0) { /* conmon already gone: its exit says so */ }
+    }
     close(go[1]);
     j->sync_fd = sync[0];
     nonblock(j->sync_fd);

@@ -14,8 +14,11 @@
 // fails, it is not re-run.
 //
 // conmon is launched through the helper too (mode 1): in its own session, with the sync pipe as
-// fd 3 and the start pipe as fd 4 (CRI-O's protocol, see monitor/conmon.ts); the helper sets its
-// oom_score_adj, releases it, answers with the sync pipe's first line once the intermediate
+// fd 3 and the start pipe as fd 4 (CRI-O's protocol, see monitor/conmon.ts); the helper moves it
+// into the request's cgroup directories (making them when missing; on failure it kills conmon
+// and answers 'moving conmon into DIR: why' as the spawn error; a cgroup.procs write waits on
+// the kernel's cgroup locks, so it is the helper's loop that waits, not the daemon's event loop),
+// sets its oom_score_adj, releases it, answers with the sync pipe's first line once the intermediate
 // process has exited, and keeps the pipe: conmon holds it until it exits, so its end is sent on
 // as a 'lifeline closed' frame. If the helper dies, those notices are lost, not faked: exits are
 // still seen through conmon's exit files.
@@ -30,7 +33,7 @@
 // The wire format is length-prefixed, so neither side needs a JSON library:
 //   request  u32 size | u32 id | u8 mode (0 run, 1 conmon, 2 mount, 3 umount, 4 pin) | u32 timeoutMs (0: none) | str file
 //            | str cwd ('': inherit) | u32 argc | str × argc | u32 envc (0xffffffff: inherit)
-//            | str × envc | str input
+//            | str × envc | str input | u32 cgroupc | str × cgroupc
 //   reply    u32 size | u8 0 | u32 id | i32 exit code (-1: signalled) | i32 signal | u8 timedOut
 //            | str stdout | str stderr | str spawn error ('' when the program started) | str sync
 //   closed   u32 size | u8 1 | u32 id                  (mode 1: conmon's end of the sync pipe)
@@ -54,6 +57,8 @@ export interface HelperRequest {
   timeoutMs?: number;
   /** What to do (default 'run'): see the wire format above. */
   mode?: HelperMode;
+  /** conmon only: cgroup directories it is moved into (each made when missing) before it may run. */
+  cgroups?: readonly string[];
 }
 
 export type HelperMode = 'run' | 'conmon' | 'mount' | 'umount' | 'pin';
@@ -141,6 +146,7 @@ sub start { my $req = shift; my $p = 0;
   my $argc = u32(\$req, \$p); my @args = map { str(\$req, \$p) } 1 .. $argc;
   my $envc = u32(\$req, \$p); my @env = $envc == 0xffffffff ? () : map { str(\$req, \$p) } 1 .. $envc;
   my $input = str(\$req, \$p);
+  my $cgroupc = u32(\$req, \$p); my @cgroups = map { str(\$req, \$p) } 1 .. $cgroupc;
   return sysop($id, $mode, $file, $cwd, @args) if $mode == 2 || $mode == 3;
   my ($in_r, $in_w, $out_r, $out_w, $err_r, $err_w, $x_r, $x_w, $sync_r, $sync_w, $start_r, $start_w);
   pipe($in_r, $in_w) && pipe($out_r, $out_w) && pipe($err_r, $err_w) && pipe($x_r, $x_w)
@@ -173,6 +179,8 @@ sub start { my $req = shift; my $p = 0;
               deadline => $timeout ? time + $timeout / 1000 : undef, why => $why };
   if ($mode == 1) {
     close $sync_w; close $start_r;
+    if (!length $why) { for my $dir (@cgroups) { my $e = into_cgroup($dir, $pid); next unless length $e;
+      $why = $job->{why} = $e; kill 'KILL', $pid; last; } }
     if (!length $why) {
       # the best score this process may give (without CAP_SYS_RESOURCE the kernel refuses -1000)
       { no warnings; if (open(my $oom, '>', "/proc/$pid/oom_score_adj")) { print $oom '-1000'; close $oom; } }
@@ -188,6 +196,11 @@ sub start { my $req = shift; my $p = 0;
   $pipes{fileno $err_r} = [$pid, 'err', $err_r];
   if (length $input) { $pipes{fileno $in_w} = [$pid, 'in', $in_w]; } else { close $in_w; }
 }
+# conmon, before it may run: its cgroup (every directory of the path made when missing)
+sub into_cgroup { my ($dir, $pid) = @_; my $path = '';
+  for my $part (grep { length } split m{/}, $dir) { $path .= "/$part"; mkdir $path unless -d $path; }
+  sysopen(my $f, "$dir/cgroup.procs", O_WRONLY) or return "moving conmon into $dir: $!";
+  my $ok = syswrite($f, $pid); my $err = "$!"; close $f; return $ok ? '' : "moving conmon into $dir: $err"; }
 # mount(2) and umount2(2), here: they return at once, and a child per call is what they replace
 sub sysop { my ($id, $mode, $type, $cwd, @a) = @_; my $err = '';
   if ($mode == 2) { my ($src, $target, $flags, $data) = @a;
@@ -290,8 +303,9 @@ const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(
 /** One request frame, sized first and written into a single buffer (a pod's start sends several). */
 function encodeRequest(id: number, r: HelperRequest): Buffer {
   const env = r.env ? Object.entries(r.env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`])) : undefined;
-  const strings: (string | Buffer)[] = [r.file, r.cwd ?? '', ...r.args, ...(env ?? []), r.input ?? ''];
-  let size = 4 + 1 + 4 + 4 + 4; // id, mode, timeout, argc, envc
+  const cgroups = r.cgroups ?? [];
+  const strings: (string | Buffer)[] = [r.file, r.cwd ?? '', ...r.args, ...(env ?? []), r.input ?? '', ...cgroups];
+  let size = 4 + 1 + 4 + 4 + 4 + 4; // id, mode, timeout, argc, envc, cgroupc
   for (const x of strings) size += 4 + (typeof x === 'string' ? Buffer.byteLength(x) : x.length);
   const out = Buffer.allocUnsafe(4 + size);
   let pos = out.writeUInt32BE(size, 0);
@@ -316,6 +330,8 @@ function encodeRequest(id: number, r: HelperRequest): Buffer {
   u32(env ? env.length : INHERIT_ENV);
   for (const e of env ?? []) str(e);
   str(r.input ?? '');
+  u32(cgroups.length);
+  for (const c of cgroups) str(c);
   return out;
 }
 

@@ -166,3 +166,32 @@ test(`${kind} helper, conmon mode: fd 3 and 4 are the sync and start pipes in ev
   // each lifeline reports the end of the process holding fd 3
   await Promise.all(launches.map((l) => new Promise<void>((resolve) => l.lifeline.once('close', resolve))));
 });
+
+for (const [kind, helper] of helpers)
+test(`${kind} helper, conmon mode: conmon is moved into its cgroups before it may run, and never runs when it cannot be`, async (t) => {
+  const alive = setInterval(() => undefined, 100);
+  t.after(() => clearInterval(alive));
+  // Plain directories stand for cgroups here: the helper writes the pid into their cgroup.procs.
+  const cgroups = [join(scratch, `${kind}-cpu/pod/conmon`), join(scratch, `${kind}-memory/pod/conmon`)];
+  for (const dir of cgroups) {
+    execFileSync('mkdir', ['-p', dir]);
+    writeFileSync(join(dir, 'cgroup.procs'), '');
+  }
+  // Stands in for conmon: reports, once let go, what its cgroup.procs files said at that moment.
+  const fakeConmon = `head -c1 <&4 >/dev/null && echo "{\\"data\\": $$, \\"message\\": \\"$(for f in ${cgroups.map((d) => `${d}/cgroup.procs`).join(' ')}; do cat $f; echo; done | tr '\\n' ' ')\\"}" >&3`;
+  const moved = helper.launchConmon({ file: 'sh', args: ['-c', fakeConmon], env: { PATH: '/usr/bin:/bin' }, timeoutMs: 20_000, cgroups });
+  const r = await moved.reply;
+  assert.equal(r.spawnError, '');
+  const report = JSON.parse(r.sync) as { data: number; message: string };
+  assert.deepEqual(report.message.trim().split(/\s+/), [String(report.data), String(report.data)], 'moved into both before the start byte');
+
+  // A cgroup whose cgroup.procs cannot be written: its path is made, conmon is killed unstarted.
+  const missing = join(scratch, `${kind}-nowhere/pod/conmon`);
+  const marker = join(scratch, `${kind}-ran`);
+  const refused = helper.launchConmon({ file: 'sh', args: ['-c', `head -c1 <&4 >/dev/null && touch ${marker}`], env: { PATH: '/usr/bin:/bin' }, timeoutMs: 20_000, cgroups: [missing] });
+  const failed = await refused.reply;
+  assert.match(failed.spawnError, new RegExp(`^moving conmon into ${missing}: No such file or directory`));
+  assert.equal(failed.sync, '');
+  assert.ok(existsSync(missing), 'the cgroup path was made');
+  assert.ok(!existsSync(marker), 'conmon never ran');
+});

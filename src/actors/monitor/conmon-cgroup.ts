@@ -6,7 +6,7 @@
 // where it is ("daemon"). It is moved only in the hierarchies where the daemon itself sits
 // below the root (where a service manager would find it); a daemon run by hand at the root of
 // every hierarchy moves nothing.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join, posix } from 'node:path';
 import { failedPrecondition } from '../../errors.js';
 import type { CgroupLayout } from './cgroups.js';
@@ -72,14 +72,13 @@ export class ConmonPlacer {
     return (await this.hierarchies()).length > 0 ? target : null;
   }
 
-  /** Moves conmon `pid` into `target` (what target() said) in every hierarchy where the daemon sits below the root. */
-  async place(pid: number, target: string | null): Promise<void> {
-    if (target === null) return;
-    for (const mount of await this.hierarchies()) {
-      const dir = join(mount, target);
-      mkdirSync(dir, { recursive: true });
-      writeFileSync(join(dir, 'cgroup.procs'), String(pid));
-    }
+  /**
+   * The directories, one per hierarchy where the daemon sits below the root, that make up
+   * `target` (what target() said): conmon is moved into each before it runs (see launchConmon).
+   */
+  async dirs(target: string | null): Promise<string[]> {
+    if (target === null) return [];
+    return (await this.hierarchies()).map((mount) => join(mount, target));
   }
 
   private async hierarchies(): Promise<string[]> {

@@ -3,10 +3,10 @@
 // pipe on which it reports the container's pid as JSON, or pid -1 with runc's stderr.
 // conmon double-forks into its own session, so it outlives us.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import type { Socket } from 'node:net';
-import { basename } from 'node:path';
+import { basename, join } from 'node:path';
 import { internal, deadlineExceeded } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
 import { adjustOomScore } from './oom-score.js';
@@ -31,6 +31,11 @@ export interface ConmonCreateOptions {
   stdin?: boolean;
   stdinOnce?: boolean;
   logSizeMax?: number;
+  /**
+   * cgroup directories (one per hierarchy) conmon is moved into before it is let run, made when
+   * missing: it and the runtime it starts never run in the daemon's cgroup.
+   */
+  cgroupDirs?: readonly string[];
 }
 
 /** conmon's command line for a container create (no exec): pure, for tests and logs. */
@@ -113,9 +118,12 @@ function reportedPid(o: ConmonCreateOptions, msg: SyncMessage): number {
 async function launchThroughHelper(helper: Helper, o: ConmonCreateOptions, opts: { timeoutMs: number }): Promise<LaunchedConmon> {
   const { reply, lifeline } = helper.launchConmon({
     file: o.conmonPath, args: conmonCreateArgs(o), cwd: o.containerDir, env: conmonEnv(), timeoutMs: opts.timeoutMs,
+    cgroups: o.cgroupDirs,
   });
   try {
     const r = await reply;
+    // The helper's own failure to move it (it killed conmon then), or conmon that could not start.
+    if (r.spawnError.startsWith('moving conmon into ')) throw internal(`container ${o.id}: ${r.spawnError}`);
     if (r.spawnError) throw internal(`cannot run conmon at ${o.conmonPath}: ${r.spawnError}`);
     if (r.timedOut) throw deadlineExceeded(`container ${o.id}: conmon did not report within ${opts.timeoutMs} ms`);
     if (r.code !== 0) throw internal(`container ${o.id}: conmon failed (exit ${r.code ?? r.signal}): ${r.stderr.toString().trim()}`);
@@ -159,6 +167,7 @@ async function launchDirectly(o: ConmonCreateOptions, opts: { timeoutMs: number;
   let timer: NodeJS.Timeout | undefined;
   try {
     await spawned;
+    if (child.pid !== undefined) moveIntoCgroups(o.id, child.pid, o.cgroupDirs ?? []);
     // conmon tries -1000 itself and fails without CAP_SYS_RESOURCE; give it the best we may
     if (child.pid !== undefined) await adjustOomScore(child.pid, -1000, logger);
     start.end(Buffer.from([0]));
@@ -186,6 +195,18 @@ async function launchDirectly(o: ConmonCreateOptions, opts: { timeoutMs: number;
     start.destroy();
     child.stderr?.destroy();
     child.unref();
+  }
+}
+
+/** What the spawn helper does for a conmon it launches, here for one started directly. */
+function moveIntoCgroups(id: string, pid: number, dirs: readonly string[]): void {
+  for (const dir of dirs) {
+    try {
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'cgroup.procs'), String(pid));
+    } catch (err) {
+      throw internal(`container ${id}: moving conmon into ${dir}: ${(err as Error).message}`, err);
+    }
   }
 }
 

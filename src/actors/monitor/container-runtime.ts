@@ -268,11 +268,11 @@ export class ContainerRuntime {
           stdin: c.stdin,
           stdinOnce: c.stdinOnce,
           logSizeMax: c.logSizeMax,
+          // Out of the daemon's cgroup, so a restart of the daemon's service leaves it running.
+          cgroupDirs: await this.conmonPlacer.dirs(conmonCgroup),
         },
         { timeoutMs: (this.o.createTimeoutSeconds ?? 240) * 1000, logger: log },
       );
-      // Out of the daemon's cgroup, so a restart of the daemon's service leaves it running.
-      await this.conmonPlacer.place(launched.conmonPid, conmonCgroup);
       this.lifelines.set(c.id, launched.lifeline);
       launched.lifeline.once('close', () => this.lifelines.delete(c.id));
       // conmon and runc have made the container; the log does not know it yet.
