@@ -22,6 +22,7 @@
 // Run as root: node --import tsx bench/density.bench.ts [pods=100] [batch=10]
 //   CRISP_DENSITY_CPU_PROF=DIR  writes a V8 CPU profile of the daemon to DIR
 //   CRISP_DENSITY_NODE_ARGS='…'  more options for the daemon's node
+//   CRISP_DENSITY_DAEMON_ARGS='…'  more options for the daemon (`crisp daemon --help`)
 //   CRISP_BENCH_LOG_LEVEL=warn  the daemon's log level (default info, as `npm start` runs it)
 //   CRISP_DENSITY_LOG_SUMMARY=1  also prints the daemon's most frequent log messages
 //   CRISP_DENSITY_DAEMON_CGROUP=bench  the daemon in the bench's cgroup rather than one of its own
@@ -343,6 +344,7 @@ async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the density benchmark runs pods: run it as root');
   const profileDir = process.env['CRISP_DENSITY_CPU_PROF'];
   const { metricsPort, daemonArgs, nodeArgs: daemonNodeArgs, nodeOptions } = await benchDaemon();
+  daemonArgs.push(...(process.env['CRISP_DENSITY_DAEMON_ARGS']?.split(' ').filter(Boolean) ?? []));
   // CRISP_DENSITY_TRACING=1: tracing on at 100% sampling, to a receiver in this process, to
   // weigh what it costs the daemon.
   const receiver = process.env['CRISP_DENSITY_TRACING'] === '1' ? await startOtlpReceiver() : undefined;
@@ -401,6 +403,7 @@ async function main(): Promise<void> {
     const delayUp0 = runDelay(pid);
     const clientDelayUp0 = runDelay(process.pid);
     const cpuUp0 = cpuOf(pid);
+    const loopUp0 = loopActivity(pid);
     const up = await wave(PODS, BATCH, async (i) => {
       const t0 = performance.now();
       const config = kubeletPod(node, i);
@@ -417,6 +420,7 @@ async function main(): Promise<void> {
       return performance.now() - t0;
     });
     const cpuUp = perPod(cpuUp0, cpuOf(pid), PODS);
+    const loopUp1 = loopActivity(pid);
     const delayUp1 = runDelay(pid);
     const clientDelayUp1 = runDelay(process.pid);
     const helperUp = (ownCpuMs(helper) - helperUp0) / PODS;
@@ -436,6 +440,7 @@ async function main(): Promise<void> {
     const { gc: gcDown0 } = await daemonRuntime(metricsPort);
     const helperDown0 = ownCpuMs(helper);
     const cpuDown0 = cpuOf(pid);
+    const loopDown0 = loopActivity(pid);
     const down = await wave(PODS, BATCH, async (i) => {
       const t0 = performance.now();
       await call(rt, rt.StopContainer, { container_id: containers[i]!, timeout: 0 }, 120_000);
@@ -451,6 +456,7 @@ async function main(): Promise<void> {
     const releasedAfterMs = performance.now() - downEnded;
     if (entriesLeft() > entriesBefore) console.log(`not released after 60 s: ${listEntries().join(' ')}`);
     const cpuDown = perPod(cpuDown0, cpuOf(pid), PODS);
+    const loopDown1 = loopActivity(pid);
     const helperDown = (ownCpuMs(helper) - helperDown0) / PODS;
     // What the daemon logged for the waves (info level, as `npm start` runs it): each line is a
     // write the event loop hands to the log's thread.
@@ -482,6 +488,7 @@ async function main(): Promise<void> {
     for (const [label, c] of [['up', cpuUp], ['down', cpuDown]] as const) {
       console.log(`  ${label.padEnd(4)} user ${fmt(c.user)} system ${fmt(c.system)}; event-loop thread ${fmt(c.main)}, other threads ${fmt(c.total - c.main)}`);
     }
+    console.log(`event loop      ${fmt((loopUp1.wakeUps - loopUp0.wakeUps) / PODS)} wake-ups per pod started, ${fmt((loopDown1.wakeUps - loopDown0.wakeUps) / PODS)} per pod torn down (voluntary switches of its thread: it slept and was woken)`);
     console.log(`spawn helper    ${fmt(helperUp)} ms per pod started, ${fmt(helperDown)} ms per pod torn down (its own CPU: forks, system calls, pipes; the programs it starts excluded)`);
     const waited = delayUp1.waitedMs - delayUp0.waitedMs;
     const slices = delayUp1.slices - delayUp0.slices;
