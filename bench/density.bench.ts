@@ -44,6 +44,7 @@ import { startOtlpReceiver } from '../test/helpers/otlp-receiver.js';
 import type { PollerSample } from './lib/poller.js';
 import { startBareListServer } from './lib/bare-list.js';
 import { makeServiceCgroup } from '../test/helpers/service-cgroup.js';
+import { spawnHelperOf } from '../test/helpers/daemon.js';
 
 const PODS = Number(process.argv[2] ?? process.env['BENCH_PODS'] ?? 100);
 const BATCH = Number(process.argv[3] ?? process.env['BENCH_BATCH'] ?? 10);
@@ -80,20 +81,6 @@ function perPod(from: CpuMs, to: CpuMs, pods: number) {
 }
 
 /** The daemon's spawn helper (its child process named crisp-spawn-helper), if it runs one. */
-function helperPid(daemonPid: number): number | undefined {
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const [comm, rest] = [stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), stat.slice(stat.lastIndexOf(')') + 2)];
-      if (comm.startsWith('crisp-spawn') && Number(rest.split(' ')[1]) === daemonPid) return Number(entry);
-    } catch {
-      // exited while we looked
-    }
-  }
-  return undefined;
-}
-
 /** CPU ms of a process's own threads (its children excluded); 0 once it is gone. */
 function ownCpuMs(pid: number | undefined): number {
   if (pid === undefined) return 0;
@@ -398,7 +385,7 @@ async function main(): Promise<void> {
     floorPoller.setPhase('up');
     const logBefore = node.daemon.stderr().length;
     const { gc: gcUp0 } = await daemonRuntime(metricsPort); // also restarts the daemon's delay monitor
-    const helper = helperPid(pid);
+    const helper = spawnHelperOf(pid);
     const helperUp0 = ownCpuMs(helper);
     const delayUp0 = runDelay(pid);
     const clientDelayUp0 = runDelay(process.pid);

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, rmdirSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, rmdirSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -119,4 +119,19 @@ export async function startDaemon(extraArgs: string[] = [], dirs = testDirs(), o
       releaseDefaultCgroupParent();
     },
   };
+}
+
+/** The pid of daemon `daemonPid`'s spawn helper (its child named crisp-spawn…), if one runs. */
+export function spawnHelperOf(daemonPid: number): number | undefined {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      if (comm.startsWith('crisp-spawn') && Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === daemonPid) return Number(entry);
+    } catch {
+      // exited while we looked
+    }
+  }
+  return undefined;
 }

@@ -14,7 +14,8 @@ export interface ServiceCgroup {
   remove(): Promise<void>;
 }
 
-const pidsIn = (dir: string) => (existsSync(join(dir, 'cgroup.procs')) ? readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number) : []);
+/** The processes in cgroup `dir` (none when it is gone). */
+export const pidsIn = (dir: string): number[] => (existsSync(join(dir, 'cgroup.procs')) ? readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number) : []);
 
 /** `dir` and the cgroups below it, deepest first. */
 function subtree(dir: string): string[] {

@@ -1,16 +1,17 @@
 // The commands crisp runs get their CPU in a cgroup of their own below the daemon's
 // (commands_cgroup, see src/actors/monitor/commands-cgroup.ts). The daemon starts in a cgroup of
-// its own, cpu hierarchy included, as under a service manager; a CNI plugin wrapped by a script that records its own
-// cgroup shows where the commands of a real pod start ran.
+// its own, cpu hierarchy included, as under a service manager; a CNI plugin wrapped by a script
+// that records its own cgroup shows where the commands of a real pod start ran.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startTestNode, type TestNode } from '../helpers/node-env.js';
 import { makeTempDir } from '../helpers/bundle.js';
-import { makeServiceCgroup } from '../helpers/service-cgroup.js';
+import { makeServiceCgroup, pidsIn } from '../helpers/service-cgroup.js';
+import { spawnHelperOf } from '../helpers/daemon.js';
 
 /** Process `pid`'s cgroup in the cpu hierarchy, from /proc/PID/cgroup text. */
 function cpuCgroupOf(text: string): string {
@@ -18,21 +19,6 @@ function cpuCgroupOf(text: string): string {
   const m = lines.find((x) => x[1]!.split(',').includes('cpu')) ?? lines.find((x) => x[1] === '');
   return m![2]!;
 }
-
-function helperOf(daemonPid: number): number | undefined {
-  for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      if (comm.startsWith('crisp-spawn') && Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === daemonPid) return Number(entry);
-    } catch {
-      // gone while we looked
-    }
-  }
-  return undefined;
-}
-
-const pidsIn = (dir: string) => (existsSync(dir) ? readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number) : []);
 
 test('the spawn helper and the commands it starts (a CNI plugin here) run in the commands\' cgroup below the daemon\'s; "daemon" keeps them there', async (t) => {
   const service = `crisp-test-cmd-${process.pid}`;
@@ -60,7 +46,7 @@ test('the spawn helper and the commands it starts (a CNI plugin here) run in the
   node = await startTestNode(pluginArgs, { daemon: { cgroupDirs: cgroup.dirs } });
   const daemonPid = node.daemon.process.pid!;
   assert.equal(cpuCgroupOf(readFileSync(`/proc/${daemonPid}/cgroup`, 'utf8')), `/${service}`, 'the daemon stays in its own cgroup');
-  const helper = helperOf(daemonPid);
+  const helper = spawnHelperOf(daemonPid);
   assert.ok(helper, 'the spawn helper runs');
   assert.deepEqual(pidsIn(commandsDir), [helper], 'the spawn helper is in the commands\' cgroup');
 
@@ -69,16 +55,16 @@ test('the spawn helper and the commands it starts (a CNI plugin here) run in the
 
   // A helper that dies is replaced on the next command, and the new one is placed too.
   process.kill(helper, 'SIGKILL');
-  for (let i = 0; i < 50 && helperOf(daemonPid) === helper; i++) await sleep(20);
+  for (let i = 0; i < 50 && spawnHelperOf(daemonPid) === helper; i++) await sleep(20);
   await node.runPod(`cmd2${node.tag}`);
-  const second = helperOf(daemonPid);
+  const second = spawnHelperOf(daemonPid);
   assert.ok(second !== undefined && second !== helper, 'a new helper runs');
   assert.deepEqual(pidsIn(commandsDir), [second], 'the new helper is in the commands\' cgroup');
   assert.deepEqual(recorded(), [`/${service}/crisp-commands`, `/${service}/crisp-commands`]);
 
   // commands_cgroup = "daemon": the next daemon's helper stays beside it.
   await node.restartDaemon([...pluginArgs, '--commands-cgroup', 'daemon'], { cgroupDirs: cgroup.dirs });
-  const third = helperOf(node.daemon.process.pid!);
+  const third = spawnHelperOf(node.daemon.process.pid!);
   assert.ok(third, 'the spawn helper runs');
   assert.ok(pidsIn(serviceDir).includes(third), 'the helper is in the daemon\'s cgroup');
   assert.ok(!pidsIn(commandsDir).includes(third));

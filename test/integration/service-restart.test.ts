@@ -7,17 +7,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startTestNode } from '../helpers/node-env.js';
-import { makeServiceCgroup } from '../helpers/service-cgroup.js';
+import { makeServiceCgroup, pidsIn } from '../helpers/service-cgroup.js';
 import { call } from '../helpers/cri-client.js';
 import { CRISP_BIN } from '../helpers/daemon.js';
 
 const run = promisify(execFile);
 
-const pidsIn = (dir: string) => readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
 const comm = (pid: number) => {
   try {
     return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
