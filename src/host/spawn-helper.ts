@@ -198,7 +198,7 @@ sub start { my $req = shift; my $p = 0;
 }
 # conmon, before it may run: its cgroup (every directory of the path made when missing)
 sub into_cgroup { my ($dir, $pid) = @_; my $path = '';
-  for my $part (grep { length } split m{/}, $dir) { $path .= "/$part"; mkdir $path unless -d $path; }
+  if (!-d $dir) { for my $part (grep { length } split m{/}, $dir) { $path .= "/$part"; mkdir $path unless -d $path; } }
   sysopen(my $f, "$dir/cgroup.procs", O_WRONLY) or return "moving conmon into $dir: $!";
   my $ok = syswrite($f, $pid); my $err = "$!"; close $f; return $ok ? '' : "moving conmon into $dir: $err"; }
 # mount(2) and umount2(2), here: they return at once, and a child per call is what they replace

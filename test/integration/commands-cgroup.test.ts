@@ -12,12 +12,12 @@ import { startTestNode, type TestNode } from '../helpers/node-env.js';
 import { makeTempDir } from '../helpers/bundle.js';
 import { makeServiceCgroup, pidsIn } from '../helpers/service-cgroup.js';
 import { spawnHelperOf } from '../helpers/daemon.js';
+import { parseProcCgroup } from '../../src/actors/monitor/cgroups.js';
 
-/** Process `pid`'s cgroup in the cpu hierarchy, from /proc/PID/cgroup text. */
+/** A process's cgroup in the cpu hierarchy, from /proc/PID/cgroup text. */
 function cpuCgroupOf(text: string): string {
-  const lines = text.split('\n').map((l) => /^\d+:([^:]*):(.+)$/.exec(l)).filter((m) => m !== null);
-  const m = lines.find((x) => x[1]!.split(',').includes('cpu')) ?? lines.find((x) => x[1] === '');
-  return m![2]!;
+  const memberships = parseProcCgroup(text);
+  return (memberships.find((m) => m.controllers.includes('cpu')) ?? memberships.find((m) => m.controllers.length === 0))!.path;
 }
 
 test('the spawn helper and the commands it starts (a CNI plugin here) run in the commands\' cgroup below the daemon\'s; "daemon" keeps them there', async (t) => {

@@ -26,6 +26,22 @@ export interface CgroupPaths {
   controllers: Record<string, string>;
 }
 
+/** One line of /proc/PID/cgroup: the hierarchy's controllers ([] for the v2 tree) and the cgroup in it. */
+export interface CgroupMembership {
+  controllers: string[];
+  path: string;
+}
+
+/** Parses /proc/PID/cgroup text: where the process sits in each hierarchy. */
+export function parseProcCgroup(text: string): CgroupMembership[] {
+  const out: CgroupMembership[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^\d+:([^:]*):(.+)$/.exec(line);
+    if (m) out.push({ controllers: m[1] === '' ? [] : m[1]!.split(','), path: m[2]! });
+  }
+  return out;
+}
+
 /** Parses /proc/self/mountinfo text into the cgroup layout. */
 export function parseCgroupLayout(mountinfo: string): CgroupLayout {
   const v1Mounts: Record<string, string> = {};

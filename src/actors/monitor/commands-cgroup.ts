@@ -19,7 +19,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { failedPrecondition } from '../../errors.js';
-import type { CgroupLayout } from './cgroups.js';
+import { parseProcCgroup, type CgroupLayout } from './cgroups.js';
 
 /** A cgroup's name, made below the daemon's own; "daemon" leaves the commands in the daemon's cgroup. */
 export type CommandsCgroupSetting = 'daemon' | { name: string };
@@ -48,9 +48,8 @@ export function prepareCommandsCgroup(
   pid = process.pid,
 ): CommandsPlacement {
   if (setting === 'daemon') return { stays: 'commands_cgroup = "daemon"' };
-  const own = (controllers: (names: string[]) => boolean) => procSelfCgroup.split('\n')
-    .map((line) => /^\d+:([^:]*):(.+)$/.exec(line))
-    .find((m) => m !== null && controllers(m[1]!.split(',')))?.[2];
+  const memberships = parseProcCgroup(procSelfCgroup);
+  const own = (controllers: (names: string[]) => boolean) => memberships.find((m) => controllers(m.controllers))?.path;
   const v1Mount = layout.v1Mounts['cpu'];
   if (v1Mount !== undefined) {
     const path = own((names) => names.includes('cpu'));
@@ -60,7 +59,7 @@ export function prepareCommandsCgroup(
     return { dir };
   }
   if (layout.unifiedMount === undefined) return { stays: 'no cpu controller is mounted' };
-  const path = own((names) => names.length === 1 && names[0] === '');
+  const path = own((names) => names.length === 0);
   if (path === undefined || path === '/') return { stays: 'the daemon is at the root of the cgroup v2 hierarchy' };
   const leafOf = path.endsWith(`/${DAEMON_LEAF}`) ? path.slice(0, -DAEMON_LEAF.length - 1) : undefined;
   const parent = join(layout.unifiedMount, leafOf ?? path);

@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join, posix } from 'node:path';
 import { failedPrecondition } from '../../errors.js';
-import type { CgroupLayout } from './cgroups.js';
+import { parseProcCgroup, type CgroupLayout } from './cgroups.js';
 
 export type ConmonCgroupSetting = 'pod' | 'daemon' | `/${string}`;
 
@@ -26,15 +26,12 @@ export function parseConmonCgroup(value: string): ConmonCgroupSetting {
  */
 export function hierarchiesBelowRoot(layout: CgroupLayout, procSelfCgroup: string): string[] {
   const mounts = new Set<string>();
-  for (const line of procSelfCgroup.split('\n')) {
-    const m = /^\d+:([^:]*):(.+)$/.exec(line);
-    if (!m || m[2] === '/') continue;
-    const controllers = m[1]!;
-    if (controllers === '') {
+  for (const { controllers: names, path } of parseProcCgroup(procSelfCgroup)) {
+    if (path === '/') continue;
+    if (names.length === 0) {
       if (layout.unifiedMount !== undefined) mounts.add(layout.unifiedMount);
       continue;
     }
-    const names = controllers.split(',');
     if (names.includes('cpuset')) continue;
     const mount = names.map((n) => layout.v1Mounts[n]).find((x) => x !== undefined);
     if (mount !== undefined) mounts.add(mount);
