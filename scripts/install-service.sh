@@ -19,9 +19,10 @@ npm run -s build
 lib="$PREFIX/lib/crisp"
 staging="$lib.new-$$"
 rm -rf "$staging"
-mkdir -p "$staging/src/cri/proto" "$PREFIX/bin"
+mkdir -p "$staging/src/cri/proto/gen" "$PREFIX/bin"
 cp -a dist migrations package.json package-lock.json README.md scripts/daemon-node-flags "$staging/"
 cp -a src/cri/proto/api.proto "$staging/src/cri/proto/"
+cp -a src/cri/proto/gen/api.json "$staging/src/cri/proto/gen/"
 cp -a node_modules "$staging/"
 (cd "$staging" && npm prune --omit=dev --offline --no-audit --no-fund >/dev/null)
 if [[ -e "$lib" ]]; then mv "$lib" "$lib.old-$$"; fi

@@ -20,5 +20,7 @@ function findPackageRoot(): string {
 export const PACKAGE_ROOT = findPackageRoot();
 export const MIGRATIONS_DIR = join(PACKAGE_ROOT, 'migrations');
 export const PROTO_PATH = join(PACKAGE_ROOT, 'src', 'cri', 'proto', 'api.proto');
+/** The same proto as protobufjs's JSON, written by gen:proto (scripts/gen-proto-json.mjs). */
+export const PROTO_JSON_PATH = join(PACKAGE_ROOT, 'src', 'cri', 'proto', 'gen', 'api.json');
 /** The compiled spawn helper, where scripts/build-spawn-helper.sh puts it (see host/spawn-helper.ts). */
 export const COMPILED_SPAWN_HELPER = join(PACKAGE_ROOT, 'dist', 'bin', 'crisp-spawn-helper');

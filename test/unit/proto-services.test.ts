@@ -3,8 +3,11 @@ import assert from 'node:assert/strict';
 import type * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
-import { enumFieldBelow, fullPackageDefinition, imageServiceDefinition, messageTypesOf, prepareCodecs, runtimeServiceDefinition } from '../../src/cri/proto.js';
-import { PROTO_PATH } from '../../src/paths.js';
+import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { enumFieldBelow, fullPackageDefinition, imageServiceDefinition, loadCriRoot, messageTypesOf, prepareCodecs, runtimeServiceDefinition } from '../../src/cri/proto.js';
+import { PROTO_JSON_PATH, PROTO_PATH } from '../../src/paths.js';
 
 // The daemon's service definitions are made from the parsed proto, not by proto-loader (which
 // builds descriptors only reflection needs); on the wire they must be proto-loader's, method for method.
@@ -144,4 +147,26 @@ test('codecs prepared ahead are the ones protobufjs makes on first use: the same
   const bytes = mine.requestSerialize(request);
   assert.deepEqual(bytes, theirs.requestSerialize(request));
   assert.deepEqual(mine.requestDeserialize(bytes), theirs.requestDeserialize(bytes));
+});
+
+test('the proto gen:proto wrote as JSON is the parsed .proto, type for type', () => {
+  const parsed = loadCriRoot(PROTO_PATH, '/nonexistent/api.json');
+  const asJson = (root: protobuf.Root) => JSON.stringify(root.toJSON());
+  assert.equal(asJson(loadCriRoot(PROTO_PATH, PROTO_JSON_PATH)), asJson(parsed));
+  assert.ok(parsed.lookupType('runtime.v1.RunPodSandboxRequest').fields['config'], 'keepCase: field names as the proto spells them');
+});
+
+test('loadCriRoot takes the JSON only when it is not older than the .proto', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'crisp-proto-json-'));
+  try {
+    const json = join(dir, 'api.json');
+    writeFileSync(json, JSON.stringify({ nested: { only: { nested: { One: { fields: { a: { type: 'string', id: 1 } } } } } } }));
+    assert.ok(loadCriRoot(PROTO_PATH, json).lookupType('only.One'), 'a newer JSON is what is loaded');
+    utimesSync(json, new Date(0), new Date(0));
+    const root = loadCriRoot(PROTO_PATH, json);
+    assert.equal(root.lookup('only.One'), null, 'a JSON older than the .proto is not used');
+    assert.ok(root.lookupType('runtime.v1.RunPodSandboxRequest'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
