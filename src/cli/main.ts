@@ -6,6 +6,7 @@ import { DEFAULTS } from '../config/schema.js';
 import { createLogger } from '../log.js';
 import { CRISP_VERSION, runDaemon } from '../daemon.js';
 import { messageOf } from '../errors.js';
+import { optimiseFromNowOn } from './optimising-compiler.js';
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
 // `crisp events | head` closes the pipe early: that is the reader's choice, not an error.
@@ -84,6 +85,8 @@ function rootFrom(values: { root?: string; config?: string }): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // Every module this file imports is loaded by now (optimising-compiler.ts says why it waited).
+  optimiseFromNowOn();
   const [command, ...rest] = argv;
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     out(HELP.main!);
