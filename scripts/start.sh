@@ -12,7 +12,9 @@ npm run -s build
 # scripts/daemon-node-flags: a 2 MB young generation keeps the daemon's RSS ~35 MB lower (fresh
 # 114 -> 76 MiB, 133 -> 94 MiB with 100 pods, density bench) at no measured CPU cost; a 4x
 # interrupt budget leaves code that runs a few times per pod to the interpreter and baseline
-# code instead of V8's optimising compiler (docs/architecture.md, "The daemon's own memory").
+# code instead of V8's optimising compiler; --no-turbofan keeps that compiler off while the
+# daemon's modules load, and crisp turns it on once they are (src/cli/optimising-compiler.ts;
+# docs/architecture.md, "The daemon's own memory").
 read -r -a node_flags < scripts/daemon-node-flags
 node "${node_flags[@]}" dist/src/cli/main.js daemon "$@" &
 daemon=$!
