@@ -93,19 +93,15 @@ function ownCpuMs(pid: number | undefined): number {
 }
 
 /**
- * How long the event loop's thread waited for a core (schedstat's run_delay), ms, and how many
- * times it was scheduled: on a saturated node, what a call waits before the daemon even runs.
+ * The event loop's thread (pid's main thread), from one read of its schedstat and status: its time
+ * on a core (ms); how long it waited for one (run_delay, ms) and how many times it got one: on a
+ * saturated node, what a call waits before the daemon even runs; and its wake-ups (voluntary
+ * switches: it went to sleep and was woken).
  */
-function runDelay(pid: number): { waitedMs: number; slices: number } {
-  const [, delayNs, slices] = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').trim().split(' ').map(Number);
-  return { waitedMs: delayNs! / 1e6, slices: slices! };
-}
-
-/** The event-loop thread's time on a core (ms) and its wake-ups (voluntary switches: it went to sleep and was woken). */
-function loopActivity(pid: number): { cpuMs: number; wakeUps: number } {
-  const cpuMs = Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
+function loopThread(pid: number): { cpuMs: number; waitedMs: number; slices: number; wakeUps: number } {
+  const [cpuNs, delayNs, slices] = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').trim().split(' ').map(Number);
   const wakeUps = Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8'))?.[1]);
-  return { cpuMs, wakeUps };
+  return { cpuMs: cpuNs! / 1e6, waitedMs: delayNs! / 1e6, slices: slices!, wakeUps };
 }
 
 function statusKiB(pid: number, key: string): number {
@@ -387,10 +383,9 @@ async function main(): Promise<void> {
     const { gc: gcUp0 } = await daemonRuntime(metricsPort); // also restarts the daemon's delay monitor
     const helper = spawnHelperOf(pid);
     const helperUp0 = ownCpuMs(helper);
-    const delayUp0 = runDelay(pid);
-    const clientDelayUp0 = runDelay(process.pid);
+    const clientDelayUp0 = loopThread(process.pid);
     const cpuUp0 = cpuOf(pid);
-    const loopUp0 = loopActivity(pid);
+    const loopUp0 = loopThread(pid);
     const up = await wave(PODS, BATCH, async (i) => {
       const t0 = performance.now();
       const config = kubeletPod(node, i);
@@ -407,18 +402,17 @@ async function main(): Promise<void> {
       return performance.now() - t0;
     });
     const cpuUp = perPod(cpuUp0, cpuOf(pid), PODS);
-    const loopUp1 = loopActivity(pid);
-    const delayUp1 = runDelay(pid);
-    const clientDelayUp1 = runDelay(process.pid);
+    const loopUp1 = loopThread(pid);
+    const clientDelayUp1 = loopThread(process.pid);
     const helperUp = (ownCpuMs(helper) - helperUp0) / PODS;
     const { lag: lagUp, gc: gcUpEnd } = await daemonRuntime(metricsPort);
     const gcUp = describeGcPauses(gcUpEnd, gcUp0, PODS);
     poller.setPhase('steady');
     floorPoller.setPhase('steady');
-    const steady0 = loopActivity(pid);
+    const steady0 = loopThread(pid);
     const steadyCpu0 = cpuOf(pid);
     await sleep(STEADY_SECONDS * 1000);
-    const steady1 = loopActivity(pid);
+    const steady1 = loopThread(pid);
     const steadyCpu = perPod(steadyCpu0, cpuOf(pid), STEADY_SECONDS);
     const rssLoaded = statusKiB(pid, 'VmRSS') / 1024;
     const conmons = conmonRssMiB(exitsMarker);
@@ -427,7 +421,7 @@ async function main(): Promise<void> {
     const { gc: gcDown0 } = await daemonRuntime(metricsPort);
     const helperDown0 = ownCpuMs(helper);
     const cpuDown0 = cpuOf(pid);
-    const loopDown0 = loopActivity(pid);
+    const loopDown0 = loopThread(pid);
     const down = await wave(PODS, BATCH, async (i) => {
       const t0 = performance.now();
       await call(rt, rt.StopContainer, { container_id: containers[i]!, timeout: 0 }, 120_000);
@@ -443,7 +437,7 @@ async function main(): Promise<void> {
     const releasedAfterMs = performance.now() - downEnded;
     if (entriesLeft() > entriesBefore) console.log(`not released after 60 s: ${listEntries().join(' ')}`);
     const cpuDown = perPod(cpuDown0, cpuOf(pid), PODS);
-    const loopDown1 = loopActivity(pid);
+    const loopDown1 = loopThread(pid);
     const helperDown = (ownCpuMs(helper) - helperDown0) / PODS;
     // What the daemon logged for the waves (info level, as `npm start` runs it): each line is a
     // write the event loop hands to the log's thread.
@@ -477,8 +471,8 @@ async function main(): Promise<void> {
     }
     console.log(`event loop      ${fmt((loopUp1.wakeUps - loopUp0.wakeUps) / PODS)} wake-ups per pod started, ${fmt((loopDown1.wakeUps - loopDown0.wakeUps) / PODS)} per pod torn down (voluntary switches of its thread: it slept and was woken)`);
     console.log(`spawn helper    ${fmt(helperUp)} ms per pod started, ${fmt(helperDown)} ms per pod torn down (its own CPU: forks, system calls, pipes; the programs it starts excluded)`);
-    const waited = delayUp1.waitedMs - delayUp0.waitedMs;
-    const slices = delayUp1.slices - delayUp0.slices;
+    const waited = loopUp1.waitedMs - loopUp0.waitedMs;
+    const slices = loopUp1.slices - loopUp0.slices;
     const clientWaited = clientDelayUp1.waitedMs - clientDelayUp0.waitedMs;
     const clientSlices = clientDelayUp1.slices - clientDelayUp0.slices;
     console.log(`waits for a core  up wave: the daemon's event loop ${fmt(waited / Math.max(1, slices))} ms per wake-up (${slices} wake-ups, ${fmt(waited / PODS)} ms per pod); the bench's main thread (it drives the pods) ${fmt(clientWaited / Math.max(1, clientSlices))} ms per wake-up (${clientSlices} wake-ups)`);

@@ -4,6 +4,7 @@ import { access, lstat, readdir, readFile, statfs } from 'node:fs/promises';
 import { release } from 'node:os';
 import path from 'node:path';
 import { failedPrecondition } from '../../errors.js';
+import { parseProcCgroup } from '../monitor/cgroups.js';
 import { capabilitiesFromMask } from './capabilities.js';
 import type { HostDevice, HostFacts } from './input.js';
 import { goArch } from './seccomp.js';
@@ -79,7 +80,7 @@ export async function listHostDevices(devDir = '/dev'): Promise<HostDevice[]> {
 async function detectSwapAccounting(cgroupVersion: 1 | 2): Promise<boolean> {
   if (cgroupVersion === 1) return exists('/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes');
   // The root cgroup has no memory.swap.max, so look where processes actually live.
-  const own = (await readOptional('/proc/self/cgroup'))?.match(/^0::(.*)$/m)?.[1];
+  const own = parseProcCgroup((await readOptional('/proc/self/cgroup')) ?? '').find((m) => m.controllers.length === 0)?.path;
   if (own && own !== '/' && (await exists(path.join('/sys/fs/cgroup', own, 'memory.swap.max')))) return true;
   const children = await readdir('/sys/fs/cgroup', { withFileTypes: true }).catch(() => []);
   for (const child of children) {
