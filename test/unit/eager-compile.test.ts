@@ -1,0 +1,70 @@
+// `crisp daemon` compiles crisp's own modules as they load (src/cli/eager-compile.ts): the list
+// of packages loaded before them must be what those modules import, and the switch must reach
+// exactly the modules loaded inside it. V8's function-event log says which functions were compiled:
+// one that never runs is compiled only if its module was loaded with lazy compilation off.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { PACKAGE_ROOT } from '../../src/paths.js';
+import { LOAD_TIME_DEPENDENCIES } from '../../src/cli/eager-compile.js';
+
+const STATEMENT = /(?:^|\n)\s*(import|export)\s+([^;'"]*?)\s*from\s+'([^']+)'|(?:^|\n)\s*import\s+'([^']+)'/g;
+
+/** Whether an import statement's bindings are all types (TypeScript drops such an import). */
+function typeOnly(bindings: string): boolean {
+  if (/^type\s/.test(bindings)) return true;
+  const named = /^\{([^}]*)\}$/.exec(bindings.trim());
+  return named !== null && named[1]!.split(',').map((b) => b.trim()).filter(Boolean).every((b) => b.startsWith('type '));
+}
+
+/** The packages the modules statically reachable from `entry` import as they load. */
+function loadTimePackages(entry: string): string[] {
+  const packages = new Set<string>();
+  const seen = new Set<string>();
+  const visit = (file: string) => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    for (const m of readFileSync(file, 'utf8').matchAll(STATEMENT)) {
+      const spec = (m[3] ?? m[4])!;
+      if (m[2] !== undefined && typeOnly(m[2])) continue;
+      if (spec.startsWith('node:')) continue;
+      if (spec.startsWith('.')) visit(resolve(dirname(file), spec).replace(/\.js$/, '.ts'));
+      else packages.add(spec);
+    }
+  };
+  visit(entry);
+  return [...packages].sort();
+}
+
+test("the packages loaded before crisp's modules are the ones the daemon's modules import as they load", () => {
+  assert.deepEqual(loadTimePackages(join(PACKAGE_ROOT, 'src', 'cli', 'commands.ts')), [...LOAD_TIME_DEPENDENCIES].sort());
+});
+
+test('loadCompiled compiles the modules loaded inside it, and neither the dependencies loaded before nor modules loaded after', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'crisp-eager-'));
+  try {
+    const url = (name: string) => pathToFileURL(join(dir, name)).href;
+    writeFileSync(join(dir, 'dep.mjs'), 'export function depNeverRun() { return 1; }\n');
+    writeFileSync(join(dir, 'own.mjs'), `import { depNeverRun } from '${url('dep.mjs')}';\nexport function ownNeverRun() { return depNeverRun(); }\n`);
+    writeFileSync(join(dir, 'late.mjs'), 'export function lateNeverRun() { return 3; }\n');
+    writeFileSync(join(dir, 'main.mjs'), [
+      `const { loadCompiled } = await import('${pathToFileURL(join(PACKAGE_ROOT, 'src', 'cli', 'eager-compile.ts')).href}');`,
+      `await loadCompiled(() => import('${url('own.mjs')}'), ['${url('dep.mjs')}']);`,
+      `await import('${url('late.mjs')}');`,
+    ].join('\n'));
+    const log = join(dir, 'v8.log');
+    const run = spawnSync(process.execPath, ['--import', 'tsx', '--log-function-events', `--logfile=${log}`, '--no-logfile-per-isolate', join(dir, 'main.mjs')], { cwd: PACKAGE_ROOT, encoding: 'utf8' });
+    assert.equal(run.status, 0, run.stderr);
+    // function,interpreter,<script>,<start>,<end>,<ms>,<timestamp>,<name>: bytecode was made for it.
+    const compiled = new Set(readFileSync(log, 'utf8').split('\n').filter((l) => l.startsWith('function,interpreter,')).map((l) => l.split(',').slice(7).join(',')));
+    assert.ok(compiled.has('ownNeverRun'), 'a function of a module loaded inside loadCompiled is compiled though it never runs');
+    assert.ok(!compiled.has('depNeverRun'), 'the dependencies are loaded before, lazily');
+    assert.ok(!compiled.has('lateNeverRun'), 'lazy compilation is back on afterwards');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
