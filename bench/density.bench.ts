@@ -43,6 +43,7 @@ import { EVENT_LOOP_SAMPLE_MS } from '../src/metrics/crisp-metrics.js';
 import { startOtlpReceiver } from '../test/helpers/otlp-receiver.js';
 import type { PollerSample } from './lib/poller.js';
 import { startBareListServer } from './lib/bare-list.js';
+import { describeTargets } from './lib/targets.js';
 import { makeServiceCgroup } from '../test/helpers/service-cgroup.js';
 import { spawnHelperOf } from '../test/helpers/daemon.js';
 
@@ -506,6 +507,17 @@ async function main(): Promise<void> {
     console.log(`conmon RSS      ${conmons.count} conmons, ${fmt(conmons.mib)} MiB total, ${fmt(conmons.mib / Math.max(1, conmons.count))} MiB each`);
     console.log('server-side RPC latency over the run (the daemon\'s histogram): calls, mean, p50/p99 bucket bounds');
     for (const line of describeLatencies(await rpcHistograms(metricsPort))) console.log(line);
+    const [relistUp, relistUpFloor] = [relist('up'), relist('up', floorSamples)];
+    for (const line of describeTargets([
+      { what: 'daemon CPU per pod started', value: cpuUp.total, limit: 25, unit: ' ms' },
+      { what: 'daemon CPU per pod torn down', value: cpuDown.total, limit: 25, unit: ' ms' },
+      { what: 'startup p50 against the floor', value: c.p50 / f.p50, limit: 1.15, unit: '×', digits: 2 },
+      { what: 'startup p99 against the floor', value: c.p99 / f.p99, limit: 1.3, unit: '×', digits: 2 },
+      { what: 'relist while pods start, p50', value: percentile(relistUp, 50), limit: 5, unit: ' ms', note: `idle-server floor ${fmt(percentile(relistUpFloor, 50))} ms` },
+      { what: 'relist while pods start, p99', value: percentile(relistUp, 99), limit: 50, unit: ' ms', note: `idle-server floor ${fmt(percentile(relistUpFloor, 99))} ms` },
+      { what: 'daemon RSS fresh', value: (rssFresh * 1024 * 1024) / 1e6, limit: 70, unit: ' MB' },
+      { what: `daemon RSS with ${PODS + 1} pods running`, value: (rssLoaded * 1024 * 1024) / 1e6, limit: 100, unit: ' MB', note: 'the target says 110 pods' },
+    ])) console.log(line);
     if (nodeArgs.length > 0) await node.daemon.stop('SIGTERM');
     if (profileDir) console.log(`daemon CPU profile written to ${profileDir}`);
   } finally {

@@ -9,8 +9,9 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { directCycle, percentile } from './lib/floor.js';
 import {
-  benchDaemon, describeLatencies, fmt, kubeletContainer, kubeletPod, kubeletPreparesContainer, kubeletPreparesPod, kubeletStartsPod, rpcHistograms, warmClientCodecs,
+  benchDaemon, describeLatencies, fmt, kubeletContainer, kubeletPod, kubeletPreparesContainer, kubeletPreparesPod, kubeletStartsPod, rpcHistograms, rpcLatency, warmClientCodecs,
 } from './lib/kubelet.js';
+import { describeTargets } from './lib/targets.js';
 import { makeBundle, makeBusyboxRootfs, makeTempDir } from '../test/helpers/bundle.js';
 import { startTestNode } from '../test/helpers/node-env.js';
 import { mountTmpfs, unmountAllUnder } from '../test/helpers/mounts.js';
@@ -102,7 +103,16 @@ async function main(): Promise<void> {
     }
     console.log(`relist (ListPodSandbox + ListContainers, as the client sees it) p50 ${fmt(p50(relists))} p99 ${fmt(percentile(relists, 99))}`);
     console.log(`server side of 100 rounds of List/Status reads with ${pods.length} pods present:`);
-    for (const line of describeLatencies(await rpcHistograms(metricsPort), before, ['ListPodSandbox', 'ListContainers', 'PodSandboxStatus', 'ContainerStatus'])) console.log(line);
+    const reads = ['ListPodSandbox', 'ListContainers', 'PodSandboxStatus', 'ContainerStatus'];
+    const after = await rpcHistograms(metricsPort);
+    for (const line of describeLatencies(after, before, reads)) console.log(line);
+    for (const line of describeTargets([
+      ...(run.length >= 10 ? [{ what: 'the first RunPodSandbox against the tenth', value: run[0]! / run[9]!, limit: 1, unit: '×', digits: 2, note: `${fmt(run[0]!)} against ${fmt(run[9]!)} ms` }] : []),
+      { what: 'Create+StartContainer against conmon + runc (p50)', value: p50(createStart) / p50(floor), limit: 1.1, unit: '×', digits: 2 },
+      { what: 'RemoveContainer p50', value: p50(removeCtr), limit: 15, unit: ' ms' },
+      { what: 'RemovePodSandbox p50', value: p50(removePod), limit: 15, unit: ' ms' },
+      ...reads.map((rpc) => ({ what: `${rpc} p50, server side, ${pods.length} pods`, value: rpcLatency(rpc, after, before)?.boundMs(0.5) ?? NaN, limit: 0.5, unit: ' ms', note: "the daemon's histogram: a bucket's bound" })),
+    ])) console.log(line);
   } finally {
     await node.cleanup();
     await unmountAllUnder(work);

@@ -221,18 +221,28 @@ const WRITES = ['RunPodSandbox', 'CreateContainer', 'StartContainer', 'StopConta
  * Server-side latency of the calls between two readings of the histograms (or since start):
  * calls, mean, and p50/p99 as the bucket bounds they fall under.
  */
+/**
+ * One RPC's calls between two readings of the histogram: how many, their mean (ms), and the
+ * bucket bound (ms) that `q` of them fall under; undefined when there were none.
+ */
+export function rpcLatency(rpc: string, after: Map<string, RpcHistogram>, before?: Map<string, RpcHistogram>):
+  { count: number; meanMs: number; boundMs(q: number): number } | undefined {
+  const a = after.get(rpc);
+  if (!a) return undefined;
+  const b = before?.get(rpc);
+  const buckets = a.buckets.map((x, i) => ({ le: x.le, count: x.count - (b?.buckets[i]?.count ?? 0) }));
+  const count = buckets.at(-1)?.count ?? 0;
+  if (count === 0) return undefined;
+  const sum = a.sum - (b?.sum ?? 0);
+  return { count, meanMs: (sum / count) * 1000, boundMs: (q) => buckets.find((x) => x.count >= q * count)!.le * 1000 };
+}
+
 export function describeLatencies(after: Map<string, RpcHistogram>, before?: Map<string, RpcHistogram>, rpcs = [...READS, ...WRITES]): string[] {
   const lines: string[] = [];
   for (const rpc of rpcs) {
-    const a = after.get(rpc);
-    if (!a) continue;
-    const b = before?.get(rpc);
-    const buckets = a.buckets.map((x, i) => ({ le: x.le, count: x.count - (b?.buckets[i]?.count ?? 0) }));
-    const count = buckets.at(-1)?.count ?? 0;
-    if (count === 0) continue;
-    const sum = a.sum - (b?.sum ?? 0);
-    const bound = (q: number) => buckets.find((x) => x.count >= q * count)!.le * 1000;
-    lines.push(`  ${rpc.padEnd(20)} ${String(count).padStart(5)} calls  mean ${fmt((sum / count) * 1000)} ms  p50 ≤ ${bound(0.5)} ms  p99 ≤ ${bound(0.99)} ms`);
+    const l = rpcLatency(rpc, after, before);
+    if (!l) continue;
+    lines.push(`  ${rpc.padEnd(20)} ${String(l.count).padStart(5)} calls  mean ${fmt(l.meanMs)} ms  p50 ≤ ${l.boundMs(0.5)} ms  p99 ≤ ${l.boundMs(0.99)} ms`);
   }
   return lines;
 }
