@@ -6,7 +6,7 @@ import protobuf from 'protobufjs';
 import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { enumFieldBelow, fullPackageDefinition, imageServiceDefinition, loadCriRoot, messageTypesOf, prepareCodecs, runtimeServiceDefinition } from '../../src/cri/proto.js';
+import { enumFieldBelow, fullPackageDefinition, imageServiceDefinition, loadCriRoot, messageTypesOf, prepareCodecs, runtimeServiceDefinition, sampleMessage } from '../../src/cri/proto.js';
 import { PROTO_JSON_PATH, PROTO_PATH } from '../../src/paths.js';
 
 // The daemon's service definitions are made from the parsed proto, not by proto-loader (which
@@ -168,5 +168,21 @@ test('loadCriRoot takes the JSON only when it is not older than the .proto', () 
     assert.ok(root.lookupType('runtime.v1.RunPodSandboxRequest'));
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the sample message codecs are prepared on sets every field of every CRI message, each to a value that is not its default', () => {
+  const all = messageTypesOf([...Object.keys(runtimeServiceDefinition), ...Object.keys(imageServiceDefinition)]);
+  assert.ok(all.length > 100, `${all.length} types`);
+  for (const type of all) {
+    const back = type.toObject(type.decode(type.encode(type.fromObject(sampleMessage(type))).finish()), { longs: String, enums: String, defaults: false });
+    const unset = type.fieldsArray.filter((f) => !f.partOf || f.partOf.fieldsArray[0] === f).map((f) => f.name).filter((name) => back[name] === undefined);
+    // A message field is left out only where its type is already being filled above it (a cycle).
+    for (const name of unset) assert.ok(type.fields[name]!.resolvedType instanceof protobuf.Type, `${type.name}.${name} is not set`);
+    const scalars = type.fieldsArray.filter((f) => !(f.resolvedType instanceof protobuf.Type) && !f.map && !f.repeated);
+    for (const f of scalars) {
+      const unsetValue = f.resolvedType instanceof protobuf.Enum ? f.resolvedType.valuesById[0] : f.typeDefault;
+      assert.notDeepEqual(back[f.name], unsetValue, `${type.name}.${f.name} holds its default`);
+    }
   }
 });
