@@ -218,10 +218,6 @@ const READS = ['ListPodSandbox', 'ListContainers', 'PodSandboxStatus', 'Containe
 const WRITES = ['RunPodSandbox', 'CreateContainer', 'StartContainer', 'StopContainer', 'RemoveContainer', 'StopPodSandbox', 'RemovePodSandbox'];
 
 /**
- * Server-side latency of the calls between two readings of the histograms (or since start):
- * calls, mean, and p50/p99 as the bucket bounds they fall under.
- */
-/**
  * One RPC's calls between two readings of the histogram: how many, their mean (ms), and the
  * bucket bound (ms) that `q` of them fall under; undefined when there were none.
  */
@@ -237,6 +233,10 @@ export function rpcLatency(rpc: string, after: Map<string, RpcHistogram>, before
   return { count, meanMs: (sum / count) * 1000, boundMs: (q) => buckets.find((x) => x.count >= q * count)!.le * 1000 };
 }
 
+/**
+ * Server-side latency of the calls between two readings of the histograms (or since start):
+ * calls, mean, and p50/p99 as the bucket bounds they fall under.
+ */
 export function describeLatencies(after: Map<string, RpcHistogram>, before?: Map<string, RpcHistogram>, rpcs = [...READS, ...WRITES]): string[] {
   const lines: string[] = [];
   for (const rpc of rpcs) {

@@ -1,10 +1,10 @@
 // V8 compiles a function the first time it runs, not when its module loads. For the daemon that
 // put the compiling of the whole pod path (validation, the planners, the driver, CNI, the
-// machines: ~150 functions) into the first RunPodSandbox after every start, which took 16–19 ms
-// of the event loop's CPU against 8–10 for the calls after it. `crisp daemon` loads crisp's own
-// modules with lazy compilation off, so each of their functions is compiled as its module loads.
-// The packages they import are loaded before, as usual: compiling all of their code too (node's
-// `--no-lazy`) cost 4 MiB of RSS, where crisp's own cost 1–2 MiB.
+// machines: ~150 functions) into the first RunPodSandbox after every start, which took 15–20 ms
+// of the event loop's CPU against 6–12 for the calls after it (12–17 with this). `crisp daemon`
+// loads crisp's own modules with lazy compilation off, so each of their functions is compiled
+// as its module loads. The packages they import are loaded before, as usual: compiling all of
+// their code too (node's `--no-lazy`) cost 4 MiB of RSS, where crisp's own cost 1–2 MiB.
 import { setFlagsFromString } from 'node:v8';
 
 /**
