@@ -108,14 +108,18 @@ function serviceDefinition(name: string): grpc.ServiceDefinition {
  * each method's request and response and every message type below them, each once.
  */
 export function messageTypesOf(methodNames: readonly string[]): protobuf.Type[] {
-  const found = new Set<protobuf.Type>();
+  const seen = new Set<protobuf.Type>();
+  // Each type after every type below it (short of a cycle): prepareCodecs then makes one type's
+  // code per turn, the ones below it being made already.
+  const found: protobuf.Type[] = [];
   const add = (type: protobuf.Type): void => {
-    if (found.has(type)) return;
-    found.add(type);
+    if (seen.has(type)) return;
+    seen.add(type);
     for (const field of type.fieldsArray) {
       const resolved = field.resolve().resolvedType;
       if (resolved instanceof protobuf.Type) add(resolved);
     }
+    found.push(type);
   };
   const wanted = new Set(methodNames);
   for (const name of SERVICES) {
@@ -127,7 +131,7 @@ export function messageTypesOf(methodNames: readonly string[]): protobuf.Type[] 
     }
   }
   if (wanted.size > 0) throw new Error(`no such CRI method: ${[...wanted].join(', ')}`);
-  return [...found];
+  return found;
 }
 
 /**

@@ -1,12 +1,12 @@
 // The layering DESIGN.md states, checked on every `npm test`: no import circle anywhere in src/
-// (type-only imports count), and the leaves stay leaves. The imports are read as text (every
-// `import … from '…'` and `import('…')` of a relative path); dependency-cruiser, which states
-// such rules, needs Node 22.
+// (type-only imports count), and the leaves stay leaves. The imports are read as text
+// (test/helpers/imports.ts), every one of a relative path.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { PACKAGE_ROOT } from '../../src/paths.js';
+import { importsOf } from '../helpers/imports.js';
 
 const SRC = join(PACKAGE_ROOT, 'src');
 
@@ -18,16 +18,13 @@ function sourceFiles(dir: string): string[] {
   });
 }
 
-const IMPORT = /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+'(\.[^']+)'|import\(\s*'(\.[^']+)'\s*\)/g;
-
 /** src-relative file → the src-relative files it imports. */
 function importGraph(): Map<string, string[]> {
   const graph = new Map<string, string[]>();
   for (const file of sourceFiles(SRC)) {
-    const text = readFileSync(file, 'utf8');
     const targets: string[] = [];
-    for (const m of text.matchAll(IMPORT)) {
-      const spec = (m[1] ?? m[2])!;
+    for (const { spec } of importsOf(readFileSync(file, 'utf8'))) {
+      if (!spec.startsWith('.')) continue;
       if (spec.includes('/proto/gen/')) continue; // generated protobuf types: data shapes, not code
       targets.push(relative(SRC, resolve(dirname(file), spec)).replace(/\.js$/, '.ts'));
     }

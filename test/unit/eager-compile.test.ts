@@ -11,15 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PACKAGE_ROOT } from '../../src/paths.js';
 import { LOAD_TIME_DEPENDENCIES } from '../../src/cli/eager-compile.js';
-
-const STATEMENT = /(?:^|\n)\s*(import|export)\s+([^;'"]*?)\s*from\s+'([^']+)'|(?:^|\n)\s*import\s+'([^']+)'/g;
-
-/** Whether an import statement's bindings are all types (TypeScript drops such an import). */
-function typeOnly(bindings: string): boolean {
-  if (/^type\s/.test(bindings)) return true;
-  const named = /^\{([^}]*)\}$/.exec(bindings.trim());
-  return named !== null && named[1]!.split(',').map((b) => b.trim()).filter(Boolean).every((b) => b.startsWith('type '));
-}
+import { importsOf } from '../helpers/imports.js';
 
 /** The packages the modules statically reachable from `entry` import as they load. */
 function loadTimePackages(entry: string): string[] {
@@ -28,10 +20,8 @@ function loadTimePackages(entry: string): string[] {
   const visit = (file: string) => {
     if (seen.has(file)) return;
     seen.add(file);
-    for (const m of readFileSync(file, 'utf8').matchAll(STATEMENT)) {
-      const spec = (m[3] ?? m[4])!;
-      if (m[2] !== undefined && typeOnly(m[2])) continue;
-      if (spec.startsWith('node:')) continue;
+    for (const { spec, typeOnly, dynamic } of importsOf(readFileSync(file, 'utf8'))) {
+      if (typeOnly || dynamic || spec.startsWith('node:')) continue;
       if (spec.startsWith('.')) visit(resolve(dirname(file), spec).replace(/\.js$/, '.ts'));
       else packages.add(spec);
     }
