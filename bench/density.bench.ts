@@ -96,13 +96,16 @@ function ownCpuMs(pid: number | undefined): number {
 /**
  * The event loop's thread (pid's main thread), from one read of its schedstat and status: its time
  * on a core (ms); how long it waited for one (run_delay, ms) and how many times it got one: on a
- * saturated node, what a call waits before the daemon even runs; and its wake-ups (voluntary
- * switches: it went to sleep and was woken).
+ * saturated node, what a call waits before the daemon even runs. It gets a core back either after
+ * a wake-up (a voluntary switch: it went to sleep and was woken) or after the scheduler took the
+ * core from it while it still had work (an involuntary switch, a preemption): on a 2-core node
+ * busy with runc and CNI plugins most of its waiting follows preemptions (README, density).
  */
-function loopThread(pid: number): { cpuMs: number; waitedMs: number; slices: number; wakeUps: number } {
+function loopThread(pid: number): { cpuMs: number; waitedMs: number; slices: number; wakeUps: number; preemptions: number } {
   const [cpuNs, delayNs, slices] = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').trim().split(' ').map(Number);
-  const wakeUps = Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8'))?.[1]);
-  return { cpuMs: cpuNs! / 1e6, waitedMs: delayNs! / 1e6, slices: slices!, wakeUps };
+  const status = readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8');
+  const count = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(status)?.[1]);
+  return { cpuMs: cpuNs! / 1e6, waitedMs: delayNs! / 1e6, slices: slices!, wakeUps: count('voluntary_ctxt_switches'), preemptions: count('nonvoluntary_ctxt_switches') };
 }
 
 function statusKiB(pid: number, key: string): number {
@@ -476,7 +479,10 @@ async function main(): Promise<void> {
     const slices = loopUp1.slices - loopUp0.slices;
     const clientWaited = clientDelayUp1.waitedMs - clientDelayUp0.waitedMs;
     const clientSlices = clientDelayUp1.slices - clientDelayUp0.slices;
-    console.log(`waits for a core  up wave: the daemon's event loop ${fmt(waited / Math.max(1, slices))} ms per wake-up (${slices} wake-ups, ${fmt(waited / PODS)} ms per pod); the bench's main thread (it drives the pods) ${fmt(clientWaited / Math.max(1, clientSlices))} ms per wake-up (${clientSlices} wake-ups)`);
+    const preempted = loopUp1.preemptions - loopUp0.preemptions;
+    console.log(`waits for a core  up wave: the daemon's event loop ${fmt(waited / PODS)} ms per pod, ${fmt(waited / Math.max(1, slices))} ms each of the ${slices} times it got a core ` +
+      `(${fmt(preempted / PODS)} preemptions per pod, ${fmt((loopUp1.wakeUps - loopUp0.wakeUps) / PODS)} wake-ups); ` +
+      `the bench's main thread (it drives the pods) ${fmt(clientWaited / Math.max(1, clientSlices))} ms each of ${clientSlices} times`);
     console.log(`event-loop delay (how late a tick of the daemon's ${EVENT_LOOP_SAMPLE_MS} ms sampling timer was) up p50 ${fmt(lagUp.p50)} p99 ${fmt(lagUp.p99)} max ${fmt(lagUp.max)} ms; down p50 ${fmt(lagDown.p50)} p99 ${fmt(lagDown.p99)} max ${fmt(lagDown.max)} ms`);
     // Pauses as the GC observer times them: wall time on the event loop's thread, which on a busy
     // node includes waiting for the GC's helper threads to get a core, so not CPU.
