@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -46,11 +46,16 @@ test('loadCompiled compiles the modules loaded inside it, and neither the depend
       `await loadCompiled(() => import('${url('own.mjs')}'), ['${url('dep.mjs')}']);`,
       `await import('${url('late.mjs')}');`,
     ].join('\n'));
-    const log = join(dir, 'v8.log');
-    const run = spawnSync(process.execPath, ['--import', 'tsx', '--log-function-events', `--logfile=${log}`, '--no-logfile-per-isolate', join(dir, 'main.mjs')], { cwd: PACKAGE_ROOT, encoding: 'utf8' });
+    // One log per isolate: tsx's hooks run on a loader thread with an isolate of its own, and two
+    // isolates writing one file (--no-logfile-per-isolate) overwrite each other's lines. The log
+    // files are named isolate-<address>-<pid>-v8.log in the working directory.
+    const run = spawnSync(process.execPath, ['--import', import.meta.resolve('tsx'), '--log-function-events', '--logfile=v8.log', join(dir, 'main.mjs')], { cwd: dir, encoding: 'utf8' });
     assert.equal(run.status, 0, run.stderr);
+    const logs = readdirSync(dir).filter((f) => f.startsWith('isolate-') && f.endsWith('-v8.log'));
+    assert.ok(logs.length >= 1, `V8 wrote no log in ${dir}`);
     // function,interpreter,<script>,<start>,<end>,<ms>,<timestamp>,<name>: bytecode was made for it.
-    const compiled = new Set(readFileSync(log, 'utf8').split('\n').filter((l) => l.startsWith('function,interpreter,')).map((l) => l.split(',').slice(7).join(',')));
+    const lines = logs.flatMap((f) => readFileSync(join(dir, f), 'utf8').split('\n'));
+    const compiled = new Set(lines.filter((l) => l.startsWith('function,interpreter,')).map((l) => l.split(',').slice(7).join(',')));
     assert.ok(compiled.has('ownNeverRun'), 'a function of a module loaded inside loadCompiled is compiled though it never runs');
     assert.ok(!compiled.has('depNeverRun'), 'the dependencies are loaded before, lazily');
     assert.ok(!compiled.has('lateNeverRun'), 'lazy compilation is back on afterwards');
