@@ -171,7 +171,7 @@ test('loadCriRoot takes the JSON only when it is not older than the .proto', () 
   }
 });
 
-test('the sample message codecs are prepared on sets every field of every CRI message, each to a value that is not its default', () => {
+test('the sample message the codecs are prepared on sets every field of every CRI message, each to a value that is not its default', () => {
   const all = messageTypesOf([...Object.keys(runtimeServiceDefinition), ...Object.keys(imageServiceDefinition)]);
   assert.ok(all.length > 100, `${all.length} types`);
   for (const type of all) {
