@@ -1,5 +1,5 @@
-// Promise helpers every layer uses: a sleep that an abort ends, and a pool that runs at most a
-// few jobs at a time.
+// Promise helpers every layer uses: a sleep that an abort ends, a pool that runs at most a few
+// jobs at a time, and a gate that lets at most a few callers' jobs run at once.
 
 /** Resolves after `ms`; rejects with the signal's reason as soon as it aborts (or at once if it has). */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -41,4 +41,26 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
   const rejected = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (rejected) throw rejected.reason;
   return results;
+}
+
+/**
+ * A gate for jobs that come from many callers: at most `limit` run at a time, the others wait
+ * their turn in the order they came. Each caller gets its own job's result or failure.
+ */
+export function concurrencyLimit(limit: number): <R>(job: () => Promise<R>) => Promise<R> {
+  if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`limit must be a positive integer, got ${limit}`);
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return async (job) => {
+    if (running >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
+    else running++;
+    try {
+      return await job();
+    } finally {
+      // The slot passes straight to the next waiter, so a caller arriving meanwhile cannot take it.
+      const next = waiting.shift();
+      if (next) next();
+      else running--;
+    }
+  };
 }

@@ -11,6 +11,7 @@ import { metricDescriptors, podSandboxMetrics } from '../../src/actors/stats/pod
 import { podCgroupPath } from '../../src/actors/stats/collector.js';
 import { parsePressure } from '../../src/actors/stats/psi.js';
 import { parseListenAddress } from '../../src/metrics/server.js';
+import { mapYielding } from '../../src/actors/stats/stats-deps.js';
 
 test('cpu rate: none for the first sample, then cores × 1e9 over the window, reset on a counter that went back', () => {
   const rates = new CpuRates();
@@ -118,4 +119,28 @@ test('pressure files: some and full lines, each total and average; junk is skipp
   assert.equal(parsePressure(''), undefined);
   assert.equal(parsePressure('some avg10=x total=-1\n'), undefined);
   assert.equal(parsePressure('sometimes avg10=0.00 total=1\nnone total=2\n'), undefined);
+});
+
+test('stats entities: started a few per turn of the event loop, their waits overlapping, the results in order', async () => {
+  const waits = Array.from({ length: 20 }, () => {
+    let resolve!: (v: number) => void;
+    return { promise: new Promise<number>((res) => (resolve = res)), resolve };
+  });
+  const started: number[] = [];
+  const all = mapYielding(waits.map((_, i) => i), (i) => {
+    started.push(i);
+    return waits[i]!.promise;
+  });
+  assert.deepEqual(started, [0, 1, 2, 3, 4, 5, 6, 7], 'the first few start before the event loop gets a turn');
+  while (started.length < 20) await new Promise<void>((resolve) => setImmediate(resolve));
+  // Every one started while none had finished: a slow one holds back no other.
+  for (let i = 19; i >= 0; i--) waits[i]!.resolve(i * 10);
+  assert.deepEqual(await all, waits.map((_, i) => i * 10));
+
+  // A failure is the call's failure, and is not reported as unhandled while the rest are started.
+  const failing = mapYielding([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], async (i) => {
+    if (i === 0) throw new Error('cgroup gone');
+    return i;
+  });
+  await assert.rejects(failing, /cgroup gone/);
 });
