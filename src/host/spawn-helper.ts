@@ -27,11 +27,13 @@
 // for them (src/host/syscalls.ts): mount(2) and umount2(2) in the helper itself (mode 2, 3; they
 // return in microseconds, where a fork and exec of mount(8) cost this node 5-10 ms of CPU), and
 // unshare(2) + sethostname(2) + loopback up + bind mounts of the new namespaces in a forked child
-// that then exits (mode 4), which replaces unshare(1), sh, hostname(1) and ip(8). The system
-// call numbers are passed in by the daemon, per architecture.
+// that then exits (mode 4), which replaces unshare(1), sh, hostname(1) and ip(8); and setns(2)
+// into pinned namespaces and a read of a file there, also in a forked child (mode 5), which
+// replaces nsenter(1) + cat(1) for a pod's network counters. The system call numbers are passed
+// in by the daemon, per architecture.
 //
 // The wire format is length-prefixed, so neither side needs a JSON library:
-//   request  u32 size | u32 id | u8 mode (0 run, 1 conmon, 2 mount, 3 umount, 4 pin) | u32 timeoutMs (0: none) | str file
+//   request  u32 size | u32 id | u8 mode (0 run, 1 conmon, 2 mount, 3 umount, 4 pin, 5 read inside) | u32 timeoutMs (0: none) | str file
 //            | str cwd ('': inherit) | u32 argc | str × argc | u32 envc (0xffffffff: inherit)
 //            | str × envc | str input | u32 cgroupc | str × cgroupc
 //   reply    u32 size | u8 0 | u32 id | i32 exit code (-1: signalled) | i32 signal | u8 timedOut
@@ -40,7 +42,9 @@
 // where str is u32 length + bytes. A mount (mode 2) sends the filesystem type as file, the
 // source, target, flags and data as args, and runs in cwd; an umount (3) the targets as args;
 // a pin (4) the hostname ('' for none), '1' to bring lo up, then kind=path per namespace. Their
-// reply is exit code 0, or 32 (mount(8)'s failure code) with the errors on stderr.
+// reply is exit code 0, or 32 (mount(8)'s failure code) with the errors on stderr. A read inside
+// (5) sends the file to read as file and kind=path per namespace to enter as args; its reply is
+// the file on stdout and exit code 0, or 1 with the reason on stderr.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { accessSync, constants as fsConstants } from 'node:fs';
@@ -61,13 +65,13 @@ export interface HelperRequest {
   cgroups?: readonly string[];
 }
 
-export type HelperMode = 'run' | 'conmon' | 'mount' | 'umount' | 'pin';
-const MODE_NUMBER: Record<HelperMode, number> = { run: 0, conmon: 1, mount: 2, umount: 3, pin: 4 };
+export type HelperMode = 'run' | 'conmon' | 'mount' | 'umount' | 'pin' | 'read-inside';
+const MODE_NUMBER: Record<HelperMode, number> = { run: 0, conmon: 1, mount: 2, umount: 3, pin: 4, 'read-inside': 5 };
 
-/** mount, umount2, unshare and sethostname, by Node's name for the architecture. */
-const SYSCALL_NUMBERS: Partial<Record<NodeJS.Architecture, [number, number, number, number]>> = {
-  x64: [165, 166, 272, 170],
-  arm64: [40, 39, 97, 161],
+/** mount, umount2, unshare, sethostname and setns, by Node's name for the architecture. */
+const SYSCALL_NUMBERS: Partial<Record<NodeJS.Architecture, [number, number, number, number, number]>> = {
+  x64: [165, 166, 272, 170, 308],
+  arm64: [40, 39, 97, 161, 268],
 };
 
 export interface HelperReply {
@@ -127,7 +131,7 @@ const INHERIT_ENV = 0xffffffff;
 const HELPER_SCRIPT = String.raw`
 use strict; use warnings; no warnings 'exec'; use Fcntl; use POSIX ();
 $0 = 'crisp-spawn-helper';
-my ($NR_MOUNT, $NR_UMOUNT2, $NR_UNSHARE, $NR_SETHOSTNAME) = @ARGV;
+my ($NR_MOUNT, $NR_UMOUNT2, $NR_UNSHARE, $NR_SETHOSTNAME, $NR_SETNS) = @ARGV;
 opendir(my $home, '.') or die "cwd: $!";
 $SIG{PIPE} = 'IGNORE';
 sub nb { my $fh = shift; my $f = fcntl($fh, F_GETFL, 0); fcntl($fh, F_SETFL, $f | O_NONBLOCK); }
@@ -156,7 +160,7 @@ sub start { my $req = shift; my $p = 0;
   if ($pid == 0) {
     $SIG{PIPE} = 'DEFAULT'; $SIG{CHLD} = 'DEFAULT';
     open(STDIN, '<&', $in_r); open(STDERR, '>&', $err_w);
-    if ($mode == 0) { open(STDOUT, '>&', $out_w); } else { open(STDOUT, '>', '/dev/null'); }
+    if ($mode == 0 || $mode == 5) { open(STDOUT, '>&', $out_w); } else { open(STDOUT, '>', '/dev/null'); }
     if ($mode == 1) {
       # conmon: its own session, the sync pipe as fd 3 and the start pipe as fd 4
       POSIX::setsid();
@@ -167,6 +171,7 @@ sub start { my $req = shift; my $p = 0;
       POSIX::close($s3) if $s3 > 4; POSIX::close($s4) if $s4 > 4;
     }
     if ($mode == 4) { close $x_w; pin(@args); }
+    if ($mode == 5) { close $x_w; read_inside($file, @args); }
     if (length $cwd && !chdir($cwd)) { syswrite($x_w, "chdir $cwd: $!"); exit 127; }
     if ($envc != 0xffffffff) { %ENV = (); for (@env) { my ($k, $v) = split /=/, $_, 2; $ENV{$k} = $v // ''; } }
     exec { $file } $file, @args;
@@ -213,8 +218,9 @@ sub sysop { my ($id, $mode, $type, $cwd, @a) = @_; my $err = '';
 # in a forked child: new namespaces, the hostname and lo in them, each pinned by a bind mount of
 # this process's namespace file (the mount namespace is the host's, so the pins are seen there)
 sub failed { syswrite(STDERR, "$_[0]: $!\n"); POSIX::_exit(1); }
-sub pin { my ($hostname, $lo, @pins) = @_; my %bit = (net => 0x40000000, ipc => 0x08000000, uts => 0x04000000); my $flags = 0;
-  for (@pins) { my ($k) = split /=/, $_, 2; failed("unknown namespace $k") unless $bit{$k}; $flags |= $bit{$k}; }
+my %NS_BIT = (net => 0x40000000, ipc => 0x08000000, uts => 0x04000000);
+sub pin { my ($hostname, $lo, @pins) = @_; my $flags = 0;
+  for (@pins) { my ($k) = split /=/, $_, 2; failed("unknown namespace $k") unless $NS_BIT{$k}; $flags |= $NS_BIT{$k}; }
   failed('unshare') if syscall($NR_UNSHARE, $flags) != 0;
   if (length $hostname) { my $h = "$hostname"; failed('sethostname') if syscall($NR_SETHOSTNAME, $h, length $h) != 0; }
   if ($lo) { socket(my $s, 2, 2, 0) or failed('socket'); my $ifr = pack('a16 x24', 'lo');
@@ -222,6 +228,15 @@ sub pin { my ($hostname, $lo, @pins) = @_; my %bit = (net => 0x40000000, ipc => 
     $ifr = pack('a16 s x22', 'lo', $up); ioctl($s, 0x8914, $ifr) or failed('SIOCSIFFLAGS lo'); }
   for (@pins) { my ($k, $path) = split /=/, $_, 2; my $src = "/proc/self/ns/$k";
     failed("bind $src on $path") if syscall($NR_MOUNT, $src, $path, undef, 4096, undef) != 0; }
+  POSIX::_exit(0);
+}
+# in a forked child: into each pinned namespace (setns checks its kind), then the file copied to
+# stdout as a process there reads it (/proc/self/net/dev: that network namespace's counters)
+sub read_inside { my ($file, @inside) = @_;
+  for (@inside) { my ($k, $path) = split /=/, $_, 2; failed("unknown namespace $k") unless $NS_BIT{$k};
+    open(my $ns, '<', $path) or failed("entering $_"); failed("entering $_") if syscall($NR_SETNS, fileno($ns), $NS_BIT{$k}) != 0; close $ns; }
+  open(my $f, '<', $file) or failed("open $file"); binmode $f; binmode STDOUT; my $buf;
+  while (1) { my $n = sysread($f, $buf, 8192); failed("read $file") unless defined $n; last if $n == 0; syswrite(STDOUT, $buf) == $n or failed('write'); }
   POSIX::_exit(0);
 }
 sub drop { my $fd = shift; close $pipes{$fd}[2]; delete $pipes{$fd}; }
@@ -373,7 +388,7 @@ class Helper {
   private nextId = 1;
   private buffered: Buffer = Buffer.alloc(0);
   alive = true;
-  /** Whether it makes system calls (modes 2-4): it knows their numbers on this architecture. */
+  /** Whether it makes system calls (modes 2-5): it knows their numbers on this architecture. */
   readonly systemCalls: boolean;
   readonly kind: HelperProgram['kind'];
 

@@ -1,9 +1,11 @@
-// The system calls Node lacks and a pod needs: mount(2), umount2(2), and new namespaces pinned
-// at files (unshare(2), sethostname(2), loopback up, bind mounts). The spawn helper makes them
+// The system calls Node lacks and a pod needs: mount(2), umount2(2), new namespaces pinned at
+// files (unshare(2), sethostname(2), loopback up, bind mounts), and a file read from inside
+// pinned namespaces (setns(2)). The spawn helper makes them
 // (see spawn-helper.ts): a pod's start and teardown used to fork and exec mount(8) twice,
 // umount(8) three times and unshare(1) + sh + hostname(1) + ip(8) once, each 5-10 ms of CPU on a
 // 2-core node. Without the helper (no perl, CRISP_SPAWN_HELPER=0, an architecture whose numbers
-// it is not given) the same work is done by those util-linux programs, with the same outcome.
+// it is not given) the same work is done by those util-linux programs (and nsenter + cat), with
+// the same outcome.
 import { spawnHelper, type HelperReply } from './spawn-helper.js';
 import { describeFailure, run } from './run.js';
 
@@ -107,7 +109,7 @@ export async function unmountByCommand(targets: readonly string[]): Promise<stri
  * caller to remove.
  */
 export async function pinNewNamespaces(req: PinRequest, helper = helperForCalls()): Promise<void> {
-  const kinds = kindsOf(req);
+  const kinds = kindsOf(req.files);
   if (helper) {
     const r = await helper.run({ mode: 'pin', file: '', args: [req.hostname ?? '', kinds.includes('net') ? '1' : '0', ...kinds.map((k) => `${k}=${req.files[k]}`)], timeoutMs: 10_000 });
     if (r.code !== 0) throw new Error(`new ${kinds.join('+')} namespaces: ${failure(r)}`);
@@ -116,10 +118,10 @@ export async function pinNewNamespaces(req: PinRequest, helper = helperForCalls(
   await pinByCommand(req);
 }
 
-const kindsOf = (req: PinRequest) => (Object.keys(req.files) as NamespaceKind[]).filter((k) => req.files[k] !== undefined);
+const kindsOf = (files: Partial<Record<NamespaceKind, string>>) => (Object.keys(files) as NamespaceKind[]).filter((k) => files[k] !== undefined);
 
 export async function pinByCommand(req: PinRequest): Promise<void> {
-  const kinds = kindsOf(req);
+  const kinds = kindsOf(req.files);
   const args = [...kinds.map((k) => `--${k}=${req.files[k]}`), '--', ...insideNewNamespaces(req.hostname, kinds.includes('net'))];
   const r = await run('unshare', args, { timeoutMs: 10_000 });
   if (r.code !== 0) throw new Error(describeFailure('unshare', args, r));
@@ -131,4 +133,25 @@ function insideNewNamespaces(hostname: string | undefined, net: boolean): string
   if (hostname === undefined) return net ? loUp : ['true'];
   if (!net) return ['hostname', hostname];
   return ['sh', '-c', 'hostname "$1" && exec ip link set lo up', 'crisp-pin', hostname];
+}
+
+/**
+ * `file` as a process inside the namespaces pinned at `files` reads it: /proc/net/dev read in a
+ * pod's network namespace lists that namespace's interfaces. Throws with the reason.
+ */
+export async function readInside(files: Partial<Record<NamespaceKind, string>>, file: string, helper = helperForCalls()): Promise<string> {
+  const inside = kindsOf(files).map((k) => `${k}=${files[k]}`);
+  if (helper) {
+    const r = await helper.run({ mode: 'read-inside', file, args: inside, timeoutMs: 5000 });
+    if (r.code !== 0) throw new Error(`reading ${file} inside ${inside.join(' ')}: ${failure(r)}`);
+    return r.stdout.toString();
+  }
+  return readInsideByCommand(files, file);
+}
+
+export async function readInsideByCommand(files: Partial<Record<NamespaceKind, string>>, file: string): Promise<string> {
+  const args = [...kindsOf(files).map((k) => `--${k}=${files[k]}`), '--', 'cat', file];
+  const r = await run('nsenter', args, { timeoutMs: 5000 });
+  if (r.code !== 0) throw new Error(describeFailure('nsenter', args, r));
+  return r.stdout;
 }

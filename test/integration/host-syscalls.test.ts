@@ -1,5 +1,5 @@
-// mount, umount and pinned new namespaces: made by the spawn helper's system calls, and by
-// util-linux's programs when there is no helper. Each helper and util-linux must leave the kernel
+// mount, umount, pinned new namespaces and a read inside them: made by the spawn helper's system
+// calls, and by util-linux's programs when there is no helper. Each helper and util-linux must leave the kernel
 // in the same state.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +15,8 @@ import {
   mountFlagsAndData,
   pinByCommand,
   pinNewNamespaces,
+  readInside,
+  readInsideByCommand,
   unmount,
   unmountByCommand,
   type MountRequest,
@@ -38,8 +40,9 @@ const ways = [
     mount: (req: MountRequest) => mount(req, h),
     unmount: (targets: readonly string[]) => unmount(targets, h),
     pin: (req: PinRequest) => pinNewNamespaces(req, h),
+    readInside: (files: PinRequest['files'], file: string) => readInside(files, file, h),
   })),
-  { name: 'util-linux', mount: mountByCommand, unmount: unmountByCommand, pin: pinByCommand },
+  { name: 'util-linux', mount: mountByCommand, unmount: unmountByCommand, pin: pinByCommand, readInside: readInsideByCommand },
 ];
 
 /** What mountinfo says of a mount point: type, source, per-mount and superblock options. */
@@ -136,4 +139,36 @@ test('new namespaces are pinned with the hostname set and lo up, the same every 
   }
   for (const s of seen.slice(1)) assert.deepEqual(s, seen[0]);
   assert.deepEqual(seen[0], { kinds: { net: 'net', ipc: 'ipc', uts: 'uts' }, hostname: 'pinned-pod', loUp: true });
+});
+
+test('a file read inside pinned namespaces shows what a process there sees, the same every way', async () => {
+  const dir = join(base, 'read-inside');
+  mkdirSync(dir, { recursive: true });
+  const files = { net: join(dir, 'net'), uts: join(dir, 'uts') };
+  for (const f of Object.values(files)) closeSync(openSync(f, 'a'));
+  await pinByCommand({ files, hostname: 'inside-pod' });
+  try {
+    const added = await run('nsenter', [`--net=${files.net}`, '--', 'ip', 'link', 'add', 'crisp-in0', 'type', 'veth', 'peer', 'name', 'crisp-in1']);
+    assert.equal(added.code, 0, added.stderr);
+    const interfaces = (text: string) => text.split('\n').slice(2).map((l) => l.split(':')[0]!.trim()).filter(Boolean).sort();
+    const seen = [];
+    for (const way of ways) {
+      const netDev = await way.readInside({ net: files.net }, '/proc/self/net/dev');
+      assert.deepEqual(interfaces(netDev), ['crisp-in0', 'crisp-in1', 'lo'], `${way.name}: the pod's interfaces, not the host's`);
+      const hostname = await way.readInside({ net: files.net, uts: files.uts }, '/proc/sys/kernel/hostname');
+      seen.push({ interfaces: interfaces(netDev), hostname });
+
+      // A file that holds no namespace of that kind, a missing pin and a missing file: each named.
+      await assert.rejects(way.readInside({ net: files.uts }, '/proc/self/net/dev'), (e: Error) => {
+        assert.match(e.message, new RegExp(files.uts), `${way.name}: names the file that is not a network namespace`);
+        return true;
+      });
+      await assert.rejects(way.readInside({ net: join(dir, 'missing') }, '/proc/self/net/dev'), /missing/);
+      await assert.rejects(way.readInside({ net: files.net }, join(dir, 'no-such-file')), /no-such-file/);
+    }
+    for (const s of seen.slice(1)) assert.deepEqual(s, seen[0]);
+    assert.equal(seen[0]!.hostname, 'inside-pod\n');
+  } finally {
+    await unmountByCommand(Object.values(files));
+  }
 });

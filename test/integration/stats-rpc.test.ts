@@ -139,6 +139,31 @@ test('pod network counters grow after traffic between two test pods', async () =
   }, 10_000);
 });
 
+// kubelet runs no infra container for a pod whose containers have their own PID namespaces, so
+// once its only container has exited nothing lives in the pod's network namespace: its counters
+// are then read from inside the pinned namespace, and must still hold the traffic it had.
+test('a pod with no process left still reports the traffic its exited container had', async () => {
+  const server = await node.runPod('netsrv2');
+  const client = await node.runPod('netcli2');
+  await node.createStarted(server, ['/bin/sh', '-c', 'dd if=/dev/zero of=/big bs=1048576 count=3 && exec httpd -f -p 8080 -h /']);
+  const ip = (await call(rt(), rt().PodSandboxStatus, { pod_sandbox_id: server })).status!.network!.ip!;
+  const script = `for i in $(seq 1 50); do wget -q -O /dev/null http://${ip}:8080/big && exit 0; sleep 0.2; done; exit 1`;
+  const fetcher = await node.createStarted(client, ['/bin/sh', '-c', script]);
+  const exited = await eventually('the download to finish', async () => {
+    const status = (await call(rt(), rt().ContainerStatus, { container_id: fetcher })).status!;
+    return status.state === 'CONTAINER_EXITED' ? status : undefined;
+  }, 20_000);
+  assert.equal(exited.exit_code, 0, 'the container downloaded the file');
+  const pod = (await call(rt(), rt().PodSandboxStats, { pod_sandbox_id: client })).stats!;
+  const eth0 = pod.linux!.network!.default_interface!;
+  assert.equal(eth0.name, 'eth0');
+  assert.ok(n(eth0.rx_bytes) >= 3 * MB, `received ${n(eth0.rx_bytes)} bytes`);
+  assert.deepEqual(pod.linux!.network!.interfaces.map((i) => i.name), ['eth0'], "the pod's interfaces only, loopback left out");
+  const listed = (await call(rt(), rt().ListPodSandboxStats, { filter: { id: client } })).stats[0]!.linux!.network!.default_interface!;
+  assert.ok(n(listed.rx_bytes) >= n(eth0.rx_bytes));
+  for (const pod of [client, server]) await call(rt(), rt().StopPodSandbox, { pod_sandbox_id: pod }, 60_000);
+});
+
 test('pod sandbox metrics carry the cAdvisor series kubelet reads, each described', async () => {
   const descriptors = (await call(rt(), rt().ListMetricDescriptors, {})).descriptors;
   const keys = new Map(descriptors.map((d) => [d.name, d.label_keys.length]));

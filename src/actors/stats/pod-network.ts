@@ -2,15 +2,15 @@
 // counters of the namespace <pid> lives in, so when one of the pod's containers runs (it
 // does whenever the counters move) they are read without any spawn; the namespace's inode is
 // compared with the pinned file's first, so a recycled pid never reports another pod. A pod
-// with no process in it is read with one nsenter per pod, and every answer is cached briefly:
+// with no process in it is read by a child of the spawn helper that enters the namespace
+// (host/syscalls.ts; nsenter + cat without the helper), and every answer is cached briefly:
 // kubelet and crictl ask for the same pods within the same second. procfs is read with the
 // sync calls, which cost a tenth of fs/promises' CPU for files this small. A stats call reads
-// its pods side by side (stats-deps.ts), so at most a few nsenters run at once: a node with many
-// pods whose containers have all exited (finished jobs) would otherwise start one per pod.
+// its pods side by side (stats-deps.ts), so at most a few such reads run at once: a node with
+// many pods whose containers have all exited (finished jobs) would otherwise fork one per pod.
 import { readFileSync, statSync } from 'node:fs';
-import { runInNetns } from '../network/namespaces.js';
-import { describeFailure } from '../../host/run.js';
-import { internal } from '../../errors.js';
+import { readInside } from '../../host/syscalls.js';
+import { internal, messageOf } from '../../errors.js';
 import { nowNs } from '../../events/clock.js';
 import { concurrencyLimit } from '../../async.js';
 
@@ -50,12 +50,12 @@ async function inodeOf(path: string): Promise<bigint | undefined> {
   }
 }
 
-const NSENTERS_AT_ONCE = 4;
+const READS_INSIDE_AT_ONCE = 4;
 
 export class PodNetworkReader {
   private readonly cache = new Map<string, PodNetworkSample>();
   private readonly inflight = new Map<string, Promise<PodNetworkSample>>();
-  private readonly nsenterSlot = concurrencyLimit(NSENTERS_AT_ONCE);
+  private readonly insideSlot = concurrencyLimit(READS_INSIDE_AT_ONCE);
 
   constructor(private readonly cacheMs = 1000) {}
 
@@ -90,9 +90,12 @@ export class PodNetworkReader {
         }
       }
     }
-    const args = ['/proc/net/dev'];
-    const r = await this.nsenterSlot(() => runInNetns(netnsPath, 'cat', args, { timeoutMs: 5000 }));
-    if (r.code !== 0) throw internal(`reading network counters in ${netnsPath} failed: ${describeFailure('cat', args, r)}`);
-    return { atNs: nowNs(), interfaces: parseNetDev(r.stdout) };
+    let text: string;
+    try {
+      text = await this.insideSlot(() => readInside({ net: netnsPath }, '/proc/self/net/dev'));
+    } catch (err) {
+      throw internal(`reading network counters in ${netnsPath} failed: ${messageOf(err)}`, err);
+    }
+    return { atNs: nowNs(), interfaces: parseNetDev(text) };
   }
 }
