@@ -136,8 +136,8 @@ function insideNewNamespaces(hostname: string | undefined, net: boolean): string
 }
 
 /**
- * `file` as a process inside the namespaces pinned at `files` reads it: /proc/net/dev read in a
- * pod's network namespace lists that namespace's interfaces. Throws with the reason.
+ * `file` as a process inside the namespaces pinned at `files` reads it: /proc/self/net/dev read
+ * in a pod's network namespace lists that namespace's interfaces. Throws with the reason.
  */
 export async function readInside(files: Partial<Record<NamespaceKind, string>>, file: string, helper = helperForCalls()): Promise<string> {
   const inside = kindsOf(files).map((k) => `${k}=${files[k]}`);

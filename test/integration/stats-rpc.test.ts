@@ -161,7 +161,7 @@ test('a pod with no process left still reports the traffic its exited container 
   assert.deepEqual(pod.linux!.network!.interfaces.map((i) => i.name), ['eth0'], "the pod's interfaces only, loopback left out");
   const listed = (await call(rt(), rt().ListPodSandboxStats, { filter: { id: client } })).stats[0]!.linux!.network!.default_interface!;
   assert.ok(n(listed.rx_bytes) >= n(eth0.rx_bytes));
-  for (const pod of [client, server]) await call(rt(), rt().StopPodSandbox, { pod_sandbox_id: pod }, 60_000);
+  for (const id of [client, server]) await call(rt(), rt().StopPodSandbox, { pod_sandbox_id: id }, 60_000);
 });
 
 test('pod sandbox metrics carry the cAdvisor series kubelet reads, each described', async () => {

@@ -51,12 +51,12 @@ export function containersByPod(store: EventStore): Map<string, [string, Contain
 // event loop if done in one go, during which no RPC is answered. Yielding every few entities
 // keeps the CPU the same and the longest stall to a few milliseconds.
 //
-// What an entity waits for beyond those reads (a pod's network counters read through nsenter
-// while it has no process of its own, a new container's first writable-layer walk) can take
-// 20-300 ms on a node that is starting pods, where the spawns queue behind runc and the CNI
-// plugins. Waiting for each entity before starting the next added those up: a call during a
-// wave of pods took 0.8-1.7 s. The entities are therefore started in turn and their waits
-// overlap; the call answers when the slowest is done.
+// What an entity waits for beyond those reads (a pod's network counters read inside its
+// namespace while it has no process of its own, a new container's first writable-layer walk) can
+// take 20-300 ms on a node that is starting pods, where the helper's children queue for a core
+// behind runc and the CNI plugins. Waiting for each entity before starting the next added those
+// up: a call during a wave of pods took 0.8-1.7 s. The entities are therefore started in turn and
+// their waits overlap; the call answers when the slowest is done.
 const YIELD_EVERY = 8;
 
 /**
