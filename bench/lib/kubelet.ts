@@ -23,15 +23,20 @@ export const fmt = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '-');
  * more than kubelet's Go decoder; on a 2-core node that cost would be the bench's, not crisp's.
  * Resolves with the number of items (field 1 of ListPodSandboxResponse / ListContainersResponse).
  */
-export function listItemCount(client: grpc.Client, method: 'ListPodSandbox' | 'ListContainers', timeoutMs = 30_000): Promise<number> {
+export async function listItemCount(client: grpc.Client, method: 'ListPodSandbox' | 'ListContainers', timeoutMs = 30_000): Promise<number> {
+  return countField1(await emptyRequestBytes(client, method, timeoutMs));
+}
+
+/** A RuntimeService method called with an empty request (no filter), its response left as bytes. */
+export function emptyRequestBytes(client: grpc.Client, method: string, timeoutMs = 30_000): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     client.makeUnaryRequest<Buffer, Buffer>(
       `/runtime.v1.RuntimeService/${method}`,
-      () => Buffer.alloc(0), // an empty request: no filter
+      () => Buffer.alloc(0),
       (bytes) => bytes,
       Buffer.alloc(0),
       { deadline: Date.now() + timeoutMs },
-      (err, bytes) => (err ? reject(err) : resolve(countField1(bytes!))),
+      (err, bytes) => (err ? reject(err) : resolve(bytes!)),
     );
   });
 }
