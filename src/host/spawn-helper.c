@@ -17,6 +17,7 @@
 #include <net/if.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <spawn.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -284,6 +285,17 @@ static void failed(const char *what) {
   dprintf(2, "%s: %s\n", what, strerror(errno));
   _exit(1);
 }
+/* failed() for a step described by a format; the errno reported is the step's, read first. */
+__attribute__((format(printf, 1, 2))) static void failedf(const char *fmt, ...) {
+  int err = errno;
+  char what[4200];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(what, sizeof what, fmt, ap);
+  va_end(ap);
+  errno = err;
+  failed(what);
+}
 /* The CLONE_NEW* bit of a kind=path argument's kind; exits when it is none crisp pins. */
 static int namespace_bit(const char *k) {
   if (!strncmp(k, "net=", 4)) return CLONE_NEWNET;
@@ -309,13 +321,10 @@ static void pin(request_t *r) {
     if (ioctl(s, SIOCSIFFLAGS, &ifr) != 0) failed("SIOCSIFFLAGS lo");
   }
   for (uint32_t i = 3; i <= r->argc; i++) {
-    char src[32], what[4200];
+    char src[32];
     const char *eq = strchr(r->argv[i], '=');
     snprintf(src, sizeof src, "/proc/self/ns/%.*s", (int)(eq - r->argv[i]), r->argv[i]);
-    if (mount(src, eq + 1, NULL, MS_BIND, NULL) != 0) {
-      snprintf(what, sizeof what, "bind %s on %s", src, eq + 1);
-      failed(what);
-    }
+    if (mount(src, eq + 1, NULL, MS_BIND, NULL) != 0) failedf("bind %s on %s", src, eq + 1);
   }
   _exit(0);
 }
@@ -324,29 +333,19 @@ static void pin(request_t *r) {
    namespace of that kind), then the request's file copied to stdout as a process there reads it:
    /proc/self/net/dev gives that network namespace's counters, with no program started. */
 static void read_inside(request_t *r) {
-  char what[4200];
   for (uint32_t i = 1; i <= r->argc; i++) {
     int bit = namespace_bit(r->argv[i]);
     int fd = open(strchr(r->argv[i], '=') + 1, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || setns(fd, bit) != 0) {
-      snprintf(what, sizeof what, "entering %s", r->argv[i]);
-      failed(what);
-    }
+    if (fd < 0 || setns(fd, bit) != 0) failedf("entering %s", r->argv[i]);
     close(fd);
   }
   int fd = open(r->file, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    snprintf(what, sizeof what, "open %s", r->file);
-    failed(what);
-  }
+  if (fd < 0) failedf("open %s", r->file);
   char b[8192];
   ssize_t n;
   while ((n = read(fd, b, sizeof b)) > 0)
     if (write(1, b, (size_t)n) != n) failed("write");
-  if (n < 0) {
-    snprintf(what, sizeof what, "read %s", r->file);
-    failed(what);
-  }
+  if (n < 0) failedf("read %s", r->file);
   _exit(0);
 }
 

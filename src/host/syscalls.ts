@@ -135,6 +135,9 @@ function insideNewNamespaces(hostname: string | undefined, net: boolean): string
   return ['sh', '-c', 'hostname "$1" && exec ip link set lo up', 'crisp-pin', hostname];
 }
 
+// A read of a small procfs or sysfs file: it answers in milliseconds, unless the node is stuck.
+const READ_INSIDE_TIMEOUT_MS = 5000;
+
 /**
  * `file` as a process inside the namespaces pinned at `files` reads it: /proc/self/net/dev read
  * in a pod's network namespace lists that namespace's interfaces. Throws with the reason.
@@ -142,7 +145,7 @@ function insideNewNamespaces(hostname: string | undefined, net: boolean): string
 export async function readInside(files: Partial<Record<NamespaceKind, string>>, file: string, helper = helperForCalls()): Promise<string> {
   const inside = kindsOf(files).map((k) => `${k}=${files[k]}`);
   if (helper) {
-    const r = await helper.run({ mode: 'read-inside', file, args: inside, timeoutMs: 5000 });
+    const r = await helper.run({ mode: 'read-inside', file, args: inside, timeoutMs: READ_INSIDE_TIMEOUT_MS });
     if (r.code !== 0) throw new Error(`reading ${file} inside ${inside.join(' ')}: ${failure(r)}`);
     return r.stdout.toString();
   }
@@ -151,7 +154,7 @@ export async function readInside(files: Partial<Record<NamespaceKind, string>>, 
 
 export async function readInsideByCommand(files: Partial<Record<NamespaceKind, string>>, file: string): Promise<string> {
   const args = [...kindsOf(files).map((k) => `--${k}=${files[k]}`), '--', 'cat', file];
-  const r = await run('nsenter', args, { timeoutMs: 5000 });
+  const r = await run('nsenter', args, { timeoutMs: READ_INSIDE_TIMEOUT_MS });
   if (r.code !== 0) throw new Error(describeFailure('nsenter', args, r));
   return r.stdout;
 }
