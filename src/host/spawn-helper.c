@@ -411,7 +411,7 @@ static void start(request_t *r) {
       dup2(err[1], 2);
       close_range(3, ~0U, 0); // no other command's pipe stays open for as long as this child lives
       if (r->mode == PIN) pin(r);
-      read_inside(r);
+      else read_inside(r);
     }
     if (pid < 0) snprintf(j->why, sizeof j->why, "fork: %s", strerror(errno));
   } else if (*r->cwd && (stat(r->cwd, &st) != 0 ? (spawn_err = errno) : !S_ISDIR(st.st_mode) ? (spawn_err = ENOTDIR) : 0)) {

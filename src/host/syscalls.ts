@@ -111,7 +111,7 @@ export async function unmountByCommand(targets: readonly string[]): Promise<stri
 export async function pinNewNamespaces(req: PinRequest, helper = helperForCalls()): Promise<void> {
   const kinds = kindsOf(req.files);
   if (helper) {
-    const r = await helper.run({ mode: 'pin', file: '', args: [req.hostname ?? '', kinds.includes('net') ? '1' : '0', ...kinds.map((k) => `${k}=${req.files[k]}`)], timeoutMs: 10_000 });
+    const r = await helper.run({ mode: 'pin', file: '', args: [req.hostname ?? '', kinds.includes('net') ? '1' : '0', ...namespaceArgs(req.files)], timeoutMs: 10_000 });
     if (r.code !== 0) throw new Error(`new ${kinds.join('+')} namespaces: ${failure(r)}`);
     return;
   }
@@ -119,10 +119,12 @@ export async function pinNewNamespaces(req: PinRequest, helper = helperForCalls(
 }
 
 const kindsOf = (files: Partial<Record<NamespaceKind, string>>) => (Object.keys(files) as NamespaceKind[]).filter((k) => files[k] !== undefined);
+/** kind=path for each namespace file given; `prefix` '--' makes them unshare's and nsenter's options. */
+const namespaceArgs = (files: Partial<Record<NamespaceKind, string>>, prefix = '') => kindsOf(files).map((k) => `${prefix}${k}=${files[k]}`);
 
 export async function pinByCommand(req: PinRequest): Promise<void> {
   const kinds = kindsOf(req.files);
-  const args = [...kinds.map((k) => `--${k}=${req.files[k]}`), '--', ...insideNewNamespaces(req.hostname, kinds.includes('net'))];
+  const args = [...namespaceArgs(req.files, '--'), '--', ...insideNewNamespaces(req.hostname, kinds.includes('net'))];
   const r = await run('unshare', args, { timeoutMs: 10_000 });
   if (r.code !== 0) throw new Error(describeFailure('unshare', args, r));
 }
@@ -143,7 +145,7 @@ const READ_INSIDE_TIMEOUT_MS = 5000;
  * in a pod's network namespace lists that namespace's interfaces. Throws with the reason.
  */
 export async function readInside(files: Partial<Record<NamespaceKind, string>>, file: string, helper = helperForCalls()): Promise<string> {
-  const inside = kindsOf(files).map((k) => `${k}=${files[k]}`);
+  const inside = namespaceArgs(files);
   if (helper) {
     const r = await helper.run({ mode: 'read-inside', file, args: inside, timeoutMs: READ_INSIDE_TIMEOUT_MS });
     if (r.code !== 0) throw new Error(`reading ${file} inside ${inside.join(' ')}: ${failure(r)}`);
@@ -153,7 +155,7 @@ export async function readInside(files: Partial<Record<NamespaceKind, string>>, 
 }
 
 export async function readInsideByCommand(files: Partial<Record<NamespaceKind, string>>, file: string): Promise<string> {
-  const args = [...kindsOf(files).map((k) => `--${k}=${files[k]}`), '--', 'cat', file];
+  const args = [...namespaceArgs(files, '--'), '--', 'cat', file];
   const r = await run('nsenter', args, { timeoutMs: READ_INSIDE_TIMEOUT_MS });
   if (r.code !== 0) throw new Error(describeFailure('nsenter', args, r));
   return r.stdout;

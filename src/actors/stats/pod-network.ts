@@ -6,8 +6,8 @@
 // (host/syscalls.ts; nsenter + cat without the helper), and every answer is cached briefly:
 // kubelet and crictl ask for the same pods within the same second. procfs is read with the
 // sync calls, which cost a tenth of fs/promises' CPU for files this small. A stats call reads
-// its pods side by side (stats-deps.ts), so at most a few such reads run at once: a node with
-// many pods whose containers have all exited (finished jobs) would otherwise fork one per pod.
+// its pods side by side (stats-deps.ts); at most four reads inside a namespace run at once, so a
+// node with many pods whose containers have all exited (finished jobs) does not fork one per pod.
 import { readFileSync, statSync } from 'node:fs';
 import { readInside } from '../../host/syscalls.js';
 import { internal, messageOf } from '../../errors.js';
@@ -41,7 +41,7 @@ export function parseNetDev(text: string): InterfaceCounters[] {
   return out;
 }
 
-async function inodeOf(path: string): Promise<bigint | undefined> {
+function inodeOf(path: string): bigint | undefined {
   try {
     const st = statSync(path, { bigint: true });
     return (st.dev << 64n) | st.ino;
@@ -78,10 +78,10 @@ export class PodNetworkReader {
   }
 
   private async measure(netnsPath: string, pids: number[]): Promise<PodNetworkSample> {
-    const wanted = await inodeOf(netnsPath);
+    const wanted = inodeOf(netnsPath);
     if (wanted !== undefined) {
       for (const pid of pids) {
-        if ((await inodeOf(`/proc/${pid}/ns/net`)) !== wanted) continue;
+        if (inodeOf(`/proc/${pid}/ns/net`) !== wanted) continue;
         try {
           const text = readFileSync(`/proc/${pid}/net/dev`, 'utf8');
           return { atNs: nowNs(), interfaces: parseNetDev(text) };
