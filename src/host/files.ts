@@ -11,10 +11,11 @@
 // temp file that was renamed). Node reports that by throwing, and the error, made with its
 // stack, costs more than the system call: those paths are asked without one (existsSync,
 // throwIfNoEntry) before they are read or removed.
-import { existsSync, lstatSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, watch, writeFileSync, type Stats } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readdirSync, renameSync, rmdirSync, statSync, unlinkSync, watch, writeFileSync, type Dirent, type Stats } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { open, readdir } from 'node:fs/promises';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 
 export function errCode(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null ? ((err as { code?: string }).code ?? undefined) : undefined;
@@ -63,14 +64,75 @@ export async function exists(path: string): Promise<boolean> {
   return statIfPresent(path) !== undefined;
 }
 
-/** Removes a file or a small directory of the runroot (a container's records, sockets). */
-export async function removePath(path: string): Promise<void> {
-  removeIfPresent(path);
+// Removing a tree. Node's rmSync and fs/promises' rm stat every entry (twice for a file) and
+// learn that a directory is not empty from rmdir's error, made with its stack, before reading it;
+// fs/promises does each of those as a thread-pool round trip. A pod's teardown removes five
+// directories and a dozen files this way (perf, density 100 × 10: rmSync was 1 ms of the event
+// loop's CPU per pod torn down). Here a directory is read once, with the entries' types, its
+// files unlinked and its subdirectories emptied before its own rmdir: one system call per entry,
+// and no error made unless something is wrong.
+
+/**
+ * Yields once per entry removed; the callers below decide how many entries go between two turns
+ * of the event loop. A directory whose entry types the filesystem does not report is recognised
+ * by unlink's EISDIR.
+ */
+function* removalOf(path: string, st: Stats | Dirent): Generator<void, void, undefined> {
+  if (!st.isDirectory()) {
+    if (unlinkEntry(path)) return;
+  }
+  for (const entry of readdirIfPresent(path)) {
+    yield* removalOf(`${path}/${entry.name}`, entry);
+    yield;
+  }
+  try {
+    rmdirSync(path);
+  } catch (err) {
+    if (errCode(err) !== 'ENOENT') throw err;
+  }
 }
 
-/** removePath, synchronously: a file, a symlink (not what it points to) or a small directory. */
+/** Unlinks a non-directory; false when it is a directory after all. Gone already is fine. */
+function unlinkEntry(path: string): boolean {
+  try {
+    unlinkSync(path);
+    return true;
+  } catch (err) {
+    if (errCode(err) === 'ENOENT') return true;
+    if (errCode(err) === 'EISDIR') return false;
+    throw err;
+  }
+}
+
+function readdirIfPresent(dir: string): Dirent[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true });
+  } catch (err) {
+    if (errCode(err) === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+// As many entries between two turns of the event loop as a disk-usage walk (see disk-usage.ts).
+const ENTRIES_PER_TURN = 256;
+
+/**
+ * Removes a file, a symlink (not what it points to) or a directory tree, if present. Sync calls,
+ * with a turn of the event loop every 256 entries, so a container's large writable layer never
+ * holds the loop for long.
+ */
+export async function removePath(path: string): Promise<void> {
+  const st = statIfPresent(path, { link: true });
+  if (!st) return;
+  let removed = 0;
+  for (const _ of removalOf(path, st)) if (++removed % ENTRIES_PER_TURN === 0) await yieldToLoop();
+}
+
+/** removePath in one go, for a file or a small directory of the runroot. */
 export function removeIfPresent(path: string): void {
-  if (statIfPresent(path, { link: true })) rmSync(path, { recursive: true, force: true });
+  const st = statIfPresent(path, { link: true });
+  if (!st) return;
+  for (const _ of removalOf(path, st));
 }
 
 export class WaitAborted extends Error {}

@@ -3,7 +3,6 @@
 // releases what was acquired, newest first; Remove runs the same releases. Every step is
 // idempotent, so after a crash the same plan simply runs again (DESIGN.md rules 2 and 5).
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Step, Planner } from '../driver.js';
@@ -289,7 +288,7 @@ function releaseStep(deps: ContainerPlanDeps, id: string, c: ContainerContext): 
       async run() {
         await unmountImageVolumes(layout.imageVolumes);
         await unmountOwn(layout.rootfs);
-        await rm(layout.dir, { recursive: true, force: true });
+        await removePath(layout.dir);
         // The bundle, a few files on the runroot's tmpfs, removed in place (one made before
         // bundles moved there went with the dir).
         await removePath(containerBundle(deps.ctx.config.runroot, id));

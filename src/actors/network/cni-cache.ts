@@ -6,8 +6,9 @@
 // plugin: a crash in the middle of an ADD then still leaves what DEL needs to undo it
 // (`addComplete` tells the two cases apart; libcni ignores the extra key).
 
-import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { removeIfPresent } from '../../host/files.js';
 
 export const CNI_CACHE_KIND = 'cniCacheV1';
 
@@ -86,7 +87,7 @@ export async function removeCachedAttachment(
   containerId: string,
   ifName: string,
 ): Promise<void> {
-  rmSync(cacheFilePath(cacheDir, networkName, containerId, ifName), { force: true });
+  removeIfPresent(cacheFilePath(cacheDir, networkName, containerId, ifName));
 }
 
 /** All readable entries, optionally only those of one container; unreadable ones are skipped. */

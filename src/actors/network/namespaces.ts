@@ -10,7 +10,7 @@
 // private mount nothing leaks to other mount namespaces; on a shared one the unmount in
 // unpin propagates to the peers the mount propagated to, so both are safe.
 
-import { closeSync, mkdirSync, openSync, rmSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { alreadyExists, internal, invalidArgument, messageOf } from '../../errors.js';
 import { POD_NAMESPACE_KINDS, validateHostname, type PodNamespaceKind } from '../../machines/pod-rules.js';
@@ -18,6 +18,7 @@ import { silentLogger, type Logger } from '../../log.js';
 import { describeFailure, run, type RunOptions, type RunResult } from '../../host/run.js';
 import { pinNewNamespaces } from '../../host/syscalls.js';
 import { unmountOwn } from '../../host/mounts.js';
+import { removeIfPresent } from '../../host/files.js';
 import { mountedHere, ownMountAt, type MountEntry } from '../../host/mountinfo.js';
 
 
@@ -81,7 +82,7 @@ export async function unpinNamespaces(pinned: PinnedNamespaces): Promise<void> {
   const paths = Object.values(pinned).filter((p): p is string => !!p);
   try {
     await unmountOwn(...paths);
-    for (const path of paths) rmSync(path, { force: true });
+    for (const path of paths) removeIfPresent(path);
   } catch (err) {
     throw internal(`unpinning namespaces ${paths.join(', ')} failed: ${messageOf(err)}`, err);
   }
