@@ -21,7 +21,8 @@ export function errCode(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null ? ((err as { code?: string }).code ?? undefined) : undefined;
 }
 
-export async function readJsonFile<T>(path: string): Promise<T | null> {
+/** A JSON file's value, or null when there is no file. */
+export function readJsonFile<T>(path: string): T | null {
   if (!existsSync(path)) return null;
   try {
     return JSON.parse(readFileSync(path, 'utf8')) as T;

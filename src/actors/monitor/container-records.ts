@@ -84,12 +84,12 @@ export class ContainerFiles {
   }
 
   /** The journal create() wrote, or null for an id crisp has not tried to create. */
-  async journal(id: string): Promise<CreateJournal | null> {
+  journal(id: string): CreateJournal | null {
     validateId(id);
-    const journal = await readJsonFile<CreateJournal>(this.journalFile(id));
+    const journal = readJsonFile<CreateJournal>(this.journalFile(id));
     if (!journal || journal.logPath !== undefined) return journal;
     // made by an earlier crisp, which kept the log path and conmon's cgroup in a second record
-    const older = await readJsonFile<Pick<CreateJournal, 'logPath' | 'conmonCgroup'>>(join(this.dir(id), OLDER_RECORD));
+    const older = readJsonFile<Pick<CreateJournal, 'logPath' | 'conmonCgroup'>>(join(this.dir(id), OLDER_RECORD));
     return older ? { ...journal, logPath: older.logPath, ...(older.conmonCgroup && { conmonCgroup: older.conmonCgroup }) } : journal;
   }
 

@@ -93,6 +93,14 @@ export class ContainerRuntime {
   private readonly runcs = new Map<string, Runc>();
   /** Each container's runtime, once known: it never changes, and start, stop, state and exec would otherwise each read the record for it. */
   private readonly runcById = new Map<string, Runc>();
+  /**
+   * The create journal and the pids runc and conmon wrote do not change while the container
+   * exists: each is read from its file once and forgotten when the container is removed. A
+   * container's life asked for them a dozen times (the journal five times, the pid files four),
+   * each a stat, a read and a parse. After a restart they are read afresh.
+   */
+  private readonly journals = new Map<string, { journal: CreateJournal; cgroup?: CgroupPaths }>();
+  private readonly pids = new Map<string, CreatedContainer>();
   private readonly logger: Logger;
   private readonly lifelines = new Map<string, ConmonLifeline>();
   private readonly orphans = new Map<string, NodeJS.Timeout>();
@@ -124,12 +132,37 @@ export class ContainerRuntime {
 
   /** The pids of a container the runtime has created, or null (unknown id, or a create cut short). */
   async created(id: string): Promise<CreatedContainer | null> {
-    return this.files.created(id);
+    return this.createdOf(id);
+  }
+
+  private createdOf(id: string): CreatedContainer | null {
+    const known = this.pids.get(id);
+    if (known) return known;
+    const made = this.files.created(id);
+    if (made) this.pids.set(id, made);
+    return made;
+  }
+
+  // Read and kept in one synchronous run, so a removal (which forgets once the files are gone)
+  // cannot fall between the two and leave a journal of a removed container behind.
+  private journalOf(id: string): CreateJournal | null {
+    const known = this.journals.get(id);
+    if (known) return known.journal;
+    const journal = this.files.journal(id);
+    if (journal) this.journals.set(id, { journal });
+    return journal;
+  }
+
+  /** Forgets what was read of a container that is being removed. */
+  private forget(id: string): void {
+    this.journals.delete(id);
+    this.pids.delete(id);
+    this.runcById.delete(id);
   }
 
   /** The cgroupsPath the journal of a create (finished or cut short) names; null when none does. */
   async cgroupsPathOf(id: string): Promise<string | null> {
-    return (await this.files.journal(id))?.cgroupsPath ?? null;
+    return this.journalOf(id)?.cgroupsPath ?? null;
   }
 
   /** Ids of every container this run dir holds a create journal for (for reconciliation at start-up). */
@@ -144,8 +177,12 @@ export class ContainerRuntime {
 
   /** Where the container's cgroup lives on this host (for stats), or null without a cgroupsPath. */
   async cgroupPaths(id: string): Promise<CgroupPaths | null> {
-    const cgroupsPath = await this.cgroupsPathOf(id);
-    return cgroupsPath ? resolveCgroupPaths(await this.cgroupLayout(), cgroupsPath) : null;
+    const journal = this.journalOf(id);
+    if (!journal?.cgroupsPath) return null;
+    const layout = await this.cgroupLayout();
+    const known = this.journals.get(id);
+    if (known?.journal !== journal) return resolveCgroupPaths(layout, journal.cgroupsPath); // removed meanwhile
+    return (known.cgroup ??= resolveCgroupPaths(layout, journal.cgroupsPath));
   }
 
   private cgroupLayout(): Promise<CgroupLayout> {
@@ -185,7 +222,7 @@ export class ContainerRuntime {
     validateId(id);
     const known = this.runcById.get(id);
     if (known) return known;
-    const made: RuntimeChoice | null = await this.files.journal(id);
+    const made: RuntimeChoice | null = this.journalOf(id);
     const r = made?.runtimePath && made.runtimeRoot ? { path: made.runtimePath, root: made.runtimeRoot } : this.handlerRuntime();
     const runc = this.runcAt(r.path, r.root);
     // Only a container crisp has a journal of is remembered: an unknown id is looked up again.
@@ -219,8 +256,8 @@ export class ContainerRuntime {
     const handler = this.handlerRuntime(c.runtimeHandler);
     const choice: Required<RuntimeChoice> = { runtimePath: handler.path, runtimeRoot: handler.root };
 
-    if (await this.files.journal(c.id)) {
-      if (this.files.created(c.id)) throw alreadyExists(`container ${c.id} already exists`);
+    if (this.journalOf(c.id)) {
+      if (this.createdOf(c.id)) throw alreadyExists(`container ${c.id} already exists`);
       // An earlier create of this id died before runc made the container (crisp was killed
       // mid-launch): undo whatever it made (conmon, cgroup, runc state) and start over.
       this.logger.warn({ id: c.id }, 'undoing a create that was cut short before the runtime made the container');
@@ -247,6 +284,7 @@ export class ContainerRuntime {
       ...choice,
     };
     await writeJsonFileAtomic(this.files.journalFile(c.id), journal);
+    this.journals.set(c.id, { journal, ...(cgroup && { cgroup }) });
     const logExisted = await exists(c.logPath);
 
     const log = this.logger.child({ id: c.id });
@@ -380,7 +418,7 @@ export class ContainerRuntime {
     validateId(id);
     const done = await this.readExit(id);
     if (done) return done;
-    const made = this.files.created(id);
+    const made = this.createdOf(id);
     if (!made) throw notFound(`container ${id} not found`);
     if (!(await isConmonFor(made.conmonPid, id, this.o.conmonPath))) {
       const lost = await this.withoutConmon(id);
@@ -421,7 +459,7 @@ export class ContainerRuntime {
 
   /** conmon is known to be gone; then an exit is only missing while the conmon-less process runs. */
   private async exitIfConmonGone(id: string): Promise<ExitInfo | null> {
-    const made = this.files.created(id);
+    const made = this.createdOf(id);
     if (!made || (await isConmonFor(made.conmonPid, id, this.o.conmonPath))) return null;
     const lost = await this.withoutConmon(id);
     return 'exit' in lost ? lost.exit : null;
@@ -454,7 +492,7 @@ export class ContainerRuntime {
     validateId(id);
     const exit = await this.readExit(id);
     if (exit) return { status: 'exited', exit };
-    const made = this.files.created(id);
+    const made = this.createdOf(id);
     if (!made) return { status: 'unknown-id' };
     if (await isConmonFor(made.conmonPid, id, this.o.conmonPath)) return { status: 'monitored' };
     const lost = await this.withoutConmon(id);
@@ -471,7 +509,7 @@ export class ContainerRuntime {
   async adoptOrphan(id: string): Promise<boolean> {
     validateId(id);
     if (this.orphans.has(id)) return true;
-    const made = this.files.created(id);
+    const made = this.createdOf(id);
     const st = made && (await this.state(id));
     if (!made || !st || st.status === 'stopped' || !st.pid) return false;
     const identity = await processIdentity(st.pid);
@@ -527,7 +565,7 @@ export class ContainerRuntime {
     const stopSignal = parseSignal(o.signal ?? 'SIGTERM', 'stop signal');
     const done = await this.readExit(id);
     if (done) return done;
-    if (!this.files.created(id)) throw notFound(`container ${id} not found`);
+    if (!this.createdOf(id)) throw notFound(`container ${id} not found`);
     const log = this.logger.child({ id });
 
     // No `runc state` first (a process spawn per stop): the freezer says whether the container
@@ -576,8 +614,8 @@ export class ContainerRuntime {
    */
   async delete(id: string, runtimeHandler?: string): Promise<void> {
     validateId(id);
-    const made = await this.files.journal(id);
-    const cgroup = made?.cgroupsPath ? resolveCgroupPaths(await this.cgroupLayout(), made.cgroupsPath) : undefined;
+    const made = this.journalOf(id);
+    const cgroup = (await this.cgroupPaths(id)) ?? undefined;
     const runtime = made?.runtimePath && made.runtimeRoot ? { path: made.runtimePath, root: made.runtimeRoot } : this.handlerRuntime(runtimeHandler);
     const runc = this.runcAt(runtime.path, runtime.root);
     await this.removeEverything(id, { runc, bundle: made?.bundle, cgroup, conmonCgroup: made?.conmonCgroup });
@@ -606,7 +644,7 @@ export class ContainerRuntime {
     }
     this.lifelines.get(id)?.destroy();
     this.lifelines.delete(id);
-    this.runcById.delete(id);
+    this.forget(id);
     if (o.cgroup) await removeCgroupTree(o.cgroup);
     if (o.conmonCgroup && this.conmonPlacer.ownsCgroup(o.conmonCgroup)) {
       await removeCgroupTree(resolveCgroupPaths(await this.cgroupLayout(), o.conmonCgroup));
@@ -616,6 +654,7 @@ export class ContainerRuntime {
     if (o.bundle) for (const f of ['ctl', 'winsz', 'attach']) await removePath(join(o.bundle, f));
     if (o.logPath) await removePath(o.logPath);
     await removePath(this.files.dir(id));
+    this.forget(id); // again: a reader during the removal may have read them before they went
   }
 
   // ---- exec, logs, resources -------------------------------------------------------------------
@@ -639,7 +678,7 @@ export class ContainerRuntime {
     const st = await this.state(id);
     if (!st) throw notFound(`container ${id} not found`);
     if (st.status !== 'running') throw failedPrecondition(`container ${id} is ${st.status}, not running; cannot exec`);
-    const made = await this.files.journal(id);
+    const made = this.journalOf(id);
     if (!made) throw notFound(`container ${id} not found`);
     const name = `exec-${randomBytes(6).toString('hex')}`;
     const processFile = join(this.files.dir(id), `${name}.json`);
@@ -658,8 +697,8 @@ export class ContainerRuntime {
 
   /** Asks conmon to reopen the log (after kubelet rotated it); returns once the file exists. */
   async reopenLog(id: string): Promise<void> {
-    const made = await this.files.journal(id);
-    if (!made || !this.files.created(id)) throw notFound(`container ${id} not found`);
+    const made = this.journalOf(id);
+    if (!made || !this.createdOf(id)) throw notFound(`container ${id} not found`);
     if (!made.logPath) throw failedPrecondition(`container ${id}: its journal names no log file`);
     const logPath = made.logPath;
     const st = await this.state(id);
