@@ -100,13 +100,22 @@ export async function mountsAt(path: string): Promise<MountEntry[]> {
 
 export const FS_MAGIC = { overlay: 0x794c7630, tmpfs: 0x01021994, nsfs: 0x6e736673 } as const;
 
-/** Whether a filesystem other than the parent directory's is mounted at `path`. */
-export function mountedHere(path: string): boolean {
+/**
+ * Whether a filesystem other than the parent directory's is mounted at `path`. `parentDevs`
+ * keeps each parent's device for a caller asking about several paths in one directory (a pod's
+ * pinned namespaces).
+ */
+export function mountedHere(path: string, parentDevs?: Map<string, number | undefined>): boolean {
   // An absent path is the common answer (a pod without an infra rootfs): no error is made for it.
   const here = statIfPresent(path);
   if (!here) return false;
-  const parent = statIfPresent(dirname(resolve(path)));
-  return parent !== undefined && here.dev !== parent.dev;
+  const dir = dirname(resolve(path));
+  let parentDev = parentDevs?.get(dir);
+  if (parentDev === undefined) {
+    parentDev = statIfPresent(dir)?.dev;
+    parentDevs?.set(dir, parentDev);
+  }
+  return parentDev !== undefined && here.dev !== parentDev;
 }
 
 /** Whether `path` lies on a tmpfs (mounted there or above it). */
@@ -115,8 +124,8 @@ export function onTmpfs(path: string): boolean {
 }
 
 /** The filesystem kind mounted at `path` (of those crisp mounts), or undefined for none or another. */
-export function ownMountAt(path: string): keyof typeof FS_MAGIC | undefined {
-  if (!mountedHere(path)) return undefined;
+export function ownMountAt(path: string, parentDevs?: Map<string, number | undefined>): keyof typeof FS_MAGIC | undefined {
+  if (!mountedHere(path, parentDevs)) return undefined;
   const type = statfsSync(path).type;
   return (Object.keys(FS_MAGIC) as (keyof typeof FS_MAGIC)[]).find((k) => FS_MAGIC[k] === type);
 }

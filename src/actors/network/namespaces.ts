@@ -64,8 +64,9 @@ export async function pinNamespaces(options: PinOptions): Promise<PinnedNamespac
     } catch (err) {
       throw internal(`pinning namespaces in ${dir} failed: ${messageOf(err)}`, err);
     }
+    const parentDevs = new Map<string, number | undefined>();
     for (const k of kinds) {
-      if (ownMountAt(pinned[k]!) !== 'nsfs') {
+      if (ownMountAt(pinned[k]!, parentDevs) !== 'nsfs') {
         throw internal(`pinning namespaces in ${dir} failed: ${pinned[k]} is not a ${k} namespace mount`);
       }
     }
