@@ -5,7 +5,8 @@
 // The files are a few hundred bytes on the runroot tmpfs, so they are read and written with
 // the synchronous calls: measured on Node 20, fs/promises costs 300-500 µs of CPU per small
 // file (a thread-pool round trip for each of open, stat, read and close) where the sync call
-// costs 12-50 µs and returns sooner too. The functions stay async for their callers.
+// costs 12-50 µs and returns sooner too. Most functions stay async for their callers; those a
+// caller needs in one synchronous run (readJsonFile, statIfPresent, removeIfPresent) are not.
 //
 // Many of the files asked about are absent in the common case (an exit file before the exit, a
 // temp file that was renamed). Node reports that by throwing, and the error, made with its

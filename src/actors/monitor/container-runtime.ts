@@ -96,8 +96,8 @@ export class ContainerRuntime {
   /**
    * The create journal and the pids runc and conmon wrote do not change while the container
    * exists: each is read from its file once and forgotten when the container is removed. A
-   * container's life asked for them a dozen times (the journal five times, the pid files four),
-   * each a stat, a read and a parse. After a restart they are read afresh.
+   * container's life asked for them nine times (strace of a density run: the journal six times, the
+   * pid files three), each a stat, a read and a parse. After a restart they are read afresh.
    */
   private readonly journals = new Map<string, { journal: CreateJournal; cgroup?: CgroupPaths }>();
   private readonly pids = new Map<string, CreatedContainer>();
