@@ -115,26 +115,31 @@ function readdirIfPresent(dir: string): Dirent[] {
   }
 }
 
-// As many entries between two turns of the event loop as a disk-usage walk (see disk-usage.ts).
-const ENTRIES_PER_TURN = 256;
+/**
+ * Entries a walk of a tree with synchronous calls (a removal, a disk-usage count) handles between
+ * two turns of the event loop. Each costs a few microseconds, where fs/promises paid a thread-pool
+ * round trip and a promise: a large tree never holds the loop for more than a millisecond or two.
+ */
+export const ENTRIES_PER_TURN = 256;
+
+/** The removal of what is at `path` (a symlink itself, not what it points to); nothing when absent. */
+function removalAt(path: string): Iterable<void> {
+  const st = statIfPresent(path, { link: true });
+  return st ? removalOf(path, st) : [];
+}
 
 /**
- * Removes a file, a symlink (not what it points to) or a directory tree, if present. Sync calls,
- * with a turn of the event loop every 256 entries, so a container's large writable layer never
- * holds the loop for long.
+ * Removes a file, a symlink or a directory tree, if present, with a turn of the event loop every
+ * ENTRIES_PER_TURN entries, so a container's large writable layer never holds the loop for long.
  */
 export async function removePath(path: string): Promise<void> {
-  const st = statIfPresent(path, { link: true });
-  if (!st) return;
   let removed = 0;
-  for (const _ of removalOf(path, st)) if (++removed % ENTRIES_PER_TURN === 0) await yieldToLoop();
+  for (const _ of removalAt(path)) if (++removed % ENTRIES_PER_TURN === 0) await yieldToLoop();
 }
 
 /** removePath in one go, for a file or a small directory of the runroot. */
 export function removeIfPresent(path: string): void {
-  const st = statIfPresent(path, { link: true });
-  if (!st) return;
-  for (const _ of removalOf(path, st));
+  for (const _ of removalAt(path));
 }
 
 export class WaitAborted extends Error {}

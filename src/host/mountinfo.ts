@@ -105,17 +105,15 @@ export const FS_MAGIC = { overlay: 0x794c7630, tmpfs: 0x01021994, nsfs: 0x6e7366
  * keeps each parent's device for a caller asking about several paths in one directory (a pod's
  * pinned namespaces).
  */
-export function mountedHere(path: string, parentDevs?: Map<string, number | undefined>): boolean {
+export function mountedHere(path: string, parentDevs?: Map<string, number>): boolean {
   // An absent path is the common answer (a pod without an infra rootfs): no error is made for it.
   const here = statIfPresent(path);
   if (!here) return false;
   const dir = dirname(resolve(path));
-  let parentDev = parentDevs?.get(dir);
-  if (parentDev === undefined) {
-    parentDev = statIfPresent(dir)?.dev;
-    parentDevs?.set(dir, parentDev);
-  }
-  return parentDev !== undefined && here.dev !== parentDev;
+  const parentDev = parentDevs?.get(dir) ?? statIfPresent(dir)?.dev;
+  if (parentDev === undefined) return false;
+  parentDevs?.set(dir, parentDev);
+  return here.dev !== parentDev;
 }
 
 /** Whether `path` lies on a tmpfs (mounted there or above it). */
@@ -124,7 +122,7 @@ export function onTmpfs(path: string): boolean {
 }
 
 /** The filesystem kind mounted at `path` (of those crisp mounts), or undefined for none or another. */
-export function ownMountAt(path: string, parentDevs?: Map<string, number | undefined>): keyof typeof FS_MAGIC | undefined {
+export function ownMountAt(path: string, parentDevs?: Map<string, number>): keyof typeof FS_MAGIC | undefined {
   if (!mountedHere(path, parentDevs)) return undefined;
   const type = statfsSync(path).type;
   return (Object.keys(FS_MAGIC) as (keyof typeof FS_MAGIC)[]).find((k) => FS_MAGIC[k] === type);

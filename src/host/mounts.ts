@@ -18,7 +18,7 @@ export async function unmountOwn(...paths: string[]): Promise<void> {
   const targets = [...new Set(paths.map((p) => resolve(p)))];
   for (let round = 0; round < 16; round++) {
     // a pod's targets share their directories: each parent is asked once a round
-    const parentDevs = new Map<string, number | undefined>();
+    const parentDevs = new Map<string, number>();
     const mounted = targets.filter((p) => mountedHere(p, parentDevs));
     if (mounted.length === 0) return;
     const failed = await unmount(mounted);

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mountedHere } from '../../src/host/mountinfo.js';
 
 test('mountedHere finds the mounts on / and keeps each parent device once', () => {
-  const parentDevs = new Map<string, number | undefined>();
+  const parentDevs = new Map<string, number>();
   assert.equal(mountedHere('/proc', parentDevs), true);
   assert.equal(mountedHere('/sys', parentDevs), true);
   assert.equal(mountedHere('/proc/self/fd', parentDevs), false);

@@ -145,12 +145,18 @@ export class ContainerRuntime {
 
   // Read and kept in one synchronous run, so a removal (which forgets once the files are gone)
   // cannot fall between the two and leave a journal of a removed container behind.
+  private recordOf(id: string): { journal: CreateJournal; cgroup?: CgroupPaths } | undefined {
+    let known = this.journals.get(id);
+    if (!known) {
+      const journal = this.files.journal(id);
+      if (!journal) return undefined;
+      this.journals.set(id, (known = { journal }));
+    }
+    return known;
+  }
+
   private journalOf(id: string): CreateJournal | null {
-    const known = this.journals.get(id);
-    if (known) return known.journal;
-    const journal = this.files.journal(id);
-    if (journal) this.journals.set(id, { journal });
-    return journal;
+    return this.recordOf(id)?.journal ?? null;
   }
 
   /** Forgets what was read of a container that is being removed. */
@@ -177,12 +183,10 @@ export class ContainerRuntime {
 
   /** Where the container's cgroup lives on this host (for stats), or null without a cgroupsPath. */
   async cgroupPaths(id: string): Promise<CgroupPaths | null> {
-    const journal = this.journalOf(id);
-    if (!journal?.cgroupsPath) return null;
     const layout = await this.cgroupLayout();
-    const known = this.journals.get(id);
-    if (known?.journal !== journal) return resolveCgroupPaths(layout, journal.cgroupsPath); // removed meanwhile
-    return (known.cgroup ??= resolveCgroupPaths(layout, journal.cgroupsPath));
+    const known = this.recordOf(id);
+    const cgroupsPath = known?.journal.cgroupsPath;
+    return cgroupsPath ? (known.cgroup ??= resolveCgroupPaths(layout, cgroupsPath)) : null;
   }
 
   private cgroupLayout(): Promise<CgroupLayout> {

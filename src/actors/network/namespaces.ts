@@ -64,7 +64,7 @@ export async function pinNamespaces(options: PinOptions): Promise<PinnedNamespac
     } catch (err) {
       throw internal(`pinning namespaces in ${dir} failed: ${messageOf(err)}`, err);
     }
-    const parentDevs = new Map<string, number | undefined>();
+    const parentDevs = new Map<string, number>();
     for (const k of kinds) {
       if (ownMountAt(pinned[k]!, parentDevs) !== 'nsfs') {
         throw internal(`pinning namespaces in ${dir} failed: ${pinned[k]} is not a ${k} namespace mount`);

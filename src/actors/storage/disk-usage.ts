@@ -1,13 +1,12 @@
 import { lstatSync, readdirSync } from 'node:fs';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { ENTRIES_PER_TURN } from '../../host/files.js';
 
 export type Usage = { bytes: number; inodes: number };
 
-// Entries looked at between two turns of the event loop. Each is an lstat (and a readdir for a
-// directory) made synchronously: a few microseconds, where fs/promises paid a thread-pool round
-// trip and a promise per entry, which was most of a walk's CPU. A large tree still never holds
-// the loop for more than a millisecond or two at a time.
-const ENTRIES_PER_TURN = 256;
+// Each entry is an lstat (and a readdir for a directory) made synchronously, ENTRIES_PER_TURN of
+// them between two turns of the event loop: fs/promises' round trip and promise per entry had been
+// most of a walk's CPU.
 
 /**
  * Space taken by a tree the way `du` counts it: allocated blocks, each inode once (hard links
