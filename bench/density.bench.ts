@@ -13,7 +13,8 @@
 // runc start; and back: runc kill, exit file, runc delete, CNI DEL, unpin).
 //
 // It prints startup p50/p90/p99/max against the floor's, wave wall times, the daemon's own CPU
-// per pod (utime+stime of the daemon process, children excluded) and its spawn helper's, how long
+// per pod (utime+stime of the daemon process, children excluded) and its page faults per pod (each
+// costs ~10 µs of the daemon's system time on this VM), its spawn helper's CPU, how long
 // the event loop's thread waited for a core, relist latency during the wave
 // and at steady state, the daemon's CPU and event-loop wake-ups per second at steady state (the
 // pods running, only the poller calling), daemon RSS (fresh, with the pods, peak) and the
@@ -61,24 +62,27 @@ interface CpuMs {
   system: number;
   /** The event loop's own thread (user + system), the rest being libuv's pool and V8's helpers. */
   main: number;
+  /** Minor page faults of all its threads: each costs ~10 µs of system time on this VM. */
+  faults: number;
 }
 
-function ticksOf(statPath: string): [number, number] {
+/** User and system ms, and minor page faults, from a /proc stat file. */
+function ticksOf(statPath: string): [number, number, number] {
   const fields = readFileSync(statPath, 'utf8').split(') ')[1]!.split(' ');
-  return [(Number(fields[11]) / CLK_TCK) * 1000, (Number(fields[12]) / CLK_TCK) * 1000];
+  return [(Number(fields[11]) / CLK_TCK) * 1000, (Number(fields[12]) / CLK_TCK) * 1000, Number(fields[7])];
 }
 
 function cpuOf(pid: number): CpuMs {
-  const [user, system] = ticksOf(`/proc/${pid}/stat`);
+  const [user, system, faults] = ticksOf(`/proc/${pid}/stat`);
   const [mainUser, mainSystem] = ticksOf(`/proc/${pid}/task/${pid}/stat`);
-  return { user, system, main: mainUser + mainSystem };
+  return { user, system, main: mainUser + mainSystem, faults };
 }
 
 /** CPU ms per pod between two readings: total, and its user, system and event-loop-thread parts. */
 function perPod(from: CpuMs, to: CpuMs, pods: number) {
   const user = (to.user - from.user) / pods;
   const system = (to.system - from.system) / pods;
-  return { total: user + system, user, system, main: (to.main - from.main) / pods };
+  return { total: user + system, user, system, main: (to.main - from.main) / pods, faults: (to.faults - from.faults) / pods };
 }
 
 /** The daemon's spawn helper (its child process named crisp-spawn-helper), if it runs one. */
@@ -474,7 +478,7 @@ async function main(): Promise<void> {
     console.log(`wave wall s     up crisp ${(up.wallMs / 1000).toFixed(1)} floor ${(floor.up.wallMs / 1000).toFixed(1)} (${(up.wallMs / floor.up.wallMs).toFixed(2)}x); down crisp ${(down.wallMs / 1000).toFixed(1)} floor ${(floor.down.wallMs / 1000).toFixed(1)} (${(down.wallMs / floor.down.wallMs).toFixed(2)}x)`);
     console.log(`daemon CPU      ${fmt(cpuUp.total)} ms per pod started, ${fmt(cpuDown.total)} ms per pod torn down (released ${fmt(releasedAfterMs)} ms after the last reply)`);
     for (const [label, c] of [['up', cpuUp], ['down', cpuDown]] as const) {
-      console.log(`  ${label.padEnd(4)} user ${fmt(c.user)} system ${fmt(c.system)}; event-loop thread ${fmt(c.main)}, other threads ${fmt(c.total - c.main)}`);
+      console.log(`  ${label.padEnd(4)} user ${fmt(c.user)} system ${fmt(c.system)}; event-loop thread ${fmt(c.main)}, other threads ${fmt(c.total - c.main)}; ${fmt(c.faults)} page faults per pod`);
     }
     console.log(`event loop      ${fmt((loopUp1.wakeUps - loopUp0.wakeUps) / PODS)} wake-ups per pod started, ${fmt((loopDown1.wakeUps - loopDown0.wakeUps) / PODS)} per pod torn down (voluntary switches of its thread: it slept and was woken)`);
     console.log(`spawn helper    ${fmt(helperUp)} ms per pod started, ${fmt(helperDown)} ms per pod torn down (its own CPU: forks, system calls, pipes; the programs it starts excluded)`);
