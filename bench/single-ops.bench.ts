@@ -1,10 +1,12 @@
 // critest-style single operations, one pod at a time, against a fresh daemon: the first
-// RunPodSandbox after start-up against the later ones (on a new node, and after a restart), CreateContainer + StartContainer against
+// RunPodSandbox after start-up against the later ones (on a new node, and after a restart; with
+// the daemon's event-loop CPU and page faults of each, to tell work from waiting), CreateContainer + StartContainer against
 // conmon + runc by hand on a prepared bundle (bench/lib/floor.ts, measured in the same run), and
 // how soon StopContainer, RemoveContainer, StopPodSandbox and RemovePodSandbox answer. The
 // reads' server-side latency comes from the daemon's own histogram, with 110 pods present.
 //
 // Run as root: node --import tsx bench/single-ops.bench.ts [iterations=30]
+import { readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { directCycle, percentile } from './lib/floor.js';
@@ -19,6 +21,17 @@ import { call } from '../test/helpers/cri-client.js';
 
 const ITERATIONS = Number(process.argv[2] ?? process.env['BENCH_ITERATIONS'] ?? 30);
 const PRESENT = 110;
+
+/**
+ * The daemon's event-loop thread: its CPU ms (schedstat), and the daemon's minor page faults
+ * (~10 µs of system time each on this VM). Read around a call, they say whether a slower call
+ * did more work in the daemon or waited.
+ */
+function daemonWork(pid: number): { cpuMs: number; faults: number } {
+  const cpuNs = Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[0]);
+  const faults = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[7]);
+  return { cpuMs: cpuNs / 1e6, faults };
+}
 
 async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
   const t0 = performance.now();
@@ -52,6 +65,8 @@ async function main(): Promise<void> {
     await node.restartDaemon(daemonArgs, { nodeArgs });
     await call(rt(), rt().Version, {});
     const run: number[] = [];
+    const runCpu: number[] = [];
+    const runFaults: number[] = [];
     const createStart: number[] = [];
     const floor: number[] = [];
     const stopCtr: number[] = [];
@@ -64,8 +79,13 @@ async function main(): Promise<void> {
     for (let i = 0; i < ITERATIONS; i++) {
       const config = kubeletPod(node, i);
       kubeletPreparesPod(config);
+      const daemonPid = node.daemon.process.pid!;
+      const work0 = daemonWork(daemonPid);
       const [{ pod_sandbox_id: pod }, runMs] = await timed(() => call(rt(), rt().RunPodSandbox, { config }, 60_000));
+      const work1 = daemonWork(daemonPid);
       run.push(runMs);
+      runCpu.push(work1.cpuMs - work0.cpuMs);
+      runFaults.push(work1.faults - work0.faults);
       const ctrConfig = kubeletPreparesContainer(node, config, kubeletContainer(node, i));
       const t0 = performance.now();
       const { container_id: ctr } = await call(rt(), rt().CreateContainer, { pod_sandbox_id: pod, sandbox_config: config, config: ctrConfig }, 60_000);
@@ -80,6 +100,7 @@ async function main(): Promise<void> {
     const p50 = (xs: number[]) => percentile(xs, 50);
     console.log(`single operations, ${ITERATIONS} pods one at a time against a fresh daemon, ms (client side)`);
     console.log(`RunPodSandbox        first ${fmt(run[0]!)}  tenth ${fmt(run[9] ?? NaN)}  p50 of the rest ${fmt(p50(run.slice(1)))}  (daemon restarted on a node that has run a pod)`);
+    console.log(`                     the daemon's event-loop CPU: first ${fmt(runCpu[0]!)}  p50 of the rest ${fmt(p50(runCpu.slice(1)))}; its page faults: first ${runFaults[0]}  p50 of the rest ${fmt(p50(runFaults.slice(1)))}`);
     console.log(`                     first on a node where no pod has run yet ${fmt(firstOnNewNode)} (the bridge plugin creates its bridge)`);
     const createStartRatio = p50(createStart) / p50(floor);
     console.log(`Create+StartContainer first ${fmt(createStart[0]!)}  p50 ${fmt(p50(createStart))}  floor (conmon + runc) p50 ${fmt(p50(floor))}  ratio ${createStartRatio.toFixed(2)}x`);
