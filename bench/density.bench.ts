@@ -45,6 +45,7 @@ import { startOtlpReceiver } from '../test/helpers/otlp-receiver.js';
 import type { PollerSample } from './lib/poller.js';
 import { startBareListServer } from './lib/bare-list.js';
 import { describeTargets } from './lib/targets.js';
+import { cpuMsOf, procStat, schedStat } from './lib/proc.js';
 import { makeServiceCgroup } from '../test/helpers/service-cgroup.js';
 import { spawnHelperOf } from '../test/helpers/daemon.js';
 
@@ -52,7 +53,6 @@ const PODS = Number(process.argv[2] ?? process.env['BENCH_PODS'] ?? 100);
 const BATCH = Number(process.argv[3] ?? process.env['BENCH_BATCH'] ?? 10);
 // Long enough to hold one round of the poller's stats calls (every 10 s) and ten relists.
 const STEADY_SECONDS = 10;
-const CLK_TCK = 100;
 const PLUGIN_DIR = '/usr/lib/cni';
 
 // ---- process figures --------------------------------------------------------------------------
@@ -66,16 +66,10 @@ interface CpuMs {
   faults: number;
 }
 
-/** User and system ms, and minor page faults, from a /proc stat file. */
-function ticksOf(statPath: string): [number, number, number] {
-  const fields = readFileSync(statPath, 'utf8').split(') ')[1]!.split(' ');
-  return [(Number(fields[11]) / CLK_TCK) * 1000, (Number(fields[12]) / CLK_TCK) * 1000, Number(fields[7])];
-}
-
 function cpuOf(pid: number): CpuMs {
-  const [user, system, faults] = ticksOf(`/proc/${pid}/stat`);
-  const [mainUser, mainSystem] = ticksOf(`/proc/${pid}/task/${pid}/stat`);
-  return { user, system, main: mainUser + mainSystem, faults };
+  const all = procStat(`/proc/${pid}/stat`);
+  const main = procStat(`/proc/${pid}/task/${pid}/stat`);
+  return { user: all.userMs, system: all.systemMs, main: main.userMs + main.systemMs, faults: all.minorFaults };
 }
 
 /** CPU ms per pod between two readings: total, and its user, system and event-loop-thread parts. */
@@ -85,13 +79,11 @@ function perPod(from: CpuMs, to: CpuMs, pods: number) {
   return { total: user + system, user, system, main: (to.main - from.main) / pods, faults: (to.faults - from.faults) / pods };
 }
 
-/** The daemon's spawn helper (its child process named crisp-spawn-helper), if it runs one. */
 /** CPU ms of a process's own threads (its children excluded); 0 once it is gone. */
 function ownCpuMs(pid: number | undefined): number {
   if (pid === undefined) return 0;
   try {
-    const [user, system] = ticksOf(`/proc/${pid}/stat`);
-    return user + system;
+    return cpuMsOf(pid);
   } catch {
     return 0;
   }
@@ -106,10 +98,10 @@ function ownCpuMs(pid: number | undefined): number {
  * busy with runc and CNI plugins most of its waiting follows preemptions (README, density).
  */
 function loopThread(pid: number): { cpuMs: number; waitedMs: number; slices: number; wakeUps: number; preemptions: number } {
-  const [cpuNs, delayNs, slices] = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').trim().split(' ').map(Number);
+  const { onCoreMs, waitedMs, slices } = schedStat(pid);
   const status = readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8');
   const count = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(status)?.[1]);
-  return { cpuMs: cpuNs! / 1e6, waitedMs: delayNs! / 1e6, slices: slices!, wakeUps: count('voluntary_ctxt_switches'), preemptions: count('nonvoluntary_ctxt_switches') };
+  return { cpuMs: onCoreMs, waitedMs, slices, wakeUps: count('voluntary_ctxt_switches'), preemptions: count('nonvoluntary_ctxt_switches') };
 }
 
 /** MiB, as the bench measures RSS, in MB, as the issue states its targets. */

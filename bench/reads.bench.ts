@@ -7,7 +7,7 @@
 //
 // Run as root: node --import tsx bench/reads.bench.ts [pods=110]
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { benchDaemon, fmt, kubeletStartsPod } from './lib/kubelet.js';
@@ -16,17 +16,12 @@ import { startTestNode } from '../test/helpers/node-env.js';
 import { call, criClients } from '../test/helpers/cri-client.js';
 import { makeTempDir } from '../test/helpers/bundle.js';
 import { startBareListServer } from './lib/bare-list.js';
+import { cpuMsOf } from './lib/proc.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const PODS = Number(process.argv[2] ?? 110);
 const CALLS = 300;
 const PAIRS = 10;
-const CLK_TCK = 100;
-
-function cpuMsOf(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return ((Number(f[11]) + Number(f[12])) / CLK_TCK) * 1000;
-}
 
 type Runtime = ReturnType<typeof criClients>['runtime'];
 

@@ -6,7 +6,6 @@
 // reads' server-side latency comes from the daemon's own histogram, with 110 pods present.
 //
 // Run as root: node --import tsx bench/single-ops.bench.ts [iterations=30]
-import { readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { directCycle, percentile } from './lib/floor.js';
@@ -14,6 +13,7 @@ import {
   benchDaemon, describeLatencies, fmt, kubeletContainer, kubeletPod, kubeletPreparesContainer, kubeletPreparesPod, kubeletStartsPod, rpcHistograms, rpcLatency, warmClientCodecs,
 } from './lib/kubelet.js';
 import { describeTargets } from './lib/targets.js';
+import { procStat, schedStat } from './lib/proc.js';
 import { makeBundle, makeBusyboxRootfs, makeTempDir } from '../test/helpers/bundle.js';
 import { startTestNode } from '../test/helpers/node-env.js';
 import { mountTmpfs, unmountAllUnder } from '../test/helpers/mounts.js';
@@ -28,9 +28,7 @@ const PRESENT = 110;
  * did more work in the daemon or waited.
  */
 function daemonWork(pid: number): { cpuMs: number; faults: number } {
-  const cpuNs = Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[0]);
-  const faults = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[7]);
-  return { cpuMs: cpuNs / 1e6, faults };
+  return { cpuMs: schedStat(pid).onCoreMs, faults: procStat(`/proc/${pid}/stat`).minorFaults };
 }
 
 async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {

@@ -1,7 +1,7 @@
 // ListContainerStats and ListPodSandboxStats latency with 110 running containers (p50/p95),
 // then the daemon's CPU while a kubelet-like poller asks every second for a minute.
 // Run as root: node --import tsx bench/stats.bench.ts [pods] [containersPerPod] [seconds]
-import { readFileSync } from 'node:fs';
+import { cpuMsOf } from './lib/proc.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { call } from '../test/helpers/cri-client.js';
 import { startStatsNode } from '../test/integration/stats-fixture.js';
@@ -11,12 +11,7 @@ const PODS = Number(process.argv[2] ?? process.env['BENCH_PODS'] ?? 22);
 const PER_POD = Number(process.argv[3] ?? process.env['BENCH_PER_POD'] ?? 5);
 const SECONDS = Number(process.argv[4] ?? process.env['BENCH_SECONDS'] ?? 60);
 const ITERATIONS = 50;
-const CLK_TCK = 100;
-
-function cpuSecondsOf(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-}
+const cpuSecondsOf = (pid: number): number => cpuMsOf(pid) / 1000;
 
 const node = await startStatsNode();
 try {
