@@ -83,7 +83,7 @@ function* removalOf(path: string, st: Stats | Dirent): Generator<void, void, und
   if (!st.isDirectory()) {
     if (unlinkEntry(path)) return;
   }
-  for (const entry of readdirIfPresent(path)) {
+  for (const entry of entriesIfPresent(path)) {
     yield* removalOf(`${path}/${entry.name}`, entry);
     yield;
   }
@@ -106,13 +106,24 @@ function unlinkEntry(path: string): boolean {
   }
 }
 
-function readdirIfPresent(dir: string): Dirent[] {
+/** A directory's entries, or none when it is absent (absent is an answer, not an error). */
+function listingIfPresent<T>(dir: string, read: (dir: string) => T[]): T[] {
   try {
-    return readdirSync(dir, { withFileTypes: true });
+    return read(dir);
   } catch (err) {
     if (errCode(err) === 'ENOENT') return [];
     throw err;
   }
+}
+
+/** A directory's entries with their types; none when it is absent. */
+function entriesIfPresent(dir: string): Dirent[] {
+  return listingIfPresent(dir, (d) => readdirSync(d, { withFileTypes: true }));
+}
+
+/** A directory's entry names; none when it is absent. */
+export function namesIfPresent(dir: string): string[] {
+  return listingIfPresent(dir, (d) => readdirSync(d));
 }
 
 /**

@@ -6,9 +6,9 @@
 // plugin: a crash in the middle of an ADD then still leaves what DEL needs to undo it
 // (`addComplete` tells the two cases apart; libcni ignores the extra key).
 
-import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { removeIfPresent } from '../../host/files.js';
+import { namesIfPresent, removeIfPresent } from '../../host/files.js';
 
 export const CNI_CACHE_KIND = 'cniCacheV1';
 
@@ -92,15 +92,8 @@ export async function removeCachedAttachment(
 
 /** All readable entries, optionally only those of one container; unreadable ones are skipped. */
 export async function listCachedAttachments(cacheDir: string, containerId?: string): Promise<CachedAttachment[]> {
-  let names: string[];
-  try {
-    names = readdirSync(join(cacheDir, 'results'));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
   const out: CachedAttachment[] = [];
-  for (const name of names.sort()) {
+  for (const name of namesIfPresent(join(cacheDir, 'results')).sort()) {
     if (name.endsWith('.tmp')) continue;
     if (containerId !== undefined && !name.includes(`-${containerId}-`)) continue;
     try {

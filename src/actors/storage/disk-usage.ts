@@ -1,17 +1,15 @@
-import { lstatSync, readdirSync } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import { ENTRIES_PER_TURN } from '../../host/files.js';
+import { ENTRIES_PER_TURN, namesIfPresent } from '../../host/files.js';
 
 export type Usage = { bytes: number; inodes: number };
-
-// Each entry is an lstat (and a readdir for a directory) made synchronously, ENTRIES_PER_TURN of
-// them between two turns of the event loop: fs/promises' round trip and promise per entry had been
-// most of a walk's CPU.
 
 /**
  * Space taken by a tree the way `du` counts it: allocated blocks, each inode once (hard links
  * are not counted twice). A missing root counts as empty, so callers need no existence check;
- * an entry removed while the walk runs counts as absent.
+ * an entry removed while the walk runs counts as absent. Each entry is an lstat (and a readdir
+ * for a directory) made synchronously, ENTRIES_PER_TURN of them between two turns of the event
+ * loop: fs/promises' round trip and promise per entry had been most of a walk's CPU.
  */
 export async function diskUsage(root: string): Promise<Usage> {
   // Only a file with more than one link can be met twice.
@@ -30,16 +28,7 @@ export async function diskUsage(root: string): Promise<Usage> {
     }
     total.bytes += st.blocks * 512;
     total.inodes += 1;
-    if (st.isDirectory()) {
-      let names: string[];
-      try {
-        names = readdirSync(path);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-        throw err;
-      }
-      for (const name of names) pending.push(`${path}/${name}`);
-    }
+    if (st.isDirectory()) for (const name of namesIfPresent(path)) pending.push(`${path}/${name}`);
   }
   return total;
 }
